@@ -1,0 +1,1 @@
+"""Control images for the ControlNet: Canny edge maps and lesion masks."""

@@ -1,0 +1,182 @@
+"""Ingest: any source → resized grayscale images, masks and a split manifest in one folder.
+
+Output layout (``paths.prepared``)::
+
+    images/<id>.png     (S, S) uint8 grayscale, S = data.image_size
+    masks/<id>.png      (S, S) uint8 0/255 lesion mask, for images whose source has one
+    manifest.csv        one row per image (see MANIFEST_COLUMNS)
+    rejected.csv        inputs skipped under data.on_error=skip, with the reason
+
+The folder is built beside its destination and swapped in at the end, so an interrupted or failed
+run leaves the previous output (or nothing), never a half-written set. Same params and inputs give
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from controlbreast.config import Config, DataConfig, PhantomConfig
+from controlbreast.data.imageio import encode_png
+from controlbreast.data.phantom import phantom_candidates
+from controlbreast.data.records import Candidate, SampleError
+from controlbreast.data.sources import busi_candidates, csv_candidates
+from controlbreast.data.splits import (
+    assign_splits,
+    merge_groups,
+    near_duplicate_pairs,
+    perceptual_hash,
+)
+from controlbreast.outputs import atomic_folder, csv_bytes
+
+MANIFEST_COLUMNS = ("id", "label", "source_label", "split", "group", "source_path",
+                    "orig_height", "orig_width", "bit_depth", "has_mask", "sha256", "phash")
+
+
+class IngestError(RuntimeError):
+    """Ingest cannot produce a usable data set; the message lists the problems."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One candidate after loading and resizing: (S, S) uint8 image, (S, S) bool mask or None."""
+
+    candidate: Candidate
+    image: np.ndarray
+    mask: np.ndarray | None
+    sha256: str
+    bit_depth: int
+    orig_shape: tuple[int, int]
+    phash: int
+    group: str | None
+
+
+def fit_to_square(pixels: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """Resize (H, W) keeping aspect: ``pad`` fits the long side and pads with 0 (centred);
+    ``crop`` fits the short side and crops the centre. Returns (size, size), same dtype."""
+    height, width = pixels.shape
+    scale = size / (max(height, width) if mode == "pad" else min(height, width))
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
+    if mode == "crop":
+        top, left = (new_h - size) // 2, (new_w - size) // 2
+        return resized[top:top + size, left:left + size]
+    canvas = np.zeros((size, size), dtype=pixels.dtype)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = resized
+    return canvas
+
+
+def prepare(candidate: Candidate, size: int, mode: str) -> Prepared | SampleError:
+    """Load and resize one candidate; a bad input comes back as its ``SampleError``."""
+    try:
+        raw = candidate.load()
+    except SampleError as error:
+        return error
+    image = fit_to_square(raw.image, size, mode)
+    mask = None
+    if raw.mask is not None:
+        mask = fit_to_square(raw.mask.astype(np.float32), size, mode) >= 0.5
+    return Prepared(candidate, image, mask, raw.sha256, raw.bit_depth, raw.image.shape,
+                    perceptual_hash(image), raw.group)
+
+
+def discover(cfg: DataConfig, phantom_cfg: PhantomConfig) -> tuple[list[Candidate], list[SampleError]]:
+    """Candidates of the configured source, sorted by source path, and discovery problems."""
+    if cfg.source == "phantom":
+        found, errors = phantom_candidates(phantom_cfg), []
+    elif cfg.source == "busi":
+        found, errors = busi_candidates(cfg)
+    else:
+        found, errors = csv_candidates(cfg)
+    return sorted(found, key=lambda c: c.source_path), errors
+
+
+def load_all(candidates: list[Candidate], cfg: DataConfig) -> Iterator[Prepared | SampleError]:
+    """``prepare`` every candidate, in order, over ``cfg.workers`` processes, with progress."""
+    jobs = ((c, cfg.image_size, cfg.resize) for c in candidates)
+    bar = dict(total=len(candidates), desc="ingest", unit="img")
+    if cfg.workers == 1:
+        yield from tqdm((prepare(*job) for job in jobs), **bar)
+        return
+    with ProcessPoolExecutor(cfg.workers) as pool:
+        chunk = max(1, len(candidates) // (cfg.workers * 16))
+        yield from tqdm(pool.map(prepare, *zip(*jobs, strict=True), chunksize=chunk), **bar)
+
+
+def _partition(results: Iterable[Prepared | SampleError]) -> tuple[list[Prepared], list[SampleError]]:
+    good, bad = [], []
+    for result in results:
+        (bad if isinstance(result, SampleError) else good).append(result)
+    return good, bad
+
+
+def _check(good: list[Prepared], errors: list[SampleError], cfg: DataConfig) -> None:
+    if errors and cfg.on_error == "fail":
+        listed = "\n".join(f"  {e}" for e in errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise IngestError(f"{len(errors)} bad input(s); set data.on_error: skip to leave them out "
+                          f"and list them in rejected.csv:\n{listed}{more}")
+    if not good:
+        raise IngestError("no usable images: the data set is empty" +
+                          (f" ({len(errors)} inputs rejected)" if errors else ""))
+
+
+def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int) -> list[dict]:
+    """Manifest rows (ids in source-path order), with merged groups and assigned splits."""
+    own_groups = [p.candidate.group or p.group or f"img-{i:06d}" for i, p in enumerate(good)]
+    pairs = near_duplicate_pairs([p.phash for p in good], cfg.near_duplicate_bits)
+    groups = merge_groups(own_groups, pairs)
+    labels = [cfg.to_class(p.candidate.source_label) for p in good]
+    fractions = (cfg.split.train, cfg.split.val, cfg.split.test)
+    splits = assign_splits(groups, labels, fractions, seed)
+    return [
+        {"id": f"img-{i:06d}", "label": label, "source_label": p.candidate.source_label,
+         "split": split, "group": group, "source_path": p.candidate.source_path,
+         "orig_height": p.orig_shape[0], "orig_width": p.orig_shape[1], "bit_depth": p.bit_depth,
+         "has_mask": p.mask is not None, "sha256": p.sha256, "phash": f"{p.phash:016x}"}
+        for i, (p, label, group, split) in enumerate(zip(good, labels, groups, splits, strict=True))
+    ]
+
+
+def _write(build: Path, good: list[Prepared], rows: list[dict], errors: list[SampleError]) -> None:
+    (build / "images").mkdir()
+    (build / "masks").mkdir()
+    for prepared, row in zip(good, rows, strict=True):
+        (build / "images" / f"{row['id']}.png").write_bytes(encode_png(prepared.image))
+        if prepared.mask is not None:
+            mask = prepared.mask.astype(np.uint8) * 255
+            (build / "masks" / f"{row['id']}.png").write_bytes(encode_png(mask))
+    (build / "manifest.csv").write_bytes(csv_bytes(rows, MANIFEST_COLUMNS))
+    rejected = [{"source_path": e.source_path, "problem": e.problem} for e in errors]
+    (build / "rejected.csv").write_bytes(csv_bytes(rejected, ("source_path", "problem")))
+
+
+def split_counts(rows: list[dict]) -> dict[str, int]:
+    """Images per split and class, e.g. ``{"train/benign": 120, ...}``, for metrics and logs."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        key = f"{row['split']}/{row['label']}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def ingest(config: Config) -> tuple[list[dict], list[SampleError]]:
+    """Run the ingest stage: manifest rows and rejected inputs. Raises ``IngestError``."""
+    cfg = config.data
+    candidates, errors = discover(cfg, config.phantom)
+    good, bad = _partition(load_all(candidates, cfg))
+    errors = errors + bad
+    _check(good, errors, cfg)
+    rows = manifest_rows(good, cfg, config.seed)
+    with atomic_folder(Path(config.paths.prepared)) as build:
+        _write(build, good, rows, errors)
+    return rows, errors

@@ -1,0 +1,97 @@
+"""Leak-free splits: images that share a patient, or that are near-duplicates, share a split.
+
+Real sets such as BUSI contain the same lesion imaged twice, sometimes re-encoded or slightly
+shifted; a plain random split puts one copy in train and the other in test and quietly inflates
+every test metric. We therefore merge groups through perceptual-hash neighbours before a
+stratified, group-aware split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+SPLITS = ("train", "val", "test")
+
+
+def perceptual_hash(image: np.ndarray) -> int:
+    """64-bit DCT perceptual hash of a (H, W) uint8 image (robust to re-encoding and resizing)."""
+    bits = imagehash.phash(Image.fromarray(image), hash_size=8).hash.flatten()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+class _UnionFind:
+    def __init__(self, size: int) -> None:
+        self.parent = np.arange(size)
+
+    def find(self, item: int) -> int:
+        root = item
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[item] != root:
+            self.parent[item], item = root, self.parent[item]
+        return int(root)
+
+    def union(self, first: int, second: int) -> None:
+        a, b = self.find(first), self.find(second)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+
+def near_duplicate_pairs(hashes: Sequence[int], max_bits: int,
+                         chunk: int = 1024) -> list[tuple[int, int]]:
+    """Index pairs (i < j) whose hashes differ in at most ``max_bits`` bits.
+
+    All pairs are compared, in row chunks so memory stays O(chunk * n): about a second for 16,000
+    images; near-duplicates are rare, so the output is small.
+    """
+    values = np.asarray(hashes, dtype=np.uint64)
+    pairs: list[tuple[int, int]] = []
+    for start in range(0, len(values), chunk):
+        block = values[start:start + chunk, None] ^ values[None, :]
+        rows, cols = np.nonzero(np.bitwise_count(block) <= max_bits)
+        rows = rows + start
+        keep = rows < cols
+        pairs += zip(rows[keep].tolist(), cols[keep].tolist(), strict=True)
+    return pairs
+
+
+def merge_groups(groups: Sequence[str], pairs: Sequence[tuple[int, int]]) -> list[str]:
+    """Group of each item after joining items that share a group or form a pair.
+
+    A merged group is named after its smallest member group, so names are deterministic.
+    """
+    names = sorted(set(groups))
+    index = {name: i for i, name in enumerate(names)}
+    union = _UnionFind(len(names))
+    for first, second in pairs:
+        union.union(index[groups[first]], index[groups[second]])
+    return [names[union.find(index[group])] for group in groups]
+
+
+def assign_splits(groups: Sequence[str], labels: Sequence[str], fractions: Sequence[float],
+                  seed: int) -> list[str]:
+    """Split of each item; whole groups go to one split, each class near its target fractions.
+
+    Greedy: groups in seeded random order (largest first), each to the split whose per-class
+    counts fall furthest short of target, relative to the target. Returns names from ``SPLITS``.
+    """
+    classes = sorted(set(labels))
+    group_names = sorted(set(groups))
+    counts = np.zeros((len(group_names), len(classes)))
+    group_index = {name: i for i, name in enumerate(group_names)}
+    for group, label in zip(groups, labels, strict=True):
+        counts[group_index[group], classes.index(label)] += 1
+    target = np.asarray(fractions)[:, None] * counts.sum(axis=0)[None, :]
+    filled = np.zeros_like(target)
+    order = np.random.default_rng(seed).permutation(len(group_names))
+    order = order[np.argsort(-counts[order].sum(axis=1), kind="stable")]
+    chosen = np.empty(len(group_names), dtype=int)
+    for g in order:
+        shortfall = ((target - filled) / np.maximum(target, 1e-9)) @ counts[g]
+        chosen[g] = int(np.argmax(shortfall))
+        filled[chosen[g]] += counts[g]
+    return [SPLITS[chosen[group_index[group]]] for group in groups]

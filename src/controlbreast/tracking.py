@@ -1,0 +1,73 @@
+"""The one place that opens MLflow runs.
+
+Every stage logs to the same SQLite store (``<paths.mlruns>/mlflow.db``) with artifacts under
+``<paths.mlruns>/artifacts``, so ``mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db`` from
+the repository root shows all of them. Runs are tagged with the stage and the git commit.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from controlbreast.config import Config
+
+
+def tracking_uri(mlruns: Path) -> str:
+    """SQLite URI of the store under ``mlruns`` (absolute, so any working directory works)."""
+    return f"sqlite:///{(Path(mlruns).resolve() / 'mlflow.db').as_posix()}"
+
+
+def git_commit() -> str | None:
+    """The checked-out commit, or None outside a git repository."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"image_size": 64}}`` → ``{"data.image_size": 64}`` (MLflow params are flat)."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def use_store(config: Config) -> str:
+    """Point MLflow at the project's store and experiment; returns the experiment id."""
+    import mlflow
+
+    mlruns = Path(config.paths.mlruns)
+    mlruns.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri(mlruns))
+    experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifacts = (mlruns.resolve() / "artifacts").as_uri()
+    return mlflow.create_experiment(config.tracking.experiment, artifact_location=artifacts)
+
+
+@contextmanager
+def stage_run(config: Config, stage: str, sections: tuple[str, ...]) -> Iterator[Any]:
+    """An MLflow run for one stage, with the params of the ``sections`` it reads logged flat."""
+    import mlflow
+
+    experiment_id = use_store(config)
+    tags = {"stage": stage}
+    commit = git_commit()
+    if commit:
+        tags["git_commit"] = commit
+    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=tags) as run:
+        dumped = config.model_dump(mode="json")
+        mlflow.log_params(flatten({key: dumped[key] for key in sections}))
+        yield run

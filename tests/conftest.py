@@ -1,0 +1,19 @@
+"""Shared fixtures; the builders they use live in ``builders.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builders import write_busi
+
+
+@pytest.fixture
+def busi_root(tmp_path: Path) -> Path:
+    return write_busi(tmp_path / "busi")
+
+
+@pytest.fixture
+def small_phantom() -> dict:
+    return {"patients_per_class": 6, "max_images_per_patient": 2, "render_size": 64}

@@ -1,0 +1,97 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builders import write_dicom
+from controlbreast.data.imageio import encode_png, read_gray, read_mask, to_uint8
+from controlbreast.data.records import SampleError
+
+
+def png_bytes(pixels: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode=mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_rgb_png_becomes_grayscale_with_file_hash(tmp_path):
+    gray = np.arange(64 * 48, dtype=np.uint32).reshape(48, 64) % 256
+    path = tmp_path / "rgb.png"
+    path.write_bytes(png_bytes(np.repeat(gray.astype(np.uint8)[..., None], 3, axis=2)))
+    pixels, bits, digest, patient = read_gray(path, "rgb.png")
+    assert pixels.dtype == np.uint8 and pixels.shape == (48, 64) and bits == 8
+    np.testing.assert_array_equal(pixels, gray)
+    assert len(digest) == 64 and patient is None
+
+
+def test_sixteen_bit_keeps_absolute_scale():
+    twelve_bit = np.array([[0, 4095], [2048, 1024]], dtype=np.uint16)
+    pixels, bits = to_uint8(twelve_bit)
+    assert bits == 12
+    assert pixels.tolist() == [[0, 255], [128, 64]]
+
+
+def test_sixteen_bit_png_and_tiff(tmp_path):
+    values = (np.linspace(0, 65535, 32 * 32).reshape(32, 32)).astype(np.uint16)
+    for name in ("deep.png", "deep.tif"):
+        Image.fromarray(values).save(tmp_path / name)
+        pixels, bits, _, _ = read_gray(tmp_path / name, name)
+        assert bits == 16 and pixels.min() == 0 and pixels.max() == 255
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "empty (0 bytes)"),
+        (b"this is not an image at all", "not a readable image"),
+        (None, "corrupt or truncated"),
+    ],
+)
+def test_bad_files_name_file_and_problem(tmp_path, content, problem):
+    if content is None:
+        content = png_bytes(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
+        content = content[: len(content) // 2]
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(SampleError) as error:
+        read_gray(path, "benign/bad.png")
+    assert str(error.value).startswith("benign/bad.png: ") and problem in str(error.value)
+
+
+def test_missing_file_and_unsupported_mode(tmp_path):
+    with pytest.raises(SampleError, match="file not found"):
+        read_gray(tmp_path / "nope.png", "nope.png")
+    Image.new("CMYK", (8, 8)).save(tmp_path / "cmyk.jpg")
+    with pytest.raises(SampleError, match="unsupported image mode 'CMYK'"):
+        read_gray(tmp_path / "cmyk.jpg", "cmyk.jpg")
+
+
+def test_mask_parts_merge_and_size_mismatch(tmp_path):
+    first, second = np.zeros((10, 10), np.uint8), np.zeros((10, 10), np.uint8)
+    first[1, 1], second[8, 8] = 255, 255
+    (tmp_path / "a.png").write_bytes(encode_png(first))
+    (tmp_path / "b.png").write_bytes(encode_png(second))
+    merged = read_mask([tmp_path / "a.png", tmp_path / "b.png"], ["a.png", "b.png"], (10, 10))
+    assert merged.sum() == 2 and merged[1, 1] and merged[8, 8]
+    with pytest.raises(SampleError, match="mask is 10x10 \\(WxH\\) but its image is 12x10"):
+        read_mask([tmp_path / "a.png"], ["a.png"], (10, 12))
+
+
+def test_dicom_voi_lut_and_monochrome1(tmp_path):
+    ramp = np.tile(np.linspace(0, 4000, 16), (8, 1))
+    write_dicom(tmp_path / "m2.dcm", ramp, window=(2000, 2000))
+    plain, bits, _, patient = read_gray(tmp_path / "m2.dcm", "m2.dcm")
+    assert bits == 12 and patient == "P-42"
+    assert plain[0, 0] == 0 and plain[0, -1] == 255
+    assert (plain[0, :4] == 0).all() and (plain[0, -4:] == 255).all()  # window clips the ends
+    write_dicom(tmp_path / "m1.dcm", ramp, photometric="MONOCHROME1", window=(2000, 2000))
+    inverted, _, _, _ = read_gray(tmp_path / "m1.dcm", "m1.dcm")
+    np.testing.assert_array_equal(inverted, 255 - plain)
+
+
+def test_corrupt_dicom(tmp_path):
+    path = tmp_path / "broken.dcm"
+    path.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage")
+    with pytest.raises(SampleError, match=r"broken\.dcm: corrupt or unreadable DICOM"):
+        read_gray(path, "broken.dcm")

@@ -1,0 +1,68 @@
+from collections import Counter
+
+import cv2
+import numpy as np
+import pytest
+
+from builders import smooth_image
+from controlbreast.data.splits import (
+    assign_splits,
+    merge_groups,
+    near_duplicate_pairs,
+    perceptual_hash,
+)
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def test_phash_finds_reencoded_shifted_and_resized_copies_but_not_others():
+    image = smooth_image(1, (128, 128))
+    _, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    reencoded = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE)
+    shifted = np.roll(image, 3, axis=1)
+    resized = cv2.resize(cv2.resize(image, (100, 100)), (128, 128))
+    base = perceptual_hash(image)
+    for copy in (reencoded, shifted, resized):
+        assert hamming(base, perceptual_hash(copy)) <= 6
+    others = [hamming(base, perceptual_hash(smooth_image(seed, (128, 128)))) for seed in range(2, 30)]
+    assert min(others) > 6
+
+
+def test_near_duplicate_pairs_matches_brute_force():
+    rng = np.random.default_rng(0)
+    hashes = [int(x) for x in rng.integers(0, 2**63, size=300, dtype=np.int64)]
+    hashes[10] = hashes[200] ^ 0b101  # two bits apart
+    hashes[50] = hashes[7]            # exact copy
+    expected = [(i, j) for i in range(300) for j in range(i + 1, 300)
+                if hamming(hashes[i], hashes[j]) <= 3]
+    assert near_duplicate_pairs(hashes, 3, chunk=64) == expected
+    assert (10, 200) in expected and (7, 50) in expected
+
+
+def test_merge_groups_is_transitive_and_deterministic():
+    groups = ["p1", "p1", "p2", "p3", "p4"]
+    merged = merge_groups(groups, [(1, 2), (2, 3)])
+    assert merged == ["p1", "p1", "p1", "p1", "p4"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_assign_splits_keeps_groups_whole_and_stratifies(seed):
+    rng = np.random.default_rng(seed)
+    groups, labels = [], []
+    for g in range(300):
+        label = ("normal", "benign", "malignant")[g % 3]
+        for _ in range(int(rng.integers(1, 4))):
+            groups.append(f"g{g}")
+            labels.append(label)
+    splits = assign_splits(groups, labels, (0.7, 0.15, 0.15), seed)
+    by_group = {}
+    for group, split in zip(groups, splits, strict=True):
+        assert by_group.setdefault(group, split) == split
+    counts = Counter(zip(splits, labels, strict=True))
+    for label in ("normal", "benign", "malignant"):
+        total = sum(counts[(s, label)] for s in ("train", "val", "test"))
+        for split, fraction in (("train", 0.7), ("val", 0.15), ("test", 0.15)):
+            assert abs(counts[(split, label)] / total - fraction) < 0.03
+    assert splits == assign_splits(groups, labels, (0.7, 0.15, 0.15), seed)

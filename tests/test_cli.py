@@ -1,0 +1,43 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from controlbreast.cli import app
+
+CLI = [str(Path(sys.executable).parent / "controlbreast")]
+
+
+@pytest.mark.parametrize("stage", ["ingest", "controls"])
+def test_every_stage_has_help(stage):
+    result = CliRunner().invoke(app, [stage, "--help"])
+    assert result.exit_code == 0 and "--params" in result.output
+
+
+def test_bad_params_exit_2_with_the_key_and_no_traceback(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"image_size": 64, "sorce": "busi"}}))
+    result = subprocess.run([*CLI, "ingest", "--params", str(params)], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{params}: invalid parameters" in result.stderr and "data.sorce: unknown key" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_bad_data_exits_1_naming_the_file(tmp_path):
+    root = tmp_path / "busi" / "benign"
+    root.mkdir(parents=True)
+    (root / "benign (1).png").write_bytes(b"\x89PNG broken")
+    (root / "benign (1)_mask.png").write_bytes(b"\x89PNG broken")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"source": "busi", "root": str(tmp_path / "busi")},
+                                      "paths": {"mlruns": str(tmp_path / "mlruns")}}))
+    result = subprocess.run([*CLI, "ingest", "--params", str(params)], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "benign/benign (1).png: not a readable image" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controlbreast.config import ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_parse():
+    config = load_config(REPO / "params.yaml")
+    assert config.data.source == "phantom"
+    assert config.controls.channels == ("edges",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "message"),
+    [
+        ({"data": {"image_sise": 64}}, "data.image_sise", "unknown key"),
+        ({"dat": {}}, "dat", "unknown key"),
+        ({"data": {"image_size": "big"}}, "data.image_size", "integer"),
+        ({"data": {"image_size": 8}}, "data.image_size", "greater than or equal to 16"),
+        ({"data": {"split": {"train": 0.9, "val": 0.2, "test": 0.1}}}, "data.split", "must be 1"),
+        ({"data": {"source": "busi"}}, "data", "needs data.root"),
+        ({"data": {"label_map": {"benign": "cancer"}}}, "data", "not in classes"),
+        ({"controls": {"kind": "depth"}}, "controls.kind", "'edges'"),
+        ({"controls": {"canny_low": 10}}, "controls", "set both"),
+        ({"controls": {"blur_kernel": 4}}, "controls", "odd"),
+    ],
+)
+def test_bad_params_name_the_key_and_the_file(raw, key, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, "my-params.yaml")
+    text = str(error.value)
+    assert text.startswith("my-params.yaml: invalid parameters")
+    assert f"  {key}:" in text and message in text
+
+
+def test_load_config_reports_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such params file"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(bad)
+
+
+def test_two_class_mapping():
+    config = parse_config(yaml.safe_load("""
+data:
+  classes: [no_cancer, cancer]
+  label_map: {normal: no_cancer, benign: no_cancer, malignant: cancer}
+"""))
+    assert [config.data.to_class(x) for x in ("normal", "benign", "malignant", "cyst")] == [
+        "no_cancer", "no_cancer", "cancer", None]
+
+
+def test_config_is_frozen():
+    config = parse_config({})
+    with pytest.raises(ValueError, match="frozen"):
+        config.data.image_size = 32
