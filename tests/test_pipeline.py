@@ -34,7 +34,7 @@ def project(tmp_path_factory) -> Path:
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["phantom"]["patients_per_class"] = 8
+    params["phantom"]["patients_per_class"] = 24
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     run("git", "init", "-q", cwd=root)
     run("dvc", "init", "-q", cwd=root)
@@ -48,7 +48,9 @@ def test_repro_writes_outputs_lock_and_metrics(project):
     assert (project / "dvc.lock").is_file()
     assert (project / "data" / "prepared" / "manifest.csv").is_file()
     assert (project / "data" / "controls" / "controls.csv").is_file()
-    assert '"images"' in run("dvc", "metrics", "show", "--json", cwd=project)
+    assert (project / "reports" / "data_quality" / "index.html").is_file()
+    metrics = run("dvc", "metrics", "show", "--json", cwd=project)
+    assert '"images"' in metrics and '"passed": true' in metrics
     assert "Data and pipelines are up to date" in run("dvc", "repro", cwd=project)
 
 
@@ -60,7 +62,8 @@ def test_mlflow_store_has_one_run_per_stage(project):
     experiment = client.get_experiment_by_name("controlbreast")
     runs = client.search_runs([experiment.experiment_id])
     by_stage = {run.data.tags["stage"]: run for run in runs}
-    assert set(by_stage) == {"ingest", "controls"}
+    assert set(by_stage) == {"ingest", "controls", "validate-prepared"}
+    assert by_stage["validate-prepared"].data.metrics["passed"] == 1
     assert by_stage["ingest"].data.params["data.source"] == "phantom"
     assert by_stage["ingest"].data.metrics["images"] > 0
     artifacts = [a.path for a in client.list_artifacts(by_stage["controls"].info.run_id)]

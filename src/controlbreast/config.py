@@ -36,6 +36,8 @@ class PathsConfig(Section):
     prepared: Path = Path("data/prepared")
     controls: Path = Path("data/controls")
     metrics: Path = Path("metrics")
+    reports: Path = Path("reports")
+    synthetic: Path = Path("data/synthetic")
     mlruns: Path = Path("mlruns")
 
 
@@ -138,6 +140,26 @@ class ControlsConfig(Section):
         return tuple(self.kind.split("+"))
 
 
+class QualityConfig(Section):
+    """Bounds of the data-quality gate (``controlbreast validate``); failures name the key to relax.
+
+    Intensities are fractions of the 8-bit range. ``black_level``/``saturated_level`` are the pixel
+    values at or below/above which a pixel counts as black/saturated. Letterbox padding is black,
+    so ``max_black_fraction`` must leave room for it.
+    """
+
+    min_std: Annotated[float, Field(ge=0.0, le=0.5)] = 0.02
+    black_level: Annotated[int, Field(ge=0, le=255)] = 5
+    saturated_level: Annotated[int, Field(ge=0, le=255)] = 250
+    max_black_fraction: Fraction = 0.9
+    max_saturated_fraction: Fraction = 0.1
+    min_mask_coverage: Fraction = 0.001
+    max_mask_coverage: Fraction = 0.7
+    split_tolerance: Fraction = 0.05
+    near_duplicate_bits: Annotated[int, Field(ge=0, le=32)] = 6
+    max_listed_ids: Annotated[int, Field(ge=1, le=1000)] = 5
+
+
 class TrackingConfig(Section):
     """MLflow: a SQLite store under ``paths.mlruns`` and one experiment for the project."""
 
@@ -152,6 +174,7 @@ class Config(Section):
     data: DataConfig = DataConfig()
     phantom: PhantomConfig = PhantomConfig()
     controls: ControlsConfig = ControlsConfig()
+    quality: QualityConfig = QualityConfig()
     tracking: TrackingConfig = TrackingConfig()
 
 

@@ -125,6 +125,22 @@ def test_bad_inputs_skipped_and_listed(tmp_path, busi_root):
     assert all(EXPECTED_PROBLEMS[k] in v for k, v in listed.items())
 
 
+def test_exact_duplicates_keep_one_copy_or_none_on_conflicting_labels(tmp_path, busi_root):
+    for source, target in (("benign/benign (3)", "benign/benign (77)"),
+                           ("benign/benign (5)", "malignant/malignant (77)")):
+        for suffix in (".png", "_mask.png"):
+            (busi_root / f"{target}{suffix}").write_bytes((busi_root / f"{source}{suffix}").read_bytes())
+    config = make_config(tmp_path, data={"source": "busi", "root": str(busi_root)})
+    rows, rejected = ingest(config)
+    paths = {r["source_path"] for r in rows}
+    assert "benign/benign (3).png" in paths and "benign/benign (77).png" not in paths
+    assert not paths & {"benign/benign (5).png", "malignant/malignant (77).png"}
+    problems = {e.source_path: e.problem for e in rejected}
+    assert problems["benign/benign (77).png"] == "exact duplicate of benign/benign (3).png"
+    assert "conflicting labels ['benign', 'malignant']" in problems["malignant/malignant (77).png"]
+    assert len(rows) == 18 - 1
+
+
 def test_empty_data_set(tmp_path):
     (tmp_path / "empty" / "benign").mkdir(parents=True)
     with pytest.raises(IngestError, match="no usable images"):
@@ -137,10 +153,12 @@ def test_shared_busi_copy(tmp_path):
     config = make_config(tmp_path, data={"source": "busi", "root": str(BUSI_SHARED),
                                          "workers": 2})
     rows, rejected = ingest(config)
-    assert len(rows) == 612 and rejected == []
+    assert len(rows) == 610  # 612 less one image filed both as benign and as malignant
+    assert sorted(e.source_path for e in rejected) == ["benign/benign (433).png",
+                                                       "malignant/malignant (145).png"]
     counts = {label: sum(r["label"] == label for r in rows)
               for label in ("benign", "malignant", "normal")}
-    assert counts == {"benign": 348, "malignant": 159, "normal": 105}
+    assert counts == {"benign": 347, "malignant": 158, "normal": 105}
     assert_groups_within_one_split(rows)
     assert sum(r["group"] != rows[0]["group"] for r in rows) > 0
     multi_part = next(r for r in rows if r["source_path"] == "benign/benign (100).png")

@@ -5,7 +5,8 @@ Output layout (``paths.prepared``)::
     images/<id>.png     (S, S) uint8 grayscale, S = data.image_size
     masks/<id>.png      (S, S) uint8 0/255 lesion mask, for images whose source has one
     manifest.csv        one row per image (see MANIFEST_COLUMNS)
-    rejected.csv        inputs skipped under data.on_error=skip, with the reason
+    rejected.csv        inputs left out, with the reason: bad inputs under data.on_error=skip,
+                        and exact duplicates (one copy kept, or none if their labels conflict)
 
 The folder is built beside its destination and swapped in at the end, so an interrupted or failed
 run leaves the previous output (or nothing), never a half-written set. Same params and inputs give
@@ -130,6 +131,31 @@ def _check(good: list[Prepared], errors: list[SampleError], cfg: DataConfig) -> 
                           (f" ({len(errors)} inputs rejected)" if errors else ""))
 
 
+def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[list[Prepared],
+                                                                          list[SampleError]]:
+    """Keep one copy of byte-identical inputs; drop every copy when their labels disagree.
+
+    Real sets contain both (BUSI has one image filed as benign and as malignant): a repeated copy
+    only reweights training, but a label conflict has no right answer, so neither copy is used.
+    """
+    copies: dict[str, list[Prepared]] = {}
+    for prepared in good:
+        copies.setdefault(prepared.sha256, []).append(prepared)
+    kept, dropped = [], []
+    for group in copies.values():
+        first, rest = group[0], group[1:]
+        labels = {cfg.to_class(p.candidate.source_label) for p in group}
+        if len(labels) > 1:
+            others = ", ".join(p.candidate.source_path for p in group)
+            dropped += [SampleError(p.candidate.source_path, f"identical images with conflicting "
+                                    f"labels {sorted(labels)}: {others}") for p in group]
+            continue
+        kept.append(first)
+        dropped += [SampleError(p.candidate.source_path,
+                                f"exact duplicate of {first.candidate.source_path}") for p in rest]
+    return kept, dropped  # kept in input order: dicts keep first-seen order
+
+
 def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int) -> list[dict]:
     """Manifest rows (ids in source-path order), with merged groups and assigned splits."""
     own_groups = [p.candidate.group or p.group or f"img-{i:06d}" for i, p in enumerate(good)]
@@ -176,7 +202,8 @@ def ingest(config: Config) -> tuple[list[dict], list[SampleError]]:
     good, bad = _partition(load_all(candidates, cfg))
     errors = errors + bad
     _check(good, errors, cfg)
+    good, duplicates = drop_exact_duplicates(good, cfg)
     rows = manifest_rows(good, cfg, config.seed)
     with atomic_folder(Path(config.paths.prepared)) as build:
-        _write(build, good, rows, errors)
-    return rows, errors
+        _write(build, good, rows, errors + duplicates)
+    return rows, errors + duplicates

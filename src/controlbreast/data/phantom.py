@@ -30,7 +30,7 @@ PHANTOM_LABELS = ("normal", "benign", "malignant")
 _PATIENT_TAG, _VIEW_TAG = 0, 1  # keep patient and view seed sequences apart
 _PSF_SIGMA = (0.013, 0.007)  # lateral, axial point-spread sigma in image widths
 _NOISE_DB = -50.0  # electronic noise floor relative to glandular tissue
-_HEADROOM_DB = 14.0  # display level above mean glandular echo power
+_HEADROOM_DB = 11.0  # display level above mean glandular echo power
 _CONTOUR_POINTS = 720
 _TAU = 2.0 * np.pi
 
@@ -62,7 +62,7 @@ class _Patient:
     levels: np.ndarray  # (4,): dermis, fat, gland, muscle echo in dB
     gland_field: np.ndarray  # (N, 4) sinusoids of glandular heterogeneity
     lobules: np.ndarray  # (L, 5): cx, cy, ax, ay, angle of dark fat lobules
-    ligaments: np.ndarray  # (G, 3): start x, span, relative height of Cooper's ligaments
+    ligaments: np.ndarray  # (G, 4): start x, span, relative height, skew of Cooper's ligaments
     fibres: np.ndarray  # (2,): angle, frequency of muscle striations
     rib: np.ndarray | None  # (4,): cx, depth, half-width, arc height
     gain: np.ndarray  # (3,): overall dB, residual depth tilt dB, dynamic range dB
@@ -78,14 +78,8 @@ def _rng(*keys: int) -> np.random.Generator:
 def _sinusoids(rng: np.random.Generator, n: int, fx: tuple, fy: tuple, db: float) -> np.ndarray:
     """(n, 4) random 2-D cosines with total standard deviation about ``db``."""
     amp = rng.uniform(0.5, 1.0, n) * db * np.sqrt(2.0 / n)
-    return np.column_stack(
-        [
-            rng.uniform(*fx, n) * rng.choice([-1, 1], n),
-            rng.uniform(*fy, n),
-            rng.uniform(0, _TAU, n),
-            amp,
-        ]
-    )
+    lateral = rng.uniform(*fx, n) * rng.choice([-1, 1], n)
+    return np.column_stack([lateral, rng.uniform(*fy, n), rng.uniform(0, _TAU, n), amp])
 
 
 def _field(terms: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -128,11 +122,13 @@ def _draw_patient(label: str, patient_seed: int) -> _Patient:
     layers[:, 1:] = terms.reshape(3, 9)
     n_lob = rng.integers(4, 10)
     lobules = rng.uniform([-0.1, 0.2, 0.03, 0.01, -15], [1.1, 0.8, 0.08, 0.025, 15], (n_lob, 5))
-    ligaments = rng.uniform([-0.1, 0.12, 0.3], [0.9, 0.3, 0.8], (rng.integers(2, 5), 3))
+    ligaments = rng.uniform([-0.1, 0.12, 0.3, 0.5], [0.9, 0.3, 0.8, 2.0], (rng.integers(2, 5), 4))
     rib = None
-    if rng.random() < 0.25:
+    if rng.random() < 0.2:
         rib = np.array([rng.uniform(0.2, 0.8), layers[2, 0] + rng.uniform(0.09, 0.14), 0.13, 0.05])
     levels = rng.uniform([-3, -22, -2, -17], [1, -16, 2, -12])
+    malignant, fat_db = label == "malignant", float(levels[1])
+    lesion = None if label == "normal" else _draw_lesion(rng, malignant, layers, fat_db)
     return _Patient(
         layers=layers,
         levels=levels,
@@ -141,11 +137,9 @@ def _draw_patient(label: str, patient_seed: int) -> _Patient:
         ligaments=ligaments,
         fibres=rng.uniform([0.12, 26.0], [0.4, 38.0]),
         rib=rib,
-        gain=rng.uniform([-4, -9, 42], [4, 1, 55]),
+        gain=rng.uniform([-4, -9, 46], [4, 1, 58]),
         tgc=rng.uniform([0.1, 0.05, -3], [0.9, 0.2, 3], (2, 3)),
-        lesion=None
-        if label == "normal"
-        else _draw_lesion(rng, label == "malignant", layers, float(levels[1])),
+        lesion=lesion,
     )
 
 
@@ -161,63 +155,56 @@ def _draw_lesion(rng: np.random.Generator, malignant: bool, layers: np.ndarray, 
         tall = 1.0 / (rng.uniform(1.2, 2.2) if rng.random() < 0.85 else rng.uniform(0.95, 1.2))
     ax, ay = diameter / 2 / np.sqrt(tall), diameter / 2 * np.sqrt(tall)
     cx = rng.uniform(0.25, 0.75)
-    top = _curve(layers[0], np.array([cx]))[0] + ay + 0.015
-    cy = min(rng.uniform(top, max(top, _curve(layers[2], np.array([cx]))[0] - 0.5 * ay)), 0.9 - ay)
-    shape = _malignant_shape(rng) if malignant else _benign_shape(rng)
-    echo = _malignant_echo(rng, fat_db) if malignant else _benign_echo(rng, fat_db)
-    return _Lesion(*(float(v) for v in (cx, cy, ax, ay)), *shape, *echo)
+    cy = _lesion_depth(rng, layers, cx, ay)
+    traits = _malignant_traits(rng, fat_db) if malignant else _benign_traits(rng, fat_db)
+    return _Lesion(*(float(v) for v in (cx, cy, ax, ay)), *traits)
 
 
-def _benign_shape(rng: np.random.Generator) -> tuple:
-    """Angle, smooth near-elliptic harmonics (sometimes gently lobulated), no spikes."""
+def _lesion_depth(rng: np.random.Generator, layers: np.ndarray, cx: float, ay: float) -> float:
+    """Centre depth: mostly in the glandular zone, where most masses arise, sometimes in fat."""
+    skin, fat, fascia = (float(_curve(row, np.array([cx]))[0]) for row in layers)
+    top = skin + ay + 0.015
+    top = top if rng.random() < 0.25 else max(top, fat - 0.3 * ay)
+    return min(rng.uniform(top, max(top, fascia - 0.5 * ay)), 0.9 - ay)
+
+
+def _benign_traits(rng: np.random.Generator, fat_db: float) -> tuple:
+    """Oval, circumscribed (sometimes gently lobulated), homogeneous hypo/anechoic; capsule
+    sometimes, posterior enhancement often: the ``_Lesion`` fields after the semi-axes."""
     k = np.arange(2, 5)
     amp = rng.uniform(0, 0.03, 3) + (rng.random() < 0.2) * (k == rng.integers(2, 4)) * 0.07
     harmonics = np.column_stack([k, amp, rng.uniform(0, _TAU, 3)])
-    return rng.uniform(-0.25, 0.25), harmonics, np.zeros((0, 3))
+    interior, texture = fat_db - rng.uniform(4, 20), _sinusoids(rng, 4, (0.5, 1.5), (0.5, 1.5), 1.0)
+    rim = (rng.uniform(3, 7), rng.uniform(0.003, 0.006)) if rng.random() < 0.35 else (0.0, 0.0)
+    posterior = rng.uniform(3, 8) if rng.random() < 0.7 else rng.uniform(-4, 1)
+    margin = rng.uniform(0.001, 0.004)
+    return rng.uniform(-0.25, 0.25), harmonics, np.zeros((0, 3)), interior, texture, margin, *rim, posterior
 
 
-def _malignant_shape(rng: np.random.Generator) -> tuple:
-    """Angle, irregular harmonics (angular, microlobulated), often spiculated."""
+def _malignant_traits(rng: np.random.Generator, fat_db: float) -> tuple:
+    """Irregular, angular/microlobulated, often spiculated, heterogeneous hypoechoic, indistinct;
+    halo sometimes, shadowing often: the ``_Lesion`` fields after the semi-axes."""
     k = np.arange(2, 13)
     amp = rng.uniform(0.2, 1.0, k.size) * rng.uniform(0.12, 0.3) / k**0.7
     harmonics = np.column_stack([k, amp, rng.uniform(0, _TAU, k.size)])
     n_spikes = rng.integers(8, 20) if rng.random() < 0.6 else 0
-    spikes = rng.uniform([0, 0.3, 0.06], [_TAU, 0.9, 0.12], (n_spikes, 3))
-    return rng.uniform(-0.4, 0.4), harmonics, spikes
-
-
-def _benign_echo(rng: np.random.Generator, fat_db: float) -> tuple:
-    """Homogeneous hypo/anechoic, circumscribed; capsule sometimes; enhancement often."""
-    interior, texture = fat_db - rng.uniform(4, 20), _sinusoids(rng, 4, (0.5, 1.5), (0.5, 1.5), 1.0)
-    rim = (rng.uniform(3, 7), rng.uniform(0.003, 0.006)) if rng.random() < 0.35 else (0.0, 0.0)
-    posterior = rng.uniform(3, 8) if rng.random() < 0.7 else rng.uniform(-4, 1)
-    return interior, texture, rng.uniform(0.001, 0.004), *rim, posterior
-
-
-def _malignant_echo(rng: np.random.Generator, fat_db: float) -> tuple:
-    """Heterogeneous hypoechoic, indistinct; halo sometimes; shadowing often."""
-    interior = fat_db - rng.uniform(4, 12)
-    texture = _sinusoids(rng, 8, (0.5, 3.0), (0.5, 3.0), rng.uniform(2, 5))
+    spikes = rng.uniform([0, 0.2, 0.08], [_TAU, 0.6, 0.16], (n_spikes, 3))
+    interior = fat_db - rng.uniform(5, 12)
+    texture = _sinusoids(rng, 8, (0.5, 3.0), (0.5, 3.0), rng.uniform(1.5, 3.5))
     rim = (rng.uniform(3, 7), rng.uniform(0.012, 0.025)) if rng.random() < 0.3 else (0.0, 0.0)
     posterior = rng.uniform(-14, -5) if rng.random() < 0.7 else rng.uniform(-2, 4)
-    return interior, texture, rng.uniform(0.003, 0.008), *rim, posterior
+    margin = rng.uniform(0.003, 0.008)
+    return rng.uniform(-0.4, 0.4), harmonics, spikes, interior, texture, margin, *rim, posterior
 
 
 def _jitter(lesion: _Lesion, rng: np.random.Generator) -> _Lesion:
     """The same lesion seen in another frame: slight shift, scale, rotation and shape change."""
-    scale = rng.uniform(0.92, 1.08)
-    harmonics = lesion.harmonics + np.column_stack(
-        [np.zeros((len(lesion.harmonics), 2)), rng.normal(0, 0.1, len(lesion.harmonics))]
-    )
-    return replace(
-        lesion,
-        cx=lesion.cx + rng.normal(0, 0.015),
-        cy=lesion.cy + rng.normal(0, 0.01),
-        ax=lesion.ax * scale,
-        ay=lesion.ay * scale * rng.uniform(0.95, 1.05),
-        angle=lesion.angle + rng.normal(0, 0.07),
-        harmonics=harmonics,
-    )
+    n = len(lesion.harmonics)
+    shift_x, shift_y, turn = rng.normal(0, [0.015, 0.01, 0.07])
+    scale, stretch = rng.uniform([0.92, 0.95], [1.08, 1.05])
+    harmonics = lesion.harmonics + np.column_stack([np.zeros((n, 2)), rng.normal(0, 0.1, n)])
+    moved = {"cx": lesion.cx + shift_x, "cy": lesion.cy + shift_y, "angle": lesion.angle + turn}
+    return replace(lesion, **moved, ax=lesion.ax * scale, ay=lesion.ay * scale * stretch, harmonics=harmonics)
 
 
 def _tissue_db(p: _Patient, x: np.ndarray, y: np.ndarray, dx: float, size: int) -> np.ndarray:
@@ -243,7 +230,7 @@ def _lobule_layer(lobules: np.ndarray, dx: float, size: int) -> np.ndarray:
     """(H, W) 0..1 cover of dark fat lobules (soft-edged ellipses), drawn sub-pixel."""
     layer = np.zeros((size, size), np.uint8)
     for cx, cy, ax, ay, angle in lobules * [size * 16, size * 16, size * 16, size * 16, 1]:
-        centre = (round(cx - dx * size * 16 - 8), round(cy - 8))
+        centre = (round(cx - dx * size * 16 - 8), round(cy - 8))  # 1/16 px; pixel centres at +0.5
         cv2.ellipse(layer, centre, (round(ax), round(ay)), angle, 0, 360, 255, -1, cv2.LINE_AA, 4)
     return _blur(layer.astype(np.float32) / 255.0, 0.006 * size)
 
@@ -252,10 +239,10 @@ def _ligament_layer(p: _Patient, dx: float, size: int) -> np.ndarray:
     """(H, W) 0..1 thin bright arcs of Cooper's ligaments rising from the gland towards the skin."""
     layer = np.zeros((size, size), np.uint8)
     t = np.linspace(0.0, 1.0, 24)
-    for x0, span, height in p.ligaments:
+    for x0, span, height, skew in p.ligaments:
         xs = x0 + span * t
         skin, fat = _curve(p.layers[0], xs), _curve(p.layers[1], xs)
-        ys = fat - (fat - skin) * height * np.sin(np.pi * t) ** 0.7
+        ys = fat - (fat - skin) * height * np.sin(np.pi * t**skew) ** 0.7
         pts = np.column_stack([(xs - dx) * size - 0.5, ys * size - 0.5]) * 16
         width = max(1, round(size / 128))
         cv2.polylines(layer, [pts.astype(np.int32)], False, 255, width, cv2.LINE_AA, 4)
@@ -267,9 +254,8 @@ def _rib_db(rib: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     cx, depth, half_width, arc = rib.tolist()
     lateral = np.clip(1.0 - ((x - cx) / half_width) ** 2, 0.0, 1.0)
     surface = depth - arc * np.sqrt(lateral)
-    cover = lateral
     bright = 20.0 * np.exp(-(((y - surface) / 0.01) ** 2))
-    return cover * (bright - 22.0 * _step(y - surface - 0.015, 0.01))
+    return lateral * (bright - 22.0 * _step(y - surface - 0.015, 0.01))
 
 
 def _lesion_mask(lesion: _Lesion, dx: float, size: int) -> np.ndarray:
@@ -288,7 +274,7 @@ def _lesion_mask(lesion: _Lesion, dx: float, size: int) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _lesion_db(db: np.ndarray, lesion: _Lesion, mask: np.ndarray, x: np.ndarray, y: np.ndarray):
+def _lesion_db(db: np.ndarray, lesion: _Lesion, mask: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """(H, W) dB with the lesion's interior, margin, rim and posterior column applied."""
     size = mask.shape[0]
     solid = mask.astype(np.float32)
@@ -352,7 +338,7 @@ def render_phantom(label: str, patient_seed: int, view: int, size: int) -> tuple
     return _compress(_speckle(db, rng), dynamic_range), mask
 
 
-def _load(source_path: str, label: str, patient_seed: int, view: int, size: int) -> RawSample:
+def _load(label: str, patient_seed: int, view: int, size: int) -> RawSample:
     """Render one candidate (module level so the partial pickles into worker processes)."""
     image, mask = render_phantom(label, patient_seed, view, size)
     digest = hashlib.sha256(image.tobytes() + mask.tobytes()).hexdigest()
@@ -373,6 +359,6 @@ def phantom_candidates(cfg: PhantomConfig) -> list[Candidate]:
             group = f"phantom-{label}-p{patient:04d}"
             for view in range(int(rng.integers(1, cfg.max_images_per_patient + 1))):
                 path = f"phantom/{label}/p{patient:04d}-v{view}"
-                load = functools.partial(_load, path, label, patient_seed, view, cfg.render_size)
+                load = functools.partial(_load, label, patient_seed, view, cfg.render_size)
                 candidates.append(Candidate(path, label, group, load))
     return sorted(candidates, key=lambda c: c.source_path)

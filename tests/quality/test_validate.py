@@ -1,0 +1,165 @@
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from builders import BUSI_SHARED, make_config
+from controlbreast.controls.build import make_controls
+from controlbreast.data.ingest import ingest
+from controlbreast.quality.gate import DataQualityError
+from controlbreast.quality.validate import validate
+
+PHANTOM = {"patients_per_class": 12, "max_images_per_patient": 2, "render_size": 64}
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """A prepared phantom set with its controls, built once; tests break copies of it."""
+    base = tmp_path_factory.mktemp("clean")
+    config = make_config(base, phantom=PHANTOM)
+    ingest(config)
+    make_controls(config)
+    return base
+
+
+@pytest.fixture
+def data(tmp_path, clean):
+    """(config, manifest) over a fresh copy of the clean set."""
+    for name in ("prepared", "controls"):
+        shutil.copytree(clean / name, tmp_path / name)
+    config = make_config(tmp_path, phantom=PHANTOM)
+    return config, pd.read_csv(tmp_path / "prepared" / "manifest.csv", dtype=str)
+
+
+def one(manifest, split, label=None):
+    rows = manifest[(manifest["split"] == split) & (manifest["label"] != "normal")]
+    if label is not None:
+        rows = rows[rows["label"] == label]
+    return rows["id"].iloc[0]
+
+
+def failing(config, target="prepared"):
+    with pytest.raises(DataQualityError) as error:
+        validate(config, target)
+    suffix = "" if target == "prepared" else "_synthetic"
+    report = json.loads((config.paths.metrics / f"data_quality{suffix}.json").read_text())
+    failed = {o["expectation"]: set(o["offending_ids"]) for o in report["expectations"]
+              if not o["passed"]}
+    return failed, str(error.value)
+
+
+def image_path(config, image_id):
+    return config.paths.prepared / "images" / f"{image_id}.png"
+
+
+def test_clean_data_passes_and_reports(data):
+    config, _ = data
+    report = validate(config, "prepared")
+    assert report["passed"] and len(report["expectations"]) >= 20
+    assert set(report["class_balance"]) == {f"{s}/{c}" for s in ("train", "val", "test")
+                                            for c in ("normal", "benign", "malignant")}
+    assert (config.paths.reports / "data_quality" / "index.html").is_file()
+
+
+def test_exact_duplicate_across_train_and_test(data):
+    config, manifest = data
+    a, b = one(manifest, "train"), one(manifest, "test")
+    shutil.copy(image_path(config, a), image_path(config, b))
+    failed, message = failing(config)
+    assert failed["no exact duplicate images"] == {a, b}
+    assert failed["no near-duplicate across splits"] == {a, b}
+    assert f"FAILED no exact duplicate images: {a} (pixel_sha256=" in message
+
+
+@pytest.mark.parametrize("change", ["reencoded", "shifted", "resized"])
+def test_near_duplicate_across_splits(data, change):
+    config, manifest = data
+    a, b = one(manifest, "train"), one(manifest, "val")
+    image = cv2.imread(str(image_path(config, a)), cv2.IMREAD_GRAYSCALE)
+    if change == "reencoded":
+        copy = cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 60])[1], 0)
+    elif change == "shifted":
+        copy = np.roll(image, 1, axis=1)
+    else:
+        copy = cv2.resize(cv2.resize(image, (48, 48)), (64, 64))
+    cv2.imwrite(str(image_path(config, b)), copy)
+    failed, message = failing(config)
+    assert set(failed) == {"no near-duplicate across splits"}
+    assert failed["no near-duplicate across splits"] == {a, b}
+    assert "[threshold: quality.near_duplicate_bits]" in message
+
+
+def test_blank_image(data):
+    config, manifest = data
+    b = one(manifest, "test")
+    cv2.imwrite(str(image_path(config, b)), np.full((64, 64), 90, np.uint8))
+    failed, message = failing(config)
+    assert failed["images are not blank"] == {b}
+    assert "[threshold: quality.min_std]" in message
+
+
+def test_mask_of_the_wrong_size(data):
+    config, manifest = data
+    b = one(manifest, "train", "malignant")
+    cv2.imwrite(str(config.paths.prepared / "masks" / f"{b}.png"), np.full((32, 32), 255, np.uint8))
+    failed, _ = failing(config)
+    assert failed["masks are readable and the size of their image"] == {b}
+
+
+def test_missing_class_in_val(data):
+    config, manifest = data
+    manifest.loc[(manifest["split"] == "val") & (manifest["label"] == "benign"), "split"] = "train"
+    manifest.to_csv(config.paths.prepared / "manifest.csv", index=False)
+    failed, _ = failing(config)
+    assert failed["every class is present in every split"] == {"val/benign"}
+
+
+def test_missing_file_and_missing_control(data):
+    config, manifest = data
+    a, b = one(manifest, "train"), one(manifest, "val")
+    image_path(config, a).unlink()
+    (config.paths.controls / "edges" / f"{b}.png").unlink()
+    failed, _ = failing(config)
+    assert failed["every file is present and readable"] == {a}
+    assert b in failed["every image has its controls, of its size"]
+
+
+def write_synthetic(config, manifest, control_ids):
+    folder = config.paths.synthetic
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for n, control in enumerate(control_ids):
+        image = cv2.imread(str(image_path(config, control)), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(folder / "images" / f"syn-{n:04d}.png"), np.flipud(image))
+        label = manifest.set_index("id").loc[control, "label"]
+        rows.append({"id": f"syn-{n:04d}", "label": label, "control_id": control})
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+
+
+def test_synthetic_must_come_from_training_controls(tmp_path, data):
+    config, manifest = data
+    config = make_config(tmp_path, phantom=PHANTOM, paths={"synthetic": str(tmp_path / "syn")})
+    train = list(manifest[manifest["split"] == "train"]["id"][:4])
+    write_synthetic(config, manifest, [*train, one(manifest, "test")])
+    failed, _ = failing(config, "synthetic")
+    assert failed == {"every synthetic image comes from a training-split control": {"syn-0004"}}
+
+
+def test_synthetic_from_training_controls_passes(tmp_path, data):
+    config, manifest = data
+    config = make_config(tmp_path, phantom=PHANTOM, paths={"synthetic": str(tmp_path / "syn")})
+    write_synthetic(config, manifest, list(manifest[manifest["split"] == "train"]["id"][:5]))
+    assert validate(config, "synthetic")["passed"]
+
+
+@pytest.mark.busi
+@pytest.mark.skipif(not BUSI_SHARED.is_dir(), reason="../shared/datasets/busi is not present")
+def test_shared_busi_copy_passes_the_gate_with_defaults(tmp_path):
+    config = make_config(tmp_path, data={"source": "busi", "root": str(BUSI_SHARED), "workers": 2})
+    ingest(config)
+    make_controls(config)
+    report = validate(config, "prepared")
+    assert report["passed"] and report["images"] == 610
