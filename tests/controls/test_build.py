@@ -25,7 +25,7 @@ def test_edges_and_masks_for_every_prepared_image(tmp_path, small_phantom):
     with (config.paths.controls / "controls.csv").open() as stream:
         assert [r["split"] for r in csv.DictReader(stream)] == [r["split"] for r in rows]
     grid = control_preview(config.paths.prepared, config.paths.controls, controls, ("edges", "mask"))
-    assert grid.shape == (3 * 4 * 64, 3 * 64)
+    assert grid.shape == (3 * 64, 4 * 3 * 64)  # a row per class, 4 x (image | edges | mask)
 
 
 def test_mask_controls_need_masks_for_lesions(tmp_path):

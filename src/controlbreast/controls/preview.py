@@ -11,15 +11,17 @@ from controlbreast.data.imageio import load_png
 
 def control_preview(prepared: Path, controls: Path, rows: list[dict], channels: tuple[str, ...],
                     per_class: int = 4) -> np.ndarray:
-    """(rows, cols) uint8 grid: for the first ``per_class`` train images of each class, the image
-    followed by each control channel; one class per band of rows, in sorted class order."""
-    tiles = []
+    """(classes * S, per_class * (1 + C) * S) uint8 grid: one row per class (sorted), holding the
+    first ``per_class`` train images, each followed by its C control channels; gaps stay black."""
+    bands = []
     for label in sorted({row["label"] for row in rows}):
         chosen = [r for r in rows if r["label"] == label and r["split"] == "train"][:per_class]
-        for row in chosen:
-            planes = [load_png(Path(prepared) / "images" / f"{row['id']}.png")]
-            planes += [load_png(Path(controls) / c / f"{row['id']}.png") for c in channels]
-            tiles.append(np.concatenate(planes, axis=1))
-    if not tiles:
+        tiles = [np.concatenate([load_png(Path(prepared) / "images" / f"{r['id']}.png")]
+                                + [load_png(Path(controls) / c / f"{r['id']}.png") for c in channels],
+                                axis=1) for r in chosen]
+        bands.append(tiles)
+    if not any(bands):
         return np.zeros((1, 1), dtype=np.uint8)
-    return np.concatenate(tiles, axis=0)
+    blank = np.zeros_like(next(tile for band in bands for tile in band))
+    return np.concatenate([np.concatenate(band + [blank] * (per_class - len(band)), axis=1)
+                           for band in bands], axis=0)
