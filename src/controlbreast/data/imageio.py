@@ -11,6 +11,7 @@ import hashlib
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -143,6 +144,8 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 
 def load_png(path: Path) -> np.ndarray:
-    """A PNG written by ``encode_png`` back as a uint8 array."""
-    with Image.open(path) as image:
-        return np.asarray(image).copy()
+    """A PNG written by ``encode_png`` back as a uint8 array (OpenCV: faster than PIL here)."""
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise FileNotFoundError(f"{path}: missing or unreadable PNG")
+    return pixels

@@ -8,9 +8,10 @@ Output layout (``paths.prepared``)::
     rejected.csv        inputs left out, with the reason: bad inputs under data.on_error=skip,
                         and exact duplicates (one copy kept, or none if their labels conflict)
 
-The folder is built beside its destination and swapped in at the end, so an interrupted or failed
-run leaves the previous output (or nothing), never a half-written set. Same params and inputs give
-byte-identical files.
+Workers write each image into a folder built beside the destination, swapped in only at the end,
+so an interrupted or failed run leaves the previous output (or nothing), never a half-written set.
+Ids follow source-path order and keep gaps where inputs were left out, so an id never changes
+because another file was bad. Same params and inputs give byte-identical files.
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ class IngestError(RuntimeError):
 
 @dataclass(frozen=True)
 class Prepared:
-    """One candidate after loading and resizing: (S, S) uint8 image, (S, S) bool mask or None."""
+    """One candidate after its worker loaded, resized and wrote it as ``images/<id>.png`` (and
+    ``masks/<id>.png`` when ``has_mask``); only this metadata travels back."""
 
     candidate: Candidate
-    image: np.ndarray
-    mask: np.ndarray | None
+    image_id: str
+    has_mask: bool
     sha256: str
     bit_depth: int
     orig_shape: tuple[int, int]
@@ -76,18 +78,26 @@ def fit_to_square(pixels: np.ndarray, size: int, mode: str) -> np.ndarray:
     return canvas
 
 
-def prepare(candidate: Candidate, size: int, mode: str) -> Prepared | SampleError:
-    """Load and resize one candidate; a bad input comes back as its ``SampleError``."""
+def image_id(index: int) -> str:
+    """The id of the candidate at ``index`` in source-path order (stable when others fail)."""
+    return f"img-{index:06d}"
+
+
+def prepare(candidate: Candidate, index: int, size: int, mode: str,
+            build: Path) -> Prepared | SampleError:
+    """Load, resize and write one candidate into ``build``; a bad input returns its error."""
     try:
         raw = candidate.load()
     except SampleError as error:
         return error
+    name = image_id(index)
     image = fit_to_square(raw.image, size, mode)
-    mask = None
+    (build / "images" / f"{name}.png").write_bytes(encode_png(image))
     if raw.mask is not None:
         mask = fit_to_square(raw.mask.astype(np.float32), size, mode) >= 0.5
-    return Prepared(candidate, image, mask, raw.sha256, raw.bit_depth, raw.image.shape,
-                    perceptual_hash(image), raw.group)
+        (build / "masks" / f"{name}.png").write_bytes(encode_png(mask.astype(np.uint8) * 255))
+    return Prepared(candidate, name, raw.mask is not None, raw.sha256, raw.bit_depth,
+                    raw.image.shape, perceptual_hash(image), raw.group)
 
 
 def discover(cfg: DataConfig, phantom_cfg: PhantomConfig) -> tuple[list[Candidate], list[SampleError]]:
@@ -101,9 +111,10 @@ def discover(cfg: DataConfig, phantom_cfg: PhantomConfig) -> tuple[list[Candidat
     return sorted(found, key=lambda c: c.source_path), errors
 
 
-def load_all(candidates: list[Candidate], cfg: DataConfig) -> Iterator[Prepared | SampleError]:
-    """``prepare`` every candidate, in order, over ``cfg.workers`` processes, with progress."""
-    jobs = ((c, cfg.image_size, cfg.resize) for c in candidates)
+def load_all(candidates: list[Candidate], cfg: DataConfig,
+             build: Path) -> Iterator[Prepared | SampleError]:
+    """``prepare`` every candidate into ``build``, in order, over ``cfg.workers`` processes."""
+    jobs = ((c, i, cfg.image_size, cfg.resize, build) for i, c in enumerate(candidates))
     bar = dict(total=len(candidates), desc="ingest", unit="img")
     if cfg.workers == 1:
         yield from tqdm((prepare(*job) for job in jobs), **bar)
@@ -158,29 +169,29 @@ def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[list[P
 
 def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int) -> list[dict]:
     """Manifest rows (ids in source-path order), with merged groups and assigned splits."""
-    own_groups = [p.candidate.group or p.group or f"img-{i:06d}" for i, p in enumerate(good)]
+    own_groups = [p.candidate.group or p.group or p.image_id for p in good]
     pairs = near_duplicate_pairs([p.phash for p in good], cfg.near_duplicate_bits)
     groups = merge_groups(own_groups, pairs)
     labels = [cfg.to_class(p.candidate.source_label) for p in good]
     fractions = (cfg.split.train, cfg.split.val, cfg.split.test)
     splits = assign_splits(groups, labels, fractions, seed)
     return [
-        {"id": f"img-{i:06d}", "label": label, "source_label": p.candidate.source_label,
+        {"id": p.image_id, "label": label, "source_label": p.candidate.source_label,
          "split": split, "group": group, "source_path": p.candidate.source_path,
          "orig_height": p.orig_shape[0], "orig_width": p.orig_shape[1], "bit_depth": p.bit_depth,
-         "has_mask": p.mask is not None, "sha256": p.sha256, "phash": f"{p.phash:016x}"}
-        for i, (p, label, group, split) in enumerate(zip(good, labels, groups, splits, strict=True))
+         "has_mask": p.has_mask, "sha256": p.sha256, "phash": f"{p.phash:016x}"}
+        for p, label, group, split in zip(good, labels, groups, splits, strict=True)
     ]
 
 
-def _write(build: Path, good: list[Prepared], rows: list[dict], errors: list[SampleError]) -> None:
-    (build / "images").mkdir()
-    (build / "masks").mkdir()
-    for prepared, row in zip(good, rows, strict=True):
-        (build / "images" / f"{row['id']}.png").write_bytes(encode_png(prepared.image))
-        if prepared.mask is not None:
-            mask = prepared.mask.astype(np.uint8) * 255
-            (build / "masks" / f"{row['id']}.png").write_bytes(encode_png(mask))
+def _remove(build: Path, dropped: Iterable[Prepared]) -> None:
+    """Delete the files that workers wrote for inputs left out after all (duplicates)."""
+    for prepared in dropped:
+        (build / "images" / f"{prepared.image_id}.png").unlink()
+        (build / "masks" / f"{prepared.image_id}.png").unlink(missing_ok=True)
+
+
+def _write_tables(build: Path, rows: list[dict], errors: list[SampleError]) -> None:
     (build / "manifest.csv").write_bytes(csv_bytes(rows, MANIFEST_COLUMNS))
     rejected = [{"source_path": e.source_path, "problem": e.problem} for e in errors]
     (build / "rejected.csv").write_bytes(csv_bytes(rejected, ("source_path", "problem")))
@@ -199,11 +210,15 @@ def ingest(config: Config) -> tuple[list[dict], list[SampleError]]:
     """Run the ingest stage: manifest rows and rejected inputs. Raises ``IngestError``."""
     cfg = config.data
     candidates, errors = discover(cfg, config.phantom)
-    good, bad = _partition(load_all(candidates, cfg))
-    errors = errors + bad
-    _check(good, errors, cfg)
-    good, duplicates = drop_exact_duplicates(good, cfg)
-    rows = manifest_rows(good, cfg, config.seed)
     with atomic_folder(Path(config.paths.prepared)) as build:
-        _write(build, good, rows, errors + duplicates)
+        (build / "images").mkdir()
+        (build / "masks").mkdir()
+        loaded, bad = _partition(load_all(candidates, cfg, build))
+        errors = errors + bad
+        _check(loaded, errors, cfg)
+        good, duplicates = drop_exact_duplicates(loaded, cfg)
+        kept = {p.image_id for p in good}
+        _remove(build, (p for p in loaded if p.image_id not in kept))
+        rows = manifest_rows(good, cfg, config.seed)
+        _write_tables(build, rows, errors + duplicates)
     return rows, errors + duplicates

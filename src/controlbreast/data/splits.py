@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import imagehash
+import cv2
 import numpy as np
-from PIL import Image
 
 SPLITS = ("train", "val", "test")
 
 
 def perceptual_hash(image: np.ndarray) -> int:
-    """64-bit DCT perceptual hash of a (H, W) uint8 image (robust to re-encoding and resizing)."""
-    bits = imagehash.phash(Image.fromarray(image), hash_size=8).hash.flatten()
-    return int(np.packbits(bits).view(">u8")[0])
+    """64-bit DCT perceptual hash of a (H, W) image (robust to re-encoding, shifts and resizing).
+
+    The classic pHash: area-downsample to 32x32, 2-D DCT, keep the 8x8 lowest frequencies and
+    set a bit where a coefficient exceeds their median.
+    """
+    small = cv2.resize(image.astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
+    lowest = cv2.dct(small)[:8, :8]
+    return int(np.packbits((lowest > np.median(lowest)).flatten()).view(">u8")[0])
 
 
 class _UnionFind:
