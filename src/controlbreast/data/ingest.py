@@ -142,9 +142,10 @@ def _check(good: list[Prepared], errors: list[SampleError], cfg: DataConfig) -> 
                           (f" ({len(errors)} inputs rejected)" if errors else ""))
 
 
-def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[list[Prepared],
-                                                                          list[SampleError]]:
+def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
+        list[Prepared], list[tuple[Prepared, SampleError]]]:
     """Keep one copy of byte-identical inputs; drop every copy when their labels disagree.
+    Returns the kept samples (input order) and each dropped one with its reason.
 
     Real sets contain both (BUSI has one image filed as benign and as malignant): a repeated copy
     only reweights training, but a label conflict has no right answer, so neither copy is used.
@@ -158,13 +159,14 @@ def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[list[P
         labels = {cfg.to_class(p.candidate.source_label) for p in group}
         if len(labels) > 1:
             others = ", ".join(p.candidate.source_path for p in group)
-            dropped += [SampleError(p.candidate.source_path, f"identical images with conflicting "
-                                    f"labels {sorted(labels)}: {others}") for p in group]
+            dropped += [(p, SampleError(p.candidate.source_path, f"identical images with "
+                                        f"conflicting labels {sorted(labels)}: {others}"))
+                        for p in group]
             continue
         kept.append(first)
-        dropped += [SampleError(p.candidate.source_path,
-                                f"exact duplicate of {first.candidate.source_path}") for p in rest]
-    return kept, dropped  # kept in input order: dicts keep first-seen order
+        dropped += [(p, SampleError(p.candidate.source_path,
+                                    f"exact duplicate of {first.candidate.source_path}")) for p in rest]
+    return kept, dropped  # dicts keep first-seen order, so kept is in input order
 
 
 def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int) -> list[dict]:
@@ -216,9 +218,9 @@ def ingest(config: Config) -> tuple[list[dict], list[SampleError]]:
         loaded, bad = _partition(load_all(candidates, cfg, build))
         errors = errors + bad
         _check(loaded, errors, cfg)
-        good, duplicates = drop_exact_duplicates(loaded, cfg)
-        kept = {p.image_id for p in good}
-        _remove(build, (p for p in loaded if p.image_id not in kept))
+        good, dropped = drop_exact_duplicates(loaded, cfg)
+        _remove(build, (prepared for prepared, _ in dropped))
+        errors += [reason for _, reason in dropped]
         rows = manifest_rows(good, cfg, config.seed)
-        _write_tables(build, rows, errors + duplicates)
-    return rows, errors + duplicates
+        _write_tables(build, rows, errors)
+    return rows, errors
