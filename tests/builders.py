@@ -54,7 +54,8 @@ def write_busi(root: Path, per_class: int = 6, start_seed: int = 0) -> Path:
 def make_config(tmp_path: Path, **sections: dict) -> Config:
     """A Config whose outputs go under ``tmp_path``; ``sections`` override params sections."""
     raw = {"paths": {"prepared": str(tmp_path / "prepared"), "controls": str(tmp_path / "controls"),
-                     "metrics": str(tmp_path / "metrics"), "mlruns": str(tmp_path / "mlruns")},
+                     "metrics": str(tmp_path / "metrics"), "mlruns": str(tmp_path / "mlruns"),
+                     "models": str(tmp_path / "models"), "checkpoints": str(tmp_path / "checkpoints")},
            "data": {"workers": 1}}
     for name, values in sections.items():
         raw[name] = {**raw.get(name, {}), **values}
@@ -79,3 +80,60 @@ def write_dicom(path, pixels: np.ndarray, photometric: str = "MONOCHROME2", pati
         ds.WindowCenter, ds.WindowWidth = window
     ds.PixelData = pixels.astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
+
+
+TINY_PIXEL = {"block_out_channels": [8, 16], "attention": [False, True], "cross_attention_dim": 16,
+              "attention_head_dim": 4, "norm_num_groups": 4, "control_embedding_channels": 8}
+TINY_TRAIN = {"steps": 4, "batch_size": 4, "learning_rate": 1e-3, "lr_warmup_steps": 1,
+              "checkpoint_every": 2, "validate_every": 2, "num_validation": 3, "log_every": 2}
+TINY_SAMPLING = {"steps": 3, "batch_size": 4}
+
+
+def write_tiny_sd(folder: Path, prompt_words: str = "a breast ultrasound image of normal tissue with benign "
+                  "malignant lesion") -> Path:
+    """A Stable-Diffusion-layout folder (vae, text_encoder, tokenizer, unet, scheduler) built from
+    config with tiny widths, as diffusers' tests do, so the latent back end runs offline in seconds.
+
+    The CLIP tokenizer gets a character-level vocabulary of the prompt words' letters.
+    """
+    import json
+
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    letters = sorted(set(prompt_words.replace(" ", "")))
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for letter in letters:
+        vocab.setdefault(letter, len(vocab))
+        vocab.setdefault(f"{letter}</w>", len(vocab))
+    raw = folder / "raw-tokenizer"
+    raw.mkdir(parents=True)
+    (raw / "vocab.json").write_text(json.dumps(vocab))
+    (raw / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(raw / "vocab.json"), str(raw / "merges.txt"), model_max_length=16)
+    tokenizer.save_pretrained(folder / "tokenizer")
+    CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32,
+                                 num_attention_heads=2, num_hidden_layers=1, max_position_embeddings=16,
+                                 bos_token_id=0, eos_token_id=1, pad_token_id=1)
+                  ).save_pretrained(folder / "text_encoder")
+    AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
+                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                  norm_num_groups=4, sample_size=32).save_pretrained(folder / "vae")
+    UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16),
+                         layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
+                         attention_head_dim=4, norm_num_groups=4).save_pretrained(folder / "unet")
+    scheduler = DDPMScheduler(num_train_timesteps=100, beta_schedule="scaled_linear")
+    scheduler.save_pretrained(folder / "scheduler")
+    return folder
+
+
+def tiny_config(tmp_path: Path, prepared: Config, **sections: dict) -> Config:
+    """A config reading ``prepared``'s data and controls, writing models under ``tmp_path``."""
+    paths = {"prepared": str(prepared.paths.prepared), "controls": str(prepared.paths.controls)}
+    defaults = {"paths": paths, "data": {"image_size": 32},
+                "diffusion": {"pixel": TINY_PIXEL}, "train_base": TINY_TRAIN,
+                "train_controlnet": TINY_TRAIN, "sampling": TINY_SAMPLING}
+    merged = {name: {**defaults.get(name, {}), **sections.get(name, {})}
+              for name in {*defaults, *sections}}
+    return make_config(tmp_path, **merged)

@@ -14,6 +14,14 @@ def busi_root(tmp_path: Path) -> Path:
     return write_busi(tmp_path / "busi")
 
 
+@pytest.fixture(scope="session")
+def trained_classifiers(tmp_path_factory):
+    """Tiny classifiers of all three arms trained by the train-classifier stage (see classifier_builders)."""
+    from classifier_builders import train_all
+
+    return train_all(tmp_path_factory.mktemp("classifiers"))
+
+
 @pytest.fixture
 def small_phantom() -> dict:
     return {"patients_per_class": 6, "max_images_per_patient": 2, "render_size": 64}

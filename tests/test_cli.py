@@ -11,7 +11,8 @@ from controlbreast.cli import app
 CLI = [str(Path(sys.executable).parent / "controlbreast")]
 
 
-@pytest.mark.parametrize("stage", ["ingest", "controls"])
+@pytest.mark.parametrize("stage", ["ingest", "controls", "train-classifier", "evaluate", "predict",
+                                   "generate", "evaluate-synthetic"])
 def test_every_stage_has_help(stage):
     result = CliRunner().invoke(app, [stage, "--help"])
     assert result.exit_code == 0 and "--params" in result.output

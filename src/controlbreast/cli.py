@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,12 +15,16 @@ from controlbreast.config import ConfigError
 app = typer.Typer(help="Synthetic breast images with ControlNet, and an honest measure of their use.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 Params = Annotated[Path, typer.Option("--params", "-p", help="The params file to read.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint of the same "
+                                      "configuration, if there is one.")]
 
 
 def _run(stage: Callable[[], None]) -> None:
     """Run a stage; known failures print one clear message (no traceback) and exit non-zero."""
     from controlbreast.controls.build import ControlsError
     from controlbreast.data.ingest import IngestError
+    from controlbreast.data.records import SampleError
+    from controlbreast.diffusion.errors import TrainingDivergedError
     from controlbreast.quality.gate import DataQualityError
 
     try:
@@ -27,7 +32,8 @@ def _run(stage: Callable[[], None]) -> None:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
-    except (IngestError, ControlsError, DataQualityError, FileNotFoundError, ValueError) as error:
+    except (IngestError, ControlsError, DataQualityError, SampleError, TrainingDivergedError,
+            FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(1) from None
 
@@ -56,3 +62,74 @@ def validate(params: Params = Path("params.yaml"),
     from controlbreast.stages import validate as stage
 
     _run(lambda: stage.main(params, target))
+
+
+@app.command("train-base")
+def train_base(params: Params = Path("params.yaml"), resume: Resume = False) -> None:
+    """Train the class-conditional diffusion model (pixel: from scratch; latent: LoRA on a local one)."""
+    from controlbreast.stages import train_base as stage
+
+    _run(lambda: stage.main(params, resume))
+
+
+@app.command("train-controlnet")
+def train_controlnet(params: Params = Path("params.yaml"), resume: Resume = False) -> None:
+    """Train a ControlNet on the frozen base so that edge maps or masks steer it."""
+    from controlbreast.stages import train_controlnet as stage
+
+    _run(lambda: stage.main(params, resume))
+
+
+@app.command()
+def generate(params: Params = Path("params.yaml")) -> None:
+    """Generate labelled synthetic images, each from a varied training-split control."""
+    from controlbreast.stages import generate as stage
+
+    _run(lambda: stage.main(params))
+
+
+@app.command("evaluate-synthetic")
+def evaluate_synthetic(params: Params = Path("params.yaml")) -> None:
+    """Realism, control fidelity, class fidelity and memorisation of the synthetic set."""
+    from controlbreast.stages import evaluate_synthetic as stage
+
+    _run(lambda: stage.main(params))
+
+
+class Arm(StrEnum):
+    """The training arms (see ``classify/data.py``)."""
+
+    real = "real"
+    real_synthetic = "real+synthetic"
+    synthetic = "synthetic"
+
+
+@app.command("train-classifier")
+def train_classifier(params: Params = Path("params.yaml"),
+                     arm: Annotated[list[Arm] | None, typer.Option(
+                         help="Arm to train (repeat for several): real, real+synthetic, synthetic.")] = None,
+                     ) -> None:
+    """Train timm classifiers per arm and seed, choose on validation, register the best as candidate."""
+    from controlbreast.stages import train_classifier as stage
+
+    _run(lambda: stage.main(params, list(dict.fromkeys(a.value for a in arm or [Arm.real]))))
+
+
+@app.command()
+def evaluate(params: Params = Path("params.yaml")) -> None:
+    """Test-split metrics of every trained arm with bootstrap intervals, and paired differences."""
+    from controlbreast.stages import evaluate as stage
+
+    _run(lambda: stage.main(params))
+
+
+@app.command()
+def predict(images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+            model: Annotated[str, typer.Option(
+                help="A registry alias (champion, candidate), a model folder or an MLflow model URI.")
+            ] = "champion",
+            params: Params = Path("params.yaml")) -> None:
+    """Print per-class probabilities of images (CSV), with the preprocessing of training."""
+    from controlbreast.stages import predict as stage
+
+    _run(lambda: stage.main(params, images, model))

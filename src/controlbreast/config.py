@@ -8,7 +8,7 @@ or an out-of-range value stops the run before any work, with an error naming the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -38,6 +38,9 @@ class PathsConfig(Section):
     metrics: Path = Path("metrics")
     reports: Path = Path("reports")
     synthetic: Path = Path("data/synthetic")
+    models: Path = Path("models")
+    checkpoints: Path = Path("models/checkpoints")
+    classifiers: Path = Path("models/classifiers")
     mlruns: Path = Path("mlruns")
 
 
@@ -160,6 +163,233 @@ class QualityConfig(Section):
     max_listed_ids: Annotated[int, Field(ge=1, le=1000)] = 5
 
 
+class PixelModelConfig(Section):
+    """The ``pixel`` back end: a class-conditional UNet on 1-channel images, trained from scratch.
+
+    ``attention`` says, per resolution level, whether the block has (cross-)attention; on a CPU,
+    self-attention at high resolution is what costs, so the default keeps it at the lowest level.
+    ``control_embedding_channels`` is the width of the ControlNet's control encoder; diffusers' encoder
+    halves the resolution once per extra stage, and a pixel model's control already has the UNet's
+    size, so it has a single stage here.
+    """
+
+    block_out_channels: tuple[PositiveInt, ...] = (16, 32, 64, 64)
+    attention: tuple[bool, ...] = (False, False, False, True)
+    layers_per_block: Annotated[int, Field(ge=1, le=4)] = 1
+    cross_attention_dim: PositiveInt = 64
+    attention_head_dim: PositiveInt = 8
+    norm_num_groups: PositiveInt = 8
+    control_embedding_channels: PositiveInt = 16
+
+    @model_validator(mode="after")
+    def _levels(self) -> PixelModelConfig:
+        if len(self.attention) != len(self.block_out_channels):
+            raise ValueError("attention needs one entry per block_out_channels level")
+        if any(c % self.norm_num_groups for c in self.block_out_channels):
+            raise ValueError("every block_out_channels entry must be a multiple of norm_num_groups")
+        return self
+
+
+class LatentModelConfig(Section):
+    """The ``latent`` back end: a pretrained Stable-Diffusion-style model, never downloaded.
+
+    ``pretrained`` is a local folder in diffusers layout (vae/, text_encoder/, tokenizer/, unet/,
+    scheduler/) or a repo id already in the user's Hugging Face cache. ``prompts`` gives each class
+    its text; the null (unconditional) prompt is empty. ``lora_rank`` > 0 fine-tunes the UNet on
+    the domain with LoRA in ``train_base``; 0 uses it as it is.
+    """
+
+    pretrained: str | None = None
+    controlnet: str | None = None
+    prompts: dict[str, str] = Field(default_factory=dict)
+    lora_rank: Annotated[int, Field(ge=0, le=256)] = 8
+
+
+class DiffusionConfig(Section):
+    """What is shared by both back ends and both training stages: the noise process and its target.
+
+    ``label_dropout`` replaces that fraction of labels by the null class so that one model learns
+    both the conditional and the unconditional score (classifier-free guidance). ``snr_gamma``
+    enables min-SNR loss weighting (Hang et al., 2023); null trains on the plain MSE.
+    """
+
+    backend: Literal["pixel", "latent"] = "pixel"
+    prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
+    num_train_timesteps: Annotated[int, Field(ge=10, le=10000)] = 1000
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    snr_gamma: Annotated[float, Field(gt=0.0)] | None = None
+    label_dropout: Fraction = 0.1
+    hflip: bool = True
+    pixel: PixelModelConfig = PixelModelConfig()
+    latent: LatentModelConfig = LatentModelConfig()
+
+
+class TrainConfig(Section):
+    """One training stage (``train_base`` or ``train_controlnet``); steps count optimizer updates.
+
+    Checkpoints go to ``<paths.checkpoints>/<stage>/checkpoint-<step>`` every ``checkpoint_every``
+    steps, the last ``keep_checkpoints`` kept. Every ``validate_every`` steps a validation grid and
+    (for the ControlNet) the control-fidelity figure are logged. The run stops with a clear error
+    when the loss is not finite or exceeds ``divergence_factor`` times its running mean.
+    """
+
+    steps: PositiveInt = 300
+    batch_size: PositiveInt = 16
+    learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
+    lr_scheduler: Literal["constant", "cosine", "linear"] = "constant"
+    lr_warmup_steps: Annotated[int, Field(ge=0)] = 20
+    adam_weight_decay: Annotated[float, Field(ge=0.0)] = 1e-2
+    max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
+    gradient_accumulation_steps: PositiveInt = 1
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_checkpointing: bool = False
+    ema_decay: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    checkpoint_every: PositiveInt = 100
+    keep_checkpoints: PositiveInt = 2
+    validate_every: PositiveInt = 100
+    num_validation: Annotated[int, Field(ge=1, le=64)] = 6
+    log_every: PositiveInt = 10
+    divergence_factor: Annotated[float, Field(gt=1.0)] = 100.0
+    threads: Annotated[int, Field(ge=0, le=256)] = 0
+
+
+class SamplingConfig(Section):
+    """How images are drawn: scheduler, steps, classifier-free guidance and ControlNet strength."""
+
+    scheduler: Literal["ddim", "unipc", "dpmsolver++"] = "ddim"
+    steps: Annotated[int, Field(ge=1, le=1000)] = 25
+    guidance_scale: Annotated[float, Field(ge=1.0, le=30.0)] = 2.0
+    controlnet_scale: Annotated[float, Field(ge=0.0, le=5.0)] = 1.0
+    batch_size: PositiveInt = 32
+
+
+class VariationConfig(Section):
+    """Random changes to each training control before it conditions a synthetic image (diversity).
+
+    One affine warp (mirror with probability 0.5, rotation in degrees, scale and shift as fractions
+    of the side) and an optional elastic warp (Gaussian-smoothed random displacements of std
+    ``elastic_alpha`` pixels, smoothness ``elastic_sigma`` pixels; 0 turns it off). Each image's
+    draw comes from its own seed and is stored in the manifest.
+    """
+
+    hflip: bool = True
+    max_rotation: Annotated[float, Field(ge=0.0, le=45.0)] = 5.0
+    max_scale: Annotated[float, Field(ge=0.0, le=0.3)] = 0.05
+    max_shift: Annotated[float, Field(ge=0.0, le=0.3)] = 0.03
+    elastic_alpha: Annotated[float, Field(ge=0.0, le=20.0)] = 0.0
+    elastic_sigma: Annotated[float, Field(gt=0.0, le=50.0)] = 4.0
+
+
+class GenerateConfig(Section):
+    """``generate``: ``per_class`` synthetic images per class, each from a training-split control.
+
+    Image ``i`` of the set draws its noise and its control variation from seed ``seed * 1_000_000
+    + i``; controls of a class are visited in a seeded order, all before any repeats. ``sampling``
+    is the sampler of the set; null uses the ``sampling`` section (the training stages' validation
+    sampler, which a few images can afford at more steps than a whole set can).
+    """
+
+    per_class: PositiveInt = 106
+    seed: Annotated[int, Field(ge=0, le=2**31)] = 0
+    variation: VariationConfig = VariationConfig()
+    sampling: SamplingConfig | None = None
+
+
+class SyntheticEvalConfig(Section):
+    """``evaluate-synthetic``: realism, control fidelity, class fidelity and memorisation.
+
+    Features for FID/KID/precision-recall and for nearest neighbours come from the real-only
+    classifier (``<paths.classifiers>/real/seed-<classifier_seed>``; null: the seed with the best
+    validation AUC). ``kid_subset_size`` is capped at the smallest set compared.
+    ``inception_weights``: a local torch-fidelity Inception-v3 weights file
+    (``weights-inception-2015-12-05-*.pth``, a pickle: only use one you trust) adds the
+    conventional Inception FID; null skips it (nothing is ever downloaded). A synthetic image
+    counts as a likely copy when its nearest training image has feature cosine >= ``copy_cosine``
+    or SSIM >= ``copy_ssim``.
+    """
+
+    classifier_seed: int | None = None
+    kid_subset_size: Annotated[int, Field(ge=2)] = 100
+    kid_subsets: PositiveInt = 100
+    prc_neighborhood: PositiveInt = 3
+    inception_weights: Path | None = None
+    edge_tolerance: Annotated[int, Field(ge=0, le=10)] = 2
+    copy_cosine: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.99
+    copy_ssim: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
+    grid_rows: Annotated[int, Field(ge=1, le=64)] = 8
+    closest_pairs: Annotated[int, Field(ge=1, le=64)] = 12
+    seed: int = 0
+
+
+class AugmentConfig(Section):
+    """Random changes to each training batch (real and synthetic alike; never to val or test).
+
+    Shifts and scale are fractions of the image side, rotation is in degrees, ``intensity`` is the
+    largest relative change of contrast and of brightness, ``noise`` the std of added Gaussian
+    noise as a fraction of the intensity range.
+    """
+
+    hflip: bool = True
+    max_shift: Annotated[float, Field(ge=0.0, le=0.5)] = 0.06
+    max_rotation: Annotated[float, Field(ge=0.0, le=180.0)] = 10.0
+    max_scale: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
+    intensity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.15
+    noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
+
+
+class ClassifierConfig(Section):
+    """``train-classifier``: a timm backbone per arm and seed, chosen on the validation split.
+
+    ``model`` is any timm name, built with ``in_chans=1`` and ``model_kwargs`` (the default narrows
+    resnet10t to fit the CPU budget); ``pretrained`` is a local safetensors or PyTorch weights file,
+    never a download. Arms: ``real``; ``real+synthetic`` adds ``round(mix_ratio * n_real)``
+    synthetic images to the ``n_real`` real training images (drawn from ``paths.synthetic`` with
+    each seed, without replacement);
+    ``synthetic`` trains on as many synthetic images as the real training split has. Early stopping
+    and the kept epoch follow the validation split's macro AUC (``patience`` epochs without gain).
+    ``balance``: class ``weights`` in the loss, a balanced ``sampler``, or ``none``. ``threads``: torch
+    CPU threads (0: torch's default); a model this small runs fastest on one, and far faster than on
+    two when another process shares the cores.
+    """
+
+    model: str = "resnet10t"
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=lambda: {"channels": [16, 32, 64, 128], "stem_width": 8})
+    pretrained: Path | None = None
+    seeds: tuple[int, ...] = (0, 1, 2)
+    mix_ratio: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
+    epochs: PositiveInt = 10
+    patience: PositiveInt = 4
+    batch_size: PositiveInt = 32
+    learning_rate: Annotated[float, Field(gt=0.0)] = 3e-3
+    weight_decay: Annotated[float, Field(ge=0.0)] = 1e-4
+    balance: Literal["weights", "sampler", "none"] = "weights"
+    augment: AugmentConfig = AugmentConfig()
+    threads: Annotated[int, Field(ge=0, le=256)] = 1
+    registry: bool = True
+
+    @model_validator(mode="after")
+    def _seeds(self) -> ClassifierConfig:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must be one or more distinct integers")
+        return self
+
+
+class EvaluateConfig(Section):
+    """``evaluate``: test-split metrics with bootstrap intervals, and the paired arm differences.
+
+    ``positive_class`` is the class of the binary view (AUC, sensitivity, specificity), null for the
+    last of ``data.classes`` (``malignant``, or ``cancer`` in the two-class setup). Intervals are
+    percentile intervals over ``bootstrap`` class-stratified resamples of the test images.
+    """
+
+    positive_class: str | None = None
+    bootstrap: Annotated[int, Field(ge=100, le=100_000)] = 1000
+    bootstrap_seed: int = 0
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+    calibration_bins: Annotated[int, Field(ge=2, le=100)] = 10
+
+
 class TrackingConfig(Section):
     """MLflow: a SQLite store under ``paths.mlruns`` and one experiment for the project."""
 
@@ -175,6 +405,14 @@ class Config(Section):
     phantom: PhantomConfig = PhantomConfig()
     controls: ControlsConfig = ControlsConfig()
     quality: QualityConfig = QualityConfig()
+    diffusion: DiffusionConfig = DiffusionConfig()
+    train_base: TrainConfig = TrainConfig()
+    train_controlnet: TrainConfig = TrainConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    generate: GenerateConfig = GenerateConfig()
+    synthetic_eval: SyntheticEvalConfig = SyntheticEvalConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     tracking: TrackingConfig = TrackingConfig()
 
 

@@ -8,6 +8,7 @@ the repository root shows all of them. Runs are tagged with the stage and the gi
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,3 +72,36 @@ def stage_run(config: Config, stage: str, sections: tuple[str, ...]) -> Iterator
         dumped = config.model_dump(mode="json")
         mlflow.log_params(flatten({key: dumped[key] for key in sections}))
         yield run
+
+
+class StepMetrics:
+    """Per-step metrics of the active run, buffered and sent in batches.
+
+    One SQLite write per metric per step would cost more than a small model's training step; the
+    buffer keeps every step's value and writes them ``every`` steps with ``log_batch``.
+    """
+
+    def __init__(self, every: int = 25):
+        import mlflow
+
+        self.run_id = mlflow.active_run().info.run_id if mlflow.active_run() else None
+        self.every, self.buffer, self.pending_steps = every, [], 0
+
+    def log(self, values: Mapping[str, float], step: int) -> None:
+        """Buffer ``values`` at ``step``; flush every ``every`` calls."""
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        self.buffer.extend(Metric(key, float(value), stamp, step) for key, value in values.items())
+        self.pending_steps += 1
+        if self.pending_steps >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what is buffered (nothing happens outside an MLflow run)."""
+        from mlflow import MlflowClient
+
+        if self.run_id and self.buffer:
+            for start in range(0, len(self.buffer), 1000):
+                MlflowClient().log_batch(self.run_id, metrics=self.buffer[start:start + 1000])
+        self.buffer, self.pending_steps = [], 0

@@ -1,0 +1,1 @@
+"""timm classifiers on real and synthetic images: models, transforms, training, prediction, registry."""

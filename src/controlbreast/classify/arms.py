@@ -1,0 +1,73 @@
+"""One arm over its seeds: train each, save it under ``<paths.classifiers>/<arm>/seed-<k>/``, and
+log it as a nested MLflow run (params, per-epoch metrics, the model as an MLflow pyfunc).
+
+The arm's folder is built beside its destination and swapped in when every seed is done, so a
+failed run leaves the previous models. ``summary.json`` lists the seeds with their validation AUC.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from controlbreast.classify.models import save_classifier
+from controlbreast.classify.predict import log_pyfunc
+from controlbreast.classify.train import TrainResult, train_classifier
+from controlbreast.config import Config
+from controlbreast.outputs import atomic_folder, csv_bytes, write_atomic
+
+
+@dataclass(frozen=True)
+class SeedModel:
+    """A trained seed: where it lies, its MLflow model and the validation AUC of its kept epoch."""
+
+    arm: str
+    seed: int
+    folder: Path
+    model_uri: str
+    run_id: str
+    val_auc: float
+    epoch: int
+    val_ids: tuple[str, ...]
+
+
+def seed_folder(root: Path, arm: str, seed: int) -> Path:
+    return Path(root) / arm / f"seed-{seed}"
+
+
+def _log_seed(result: TrainResult, folder: Path) -> str:
+    data = result.data
+    mlflow.log_params({"arm": result.card.arm, "seed": result.card.seed, "real_images": data.real_images,
+                       "synthetic_images": data.synthetic_images, "val_images": len(data.val)})
+    mlflow.log_metrics({"best_val_auc": result.card.val_auc, "best_epoch": result.card.epoch})
+    return log_pyfunc(folder).model_uri
+
+
+def _train_seed(config: Config, arm: str, seed: int, build: Path) -> SeedModel:
+    with mlflow.start_run(run_name=f"{arm}/seed-{seed}", nested=True) as run:
+        result = train_classifier(config, arm, seed,
+                                  on_epoch=lambda epoch, values: mlflow.log_metrics(values, step=epoch))
+        folder = seed_folder(build.parent, arm, seed)
+        save_classifier(build / folder.name, result.model, result.card)
+        write_atomic(build / folder.name / "history.csv",
+                     csv_bytes([{"epoch": i + 1, **h} for i, h in enumerate(result.history)],
+                               ["epoch", *result.history[0]]))
+        uri = _log_seed(result, build / folder.name)
+    return SeedModel(arm, seed, folder, uri, run.info.run_id, result.card.val_auc, result.card.epoch,
+                     result.val_ids)
+
+
+def train_arm(config: Config, arm: str) -> list[SeedModel]:
+    """Train every seed of ``classifier.seeds`` for ``arm`` under one nested MLflow run."""
+    destination = Path(config.paths.classifiers) / arm
+    with mlflow.start_run(run_name=arm, nested=True), atomic_folder(destination) as build:
+        mlflow.set_tag("arm", arm)
+        models = [_train_seed(config, arm, seed, build) for seed in config.classifier.seeds]
+        mlflow.log_metric("mean_val_auc", sum(m.val_auc for m in models) / len(models))
+        summary = [{"seed": m.seed, "val_auc": m.val_auc, "epoch": m.epoch, "run_id": m.run_id,
+                    "model_uri": m.model_uri} for m in models]
+        (build / "summary.json").write_text(json.dumps({"arm": arm, "seeds": summary}, indent=2))
+    return models

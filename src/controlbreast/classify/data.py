@@ -1,0 +1,85 @@
+"""What each arm trains on. Validation is always the real validation split; test is never read here.
+
+Arms (``ARMS``):
+
+- ``real``: the real training split.
+- ``real+synthetic``: the real training split plus ``round(mix_ratio * n_real)`` synthetic images
+  (``n_real`` = real training images), drawn without replacement from ``paths.synthetic`` with the
+  run's seed, so each seed sees another draw.
+- ``synthetic``: ``n_real`` synthetic images drawn the same way and no real image (train on
+  synthetic, test on real), so this arm differs from ``real`` in the source of its images only.
+
+A synthetic image made from the control of a validation or test image would leak that image into
+training, so every synthetic image's ``control_id`` must be a real training id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from controlbreast.config import Config
+from controlbreast.data.datasets import ImageSet, load_image_set
+from controlbreast.outputs import read_csv
+
+ARMS = ("real", "real+synthetic", "synthetic")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """``train``: what the model learns from; ``val``: real validation images for selection."""
+
+    train: ImageSet
+    val: ImageSet
+    real_images: int
+    synthetic_images: int
+
+
+def concatenate(first: ImageSet, second: ImageSet) -> ImageSet:
+    """Both sets in one, first then second (same classes, same image size)."""
+    if first.images.shape[1:] != second.images.shape[1:]:
+        raise ValueError(f"synthetic images are {second.images.shape[2]}x{second.images.shape[1]} px "
+                         f"but the real ones {first.images.shape[2]}x{first.images.shape[1]}")
+    return ImageSet(ids=first.ids + second.ids, labels=np.concatenate([first.labels, second.labels]),
+                    splits=first.splits + second.splits,
+                    images=np.concatenate([first.images, second.images]), classes=first.classes)
+
+
+def check_provenance(folder: Path, train_ids: set[str]) -> None:
+    """Every synthetic image must come from a training-split control; raise naming the others."""
+    rows = read_csv(Path(folder) / "manifest.csv")
+    if rows and "control_id" not in rows[0]:
+        raise ValueError(f"{folder}/manifest.csv: no control_id column, cannot check provenance")
+    outside = sorted({row["control_id"] for row in rows} - train_ids)
+    if outside:
+        raise ValueError(f"{folder}: {len(outside)} synthetic images come from controls outside the "
+                         f"training split (a leak into validation/test), e.g. {outside[:5]}")
+
+
+def draw(images: ImageSet, count: int, seed: int, folder: Path) -> ImageSet:
+    """``count`` images drawn without replacement with ``seed``, kept in their set's order."""
+    if count > len(images):
+        raise ValueError(f"{folder}: {count} synthetic images needed but only {len(images)} there "
+                         "(generate more, or lower classifier.mix_ratio)")
+    chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
+    return images.subset(np.sort(chosen))
+
+
+def load_training_data(config: Config, arm: str, seed: int) -> TrainingData:
+    """The train and validation sets of ``arm`` for ``seed`` (see the module docstring)."""
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; expected one of {list(ARMS)}")
+    classes = config.data.classes
+    real = load_image_set(config.paths.prepared, classes, splits=("train", "val"))
+    train, val = real.split("train"), real.split("val")
+    if arm == "real":
+        return TrainingData(train, val, len(train), 0)
+    folder = Path(config.paths.synthetic)
+    synthetic = load_image_set(folder, classes)
+    check_provenance(folder, set(train.ids))
+    if arm == "synthetic":
+        return TrainingData(draw(synthetic, len(train), seed, folder), val, 0, len(train))
+    extra = draw(synthetic, round(config.classifier.mix_ratio * len(train)), seed, folder)
+    return TrainingData(concatenate(train, extra), val, len(train), len(extra))

@@ -1,0 +1,77 @@
+"""The MLflow Model Registry: each training stage registers its best model as ``candidate``; it
+becomes ``champion`` only when it beats the current champion on the validation split.
+
+Validation AUCs are comparable only on the same validation images, so each version carries the
+AUC and a digest of the validation ids as tags. A champion measured on other images (another data
+set, other splits) cannot be compared and is replaced; the reason is returned and logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+REGISTERED_NAME = "controlbreast-classifier"
+CANDIDATE, CHAMPION = "candidate", "champion"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What happened to the champion alias after registering ``version``."""
+
+    version: str
+    promoted: bool
+    reason: str
+    previous_champion: str | None = None
+
+
+def ids_digest(ids: Sequence[str]) -> str:
+    """A short digest of a set of image ids (order-free)."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+
+
+def register_candidate(model_uri: str, val_auc: float, val_ids: Sequence[str],
+                       tags: dict[str, str]) -> str:
+    """Register ``model_uri`` as a new version with alias ``candidate``; returns the version."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    version = mlflow.register_model(model_uri, REGISTERED_NAME, tags={
+        **tags, "val_auc": f"{val_auc:.6f}", "val_ids": ids_digest(val_ids)}).version
+    MlflowClient().set_registered_model_alias(REGISTERED_NAME, CANDIDATE, version)
+    return str(version)
+
+
+def _champion():
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient().get_model_version_by_alias(REGISTERED_NAME, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def promote_if_better(version: str) -> Promotion:
+    """Move ``champion`` to ``version`` when its validation AUC beats the champion's; the verdict
+    and its reason are written to the version's ``promotion`` tag."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    candidate = client.get_model_version(REGISTERED_NAME, version)
+    champion = _champion()
+    auc = float(candidate.tags["val_auc"])
+    if champion is None:
+        promoted, reason = True, "no champion yet"
+    elif champion.tags.get("val_ids") != candidate.tags["val_ids"]:
+        promoted, reason = True, "champion was validated on other images (not comparable)"
+    else:
+        best = float(champion.tags["val_auc"])
+        promoted = auc > best
+        reason = f"validation AUC {auc:.4f} {'>' if promoted else '<='} champion's {best:.4f}"
+    if promoted:
+        client.set_registered_model_alias(REGISTERED_NAME, CHAMPION, version)
+    client.set_model_version_tag(REGISTERED_NAME, version, "promotion",
+                                 f"{'promoted' if promoted else 'not promoted'}: {reason}")
+    return Promotion(version, promoted, reason, str(champion.version) if champion else None)

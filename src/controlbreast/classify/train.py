@@ -1,0 +1,134 @@
+"""Training one classifier (one arm, one seed), with selection on the real validation split only.
+
+The loop is deliberately small: AdamW with a cosine schedule, augmented batches, class-weighted
+loss or a balanced sampler, and after each epoch the validation macro AUC, which decides both early
+stopping and the epoch whose weights are kept. The test split is never loaded here.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from controlbreast.classify.data import TrainingData, load_training_data
+from controlbreast.classify.models import (
+    ModelCard,
+    create_classifier,
+    normalisation,
+    probabilities,
+    set_threads,
+)
+from controlbreast.classify.transforms import Augment, normalise, scale
+from controlbreast.config import Config
+from controlbreast.evaluation.classification import macro_auc
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The kept model (eval mode), its card, per-epoch history and the ids it was trained and
+    selected on (kept so that tests and audits can check what reached training)."""
+
+    model: nn.Module
+    card: ModelCard
+    history: list[dict[str, float]]
+    train_ids: tuple[str, ...]
+    val_ids: tuple[str, ...]
+    data: TrainingData
+
+
+def class_weights(labels: np.ndarray, classes: int) -> torch.Tensor:
+    """Inverse class frequency, scaled so a balanced set gets weight 1 everywhere."""
+    counts = np.bincount(labels, minlength=classes).astype(float)
+    return torch.tensor(len(labels) / (classes * np.maximum(counts, 1.0)), dtype=torch.float32)
+
+
+def epoch_order(labels: np.ndarray, balance: str, generator: torch.Generator) -> torch.Tensor:
+    """Sample order of one epoch: a permutation, or a class-balanced draw with replacement."""
+    if balance != "sampler":
+        return torch.randperm(len(labels), generator=generator)
+    weights = class_weights(labels, int(labels.max()) + 1)[torch.from_numpy(labels)]
+    return torch.multinomial(weights, len(labels), replacement=True, generator=generator)
+
+
+def _train_epoch(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, card: ModelCard,
+                 config: Config, step: Callable[[torch.Tensor, torch.Tensor], float],
+                 generator: torch.Generator) -> float:
+    settings = config.classifier
+    augment = Augment(settings.augment)
+    order = epoch_order(targets.numpy(), settings.balance, generator)
+    model.train()
+    losses = []
+    for start in range(0, len(order), settings.batch_size):
+        index = order[start:start + settings.batch_size]
+        if len(index) < 2:  # batch norm needs two samples
+            continue
+        batch = normalise(augment(inputs[index], generator), card)
+        losses.append(step(batch, targets[index]))
+    return float(np.mean(losses))
+
+
+def _validate(model: nn.Module, inputs: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
+    probs = probabilities(model, inputs)
+    picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return {"val_auc": float(macro_auc(probs, labels)), "val_loss": float(-np.log(picked).mean())}
+
+
+def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallback | None = None,
+                     data: TrainingData | None = None) -> TrainResult:
+    """Train ``arm`` with ``seed``; returns the epoch with the best validation macro AUC."""
+    settings = config.classifier
+    set_threads(settings.threads)
+    data = data or load_training_data(config, arm, seed)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    classes = len(config.data.classes)
+    model = create_classifier(settings.model, classes, settings.model_kwargs, settings.pretrained)
+    mean, std = normalisation(model)
+    card = ModelCard(model=settings.model, classes=config.data.classes,
+                     image_size=int(data.train.images.shape[-1]), resize=config.data.resize,
+                     mean=mean, std=std, model_kwargs=dict(settings.model_kwargs), arm=arm, seed=seed)
+    inputs, targets = scale(data.train.images), torch.from_numpy(data.train.labels)
+    val_inputs = normalise(scale(data.val.images), card)
+    weight = class_weights(data.train.labels, classes) if settings.balance == "weights" else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+
+    def step(batch: torch.Tensor, target: torch.Tensor) -> float:
+        loss = F.cross_entropy(model(batch), target, weight=weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    history, best, best_state, stale = [], -np.inf, None, 0
+    for epoch in (bar := tqdm(range(1, settings.epochs + 1), desc=f"{arm} seed {seed}", unit="epoch")):
+        metrics = {"train_loss": _train_epoch(model, inputs, targets, card, config, step, generator),
+                   "lr": schedule.get_last_lr()[0]}
+        schedule.step()
+        metrics |= _validate(model, val_inputs, data.val.labels)
+        history.append(metrics)
+        bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val_auc=f"{metrics['val_auc']:.3f}")
+        if on_epoch:
+            on_epoch(epoch, metrics)
+        if metrics["val_auc"] > best:
+            best, best_state, stale = metrics["val_auc"], copy.deepcopy(model.state_dict()), 0
+            card = replace(card, epoch=epoch, val_auc=best)
+        else:
+            stale += 1
+            if stale >= settings.patience:
+                break
+    if best_state is None:
+        raise ValueError(f"{arm} seed {seed}: validation AUC was never finite (is a class missing "
+                         "from the validation split?)")
+    model.load_state_dict(best_state)
+    return TrainResult(model.eval(), card, history, data.train.ids, data.val.ids, data)

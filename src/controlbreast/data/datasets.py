@@ -1,0 +1,81 @@
+"""In-memory views of the prepared set and its controls, for training and evaluation.
+
+The default data (64 px, a few hundred images) fits in memory many times over, and so does BUSI at
+128 px: loading every image once into one uint8 array beats decoding PNGs on every step on a CPU.
+Labels are indices into ``data.classes``, so every model and metric shares one label order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from controlbreast.data.imageio import load_png
+from controlbreast.outputs import read_csv
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images with their ids, labels and splits.
+
+    ``images``: (N, H, W) uint8; ``labels``: (N,) int64 indices into ``classes``.
+    """
+
+    ids: tuple[str, ...]
+    labels: np.ndarray
+    splits: tuple[str, ...]
+    images: np.ndarray
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, keep: Sequence[int] | np.ndarray) -> ImageSet:
+        """The images at positions ``keep`` (indices or a boolean mask), in that order."""
+        index = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep, int)
+        return ImageSet(ids=tuple(self.ids[i] for i in index), labels=self.labels[index],
+                        splits=tuple(self.splits[i] for i in index), images=self.images[index],
+                        classes=self.classes)
+
+    def split(self, name: str) -> ImageSet:
+        """Only the images of one split (``train``, ``val`` or ``test``)."""
+        return self.subset(np.array([s == name for s in self.splits], dtype=bool))
+
+
+def label_indices(labels: Sequence[str], classes: Sequence[str], source: Path) -> np.ndarray:
+    """(N,) int64 class indices; a label outside ``classes`` is an error naming the table."""
+    position = {name: i for i, name in enumerate(classes)}
+    unknown = sorted(set(labels) - set(position))
+    if unknown:
+        raise ValueError(f"{source}: labels {unknown} are not in data.classes {list(classes)}")
+    return np.array([position[label] for label in labels], dtype=np.int64)
+
+
+def load_image_set(folder: Path, classes: Sequence[str], splits: Sequence[str] | None = None,
+                   manifest: str = "manifest.csv") -> ImageSet:
+    """Read ``folder/manifest`` and ``folder/images/<id>.png`` (rows of ``splits``, or all).
+
+    Works for the prepared set and for a synthetic set (whose rows have no split: ``"synthetic"``).
+    """
+    folder = Path(folder)
+    table = folder / manifest
+    if not table.is_file():
+        raise FileNotFoundError(f"{table}: no manifest (run the stage that writes it first)")
+    rows = [row for row in read_csv(table) if splits is None or row.get("split") in splits]
+    if not rows:
+        raise ValueError(f"{table}: no images in splits {list(splits or [])}")
+    images = np.stack([load_png(folder / "images" / f"{row['id']}.png") for row in rows])
+    return ImageSet(ids=tuple(row["id"] for row in rows),
+                    labels=label_indices([row["label"] for row in rows], classes, table),
+                    splits=tuple(row.get("split", "synthetic") for row in rows),
+                    images=images, classes=tuple(classes))
+
+
+def load_controls(folder: Path, ids: Sequence[str], channels: Sequence[str]) -> np.ndarray:
+    """(N, C, H, W) uint8 controls of ``ids``, channels stacked in ``channels`` order."""
+    folder = Path(folder)
+    return np.stack([np.stack([load_png(folder / channel / f"{image_id}.png") for channel in channels])
+                     for image_id in ids])

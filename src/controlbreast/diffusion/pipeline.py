@@ -1,0 +1,179 @@
+"""The two training stages: ``train_base`` (the class-conditional model) and ``train_controlnet``.
+
+Both read the training split only, train with ``diffusion/train.py``, and swap their final model
+folder into place only when it is complete (``models/base``, ``models/controlnet``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import ControlNetModel
+from safetensors.torch import load_file
+
+from controlbreast.config import Config
+from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
+from controlbreast.diffusion.backends import (
+    Backend,
+    load_base,
+    load_unet_weights,
+    new_backend,
+    save_base,
+    save_unet,
+)
+from controlbreast.diffusion.data import (
+    TrainingSet,
+    encode_images,
+    load_latents,
+    save_latents,
+    to_unit,
+)
+from controlbreast.diffusion.models import Denoiser, controlnet_from_unet
+from controlbreast.diffusion.train import Trainee, TrainResult, train
+from controlbreast.diffusion.validation import Validation
+from controlbreast.outputs import atomic_folder
+
+LATENTS = "latents.safetensors"
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+SD_CONTROL_ENCODER = (16, 32, 96, 256)
+
+
+def fingerprint(*parts: object) -> str:
+    """A short hash of JSON-able parts (config sections, ids, file digests) and of the training code.
+
+    The code's digest is part of it because DVC reruns a stage when its code changes, and resuming
+    from a checkpoint of the old code would silently hand back the old model.
+    """
+    code = folder_digest(Path(__file__).parent, "*.py")
+    return hashlib.sha256(json.dumps([code, *parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def folder_digest(folder: Path, pattern: str = "*") -> str:
+    """Hash of every file's relative path and bytes under ``folder`` (identifies a saved model)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob(pattern) if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def validation_examples(images: ImageSet, count: int) -> ImageSet:
+    """``count`` validation images taking the classes in turn, so every class is shown."""
+    by_class = [np.flatnonzero(images.labels == c) for c in range(len(images.classes))]
+    order = [index for rank in range(len(images)) for members in by_class
+             for index in members[rank:rank + 1]]
+    return images.subset(order[:count])
+
+
+def sample_shape(backend: Backend, image_size: int) -> tuple[int, int, int]:
+    """(c, h, w) of the diffusion's samples: the image's for pixel, the latents' for latent."""
+    side = image_size // backend.codec.scale
+    return backend.unet.config.in_channels, side, side
+
+
+def _validation(config: Config, backend: Backend, val: ImageSet, controls: np.ndarray | None) -> Validation:
+    return Validation(backend.codec, backend.scheduler, config.sampling,
+                      sample_shape(backend, config.data.image_size), val.images, val.labels, controls,
+                      config.controls.channels, config.controls, seed=config.seed)
+
+
+def _summary(result: TrainResult, validation: Validation) -> dict:
+    last = validation.history[-1] if validation.history else {}
+    return {"steps": result.steps, "resumed_from": result.start_step, "final_loss": result.loss,
+            "train_seconds": result.seconds, "samples_per_second": result.samples_per_second,
+            "peak_memory_mb": result.peak_memory_mb,
+            **{k: v for k, v in last.items() if k != "step"}}
+
+
+def _base_trainee(backend: Backend) -> Trainee:
+    def save_parts(folder: Path) -> None:
+        save_unet(backend, folder)
+        backend.class_embedding.save_pretrained(folder / "class_embedding")
+
+    def load_parts(folder: Path) -> None:
+        load_unet_weights(backend, folder)
+        backend.class_embedding.load_state_dict(load_file(folder / "class_embedding" / WEIGHTS))
+
+    return Trainee(Denoiser(backend.unet, backend.class_embedding), backend.trainable_base(),
+                   save_parts, load_parts, use_control=False)
+
+
+def train_base(config: Config, resume: bool = False) -> dict:
+    """Train the class-conditional base model on the training split; write ``models/base``."""
+    prepared = load_image_set(config.paths.prepared, config.data.classes, ("train", "val"))
+    trainset, val = prepared.split("train"), prepared.split("val")
+    torch.manual_seed(config.seed)
+    backend = new_backend(config)
+    latents = encode_images(backend.codec, trainset.images)
+    data = TrainingSet(trainset.ids, latents, torch.from_numpy(trainset.labels), controls=None)
+    trainee = _base_trainee(backend)
+    validation = _validation(config, backend, validation_examples(val, config.train_base.num_validation),
+                             None)
+    stamp = fingerprint(config.seed, config.diffusion.model_dump(mode="json"),
+                        config.train_base.model_dump(mode="json"), trainset.ids)
+    result = train(trainee, data, backend.scheduler, config.train_base, config.diffusion,
+                   stage="train_base", seed=config.seed, fingerprint=stamp, resume=resume,
+                   checkpoint_root=Path(config.paths.checkpoints) / "train_base", validate=validation)
+    with atomic_folder(Path(config.paths.models) / "base") as build:
+        save_base(backend, build)
+        save_latents(build / LATENTS, trainset, latents)
+    return _summary(result, validation)
+
+
+def new_controlnet(config: Config, backend: Backend) -> ControlNetModel:
+    """The ControlNet to train: a local pretrained one (latent), or a copy of the base UNet's encoder."""
+    channels = len(config.controls.channels)
+    if backend.name == "latent" and config.diffusion.latent.controlnet:
+        return ControlNetModel.from_pretrained(config.diffusion.latent.controlnet, local_files_only=True)
+    if backend.name == "latent":  # Stable Diffusion's encoder, one stage per halving down to the latents
+        embedding = SD_CONTROL_ENCODER[:backend.codec.scale.bit_length()]
+    else:
+        embedding = (config.diffusion.pixel.control_embedding_channels,)
+    return controlnet_from_unet(backend.unet, channels, tuple(embedding))
+
+
+def _controlnet_trainee(backend: Backend, controlnet: ControlNetModel) -> Trainee:
+    def load_parts(folder: Path) -> None:
+        controlnet.load_state_dict(load_file(folder / "controlnet" / WEIGHTS))
+
+    return Trainee(Denoiser(backend.unet, backend.class_embedding, controlnet),
+                   list(controlnet.parameters()),
+                   lambda folder: controlnet.save_pretrained(folder / "controlnet"), load_parts,
+                   use_control=True)
+
+
+def _frozen_dtype(mixed_precision: str) -> torch.dtype:
+    """The reference trains the ControlNet in fp32 with the frozen UNet in the mixed dtype."""
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
+
+
+def train_controlnet(config: Config, resume: bool = False) -> dict:
+    """Train a ControlNet on the frozen base with training-split controls; write ``models/controlnet``."""
+    base = Path(config.paths.models) / "base"
+    backend = load_base(base, config)
+    ids, latents, labels = load_latents(base / LATENTS)
+    channels = config.controls.channels
+    data = TrainingSet(ids, latents, labels, to_unit(load_controls(config.paths.controls, ids, channels)))
+    torch.manual_seed(config.seed)
+    controlnet = new_controlnet(config, backend)
+    frozen_dtype = _frozen_dtype(config.train_controlnet.mixed_precision)
+    if frozen_dtype != torch.float32:
+        backend.unet.to(frozen_dtype)
+    val = validation_examples(load_image_set(config.paths.prepared, config.data.classes, ("val",)),
+                              config.train_controlnet.num_validation)
+    validation = _validation(config, backend, val, load_controls(config.paths.controls, val.ids, channels))
+    stamp = fingerprint(config.seed, folder_digest(base), config.controls.model_dump(mode="json"),
+                        config.diffusion.model_dump(mode="json"),
+                        config.train_controlnet.model_dump(mode="json"))
+    result = train(_controlnet_trainee(backend, controlnet), data, backend.scheduler,
+                   config.train_controlnet, config.diffusion, stage="train_controlnet", seed=config.seed,
+                   fingerprint=stamp, resume=resume, validate=validation,
+                   checkpoint_root=Path(config.paths.checkpoints) / "train_controlnet")
+    with atomic_folder(Path(config.paths.models) / "controlnet") as build:
+        controlnet.save_pretrained(build)
+        (build / "control.json").write_text(json.dumps({"channels": list(channels)}) + "\n")
+    return _summary(result, validation)

@@ -1,0 +1,85 @@
+"""One sampling loop for both back ends: classifier-free guidance and ControlNet control.
+
+Every image starts from noise drawn from its own seed, and the samplers offered are deterministic
+given that noise (DDIM with eta 0, UniPC, DPM-Solver++), so any image can be regenerated alone.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from tqdm import tqdm
+
+from controlbreast.config import SamplingConfig
+from controlbreast.diffusion.models import Denoiser
+
+
+def sampler(kind: str, training_scheduler: SchedulerMixin) -> SchedulerMixin:
+    """A fresh sampling scheduler of ``kind`` sharing the training noise schedule.
+
+    A training schedule that clips the clean-sample estimate (the pixel back end) is honoured by
+    every sampler: DDIM clips itself; UniPC and DPM-Solver++ threshold at the same range.
+    """
+    config = training_scheduler.config
+    if kind == "ddim":
+        return DDIMScheduler.from_config(config, timestep_spacing="trailing", set_alpha_to_one=False)
+    clip = {"thresholding": True, "sample_max_value": config.clip_sample_range} \
+        if config.get("clip_sample") else {}
+    if kind == "unipc":
+        return UniPCMultistepScheduler.from_config(config, timestep_spacing="trailing", **clip)
+    if kind == "dpmsolver++":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++",
+                                                       timestep_spacing="trailing", **clip)
+    raise ValueError(f"unknown sampling.scheduler {kind!r}")
+
+
+def initial_noise(seeds: list[int], shape: tuple[int, ...]) -> torch.Tensor:
+    """(N, *shape) standard normal noise, row i drawn from ``seeds[i]`` alone."""
+    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
+                        for seed in seeds])
+
+
+@torch.no_grad()
+def _denoise(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, labels: torch.Tensor,
+             control: torch.Tensor | None, cfg: SamplingConfig) -> torch.Tensor:
+    """One batch from noise to a clean sample; guidance doubles the batch with the null class."""
+    null = torch.full_like(labels, denoiser.class_embedding.null_label)
+    guided = cfg.guidance_scale != 1.0
+    both_labels = torch.cat([labels, null]) if guided else labels
+    both_control = None if control is None else (torch.cat([control, control]) if guided else control)
+    scheduler.set_timesteps(cfg.steps)
+    sample = noise * scheduler.init_noise_sigma
+    for timestep in scheduler.timesteps:
+        model_input = scheduler.scale_model_input(torch.cat([sample, sample]) if guided else sample,
+                                                  timestep)
+        steps = torch.full((len(model_input),), int(timestep), dtype=torch.long)
+        prediction = denoiser(model_input, steps, both_labels, both_control, cfg.controlnet_scale)
+        if guided:
+            conditional, unconditional = prediction.chunk(2)
+            prediction = unconditional + cfg.guidance_scale * (conditional - unconditional)
+        sample = scheduler.step(prediction, timestep, sample).prev_sample
+    return sample
+
+
+@torch.no_grad()
+def generate(denoiser: Denoiser, codec, training_scheduler: SchedulerMixin, labels: torch.Tensor,
+             seeds: list[int], sample_shape: tuple[int, int, int], cfg: SamplingConfig,
+             controls: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
+    """Images (N, 1, H, W) in [0, 1] for ``labels`` (N,), ``seeds`` and optional controls.
+
+    ``controls``: (N, C, H, W) in [0, 1], or None for the base model alone. ``sample_shape`` is the
+    diffusion's (c, h, w): the image's for pixel, the latent's for latent.
+    """
+    denoiser.eval()
+    scheduler = sampler(cfg.scheduler, training_scheduler)
+    device = next(denoiser.parameters()).device
+    outputs = []
+    starts = range(0, len(labels), cfg.batch_size)
+    for start in tqdm(starts, desc="sampling", unit="batch", disable=not progress):
+        rows = slice(start, start + cfg.batch_size)
+        noise = initial_noise(seeds[rows], sample_shape).to(device)
+        control = None if controls is None else controls[rows].to(device)
+        sample = _denoise(denoiser, scheduler, noise, labels[rows].to(device), control, cfg)
+        outputs.append(((codec.decode(sample).float().cpu() + 1) / 2).clamp(0, 1))
+    return torch.cat(outputs)

@@ -1,0 +1,1 @@
+"""Measures of what the pipeline made: classification metrics with bootstrap intervals."""

@@ -1,0 +1,276 @@
+"""The trained arms on the real test split: metrics with bootstrap intervals and paired differences.
+
+This is the first and only place the test split is read. Probabilities come from ``Predictor``
+reading the prepared PNG files, exactly as ``controlbreast predict`` does, so a probability in
+``metrics/classifier.json``'s curves is the one ``predict`` prints for that file.
+
+For each arm found under ``paths.classifiers`` (``real``, ``real+synthetic``, ``synthetic``; arms
+not trained are skipped) the metrics are computed for every seed and for the seed average of the
+probabilities (``ensemble``):
+
+- ``auc_ovr_macro``: one-vs-rest AUC averaged over the classes;
+- ``auc_<positive>``: the positive class (``evaluate.positive_class``) against the rest;
+- ``balanced_accuracy``: mean per-class recall of the arg-max prediction;
+- ``sensitivity`` / ``specificity`` of "positive" at the model's ``threshold`` on the positive
+  class's probability, chosen on the *validation* split by Youden's J;
+- ``ece``: top-label expected calibration error over ``evaluate.calibration_bins`` bins;
+- ``confusion`` (ensemble): counts and row-normalised rates (true class → predicted class).
+
+Each has a percentile bootstrap interval over class-stratified resamples of the test images. The
+paired differences ``real+synthetic − real`` and ``synthetic − real`` (ensembles) use the very same
+resamples for both arms, which gives an interval and a two-sided p-value; the positive-class AUC
+difference also gets DeLong's test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from controlbreast.classify.data import ARMS
+from controlbreast.classify.models import CARD, set_threads
+from controlbreast.classify.predict import Predictor
+from controlbreast.config import Config, EvaluateConfig
+from controlbreast.data.datasets import label_indices
+from controlbreast.evaluation.bootstrap import Statistic, bootstrap_interval, paired_difference
+from controlbreast.evaluation.classification import (
+    auc,
+    balanced_accuracy,
+    confusion_rates,
+    delong_difference,
+    delong_placements,
+    expected_calibration_error,
+    macro_auc,
+    reliability,
+    sensitivity_specificity,
+    youden_threshold,
+)
+from controlbreast.outputs import read_csv
+
+COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"))
+
+
+@dataclass(frozen=True)
+class SplitImages:
+    """One split of the prepared set as files: ``labels`` (n,) are indices into ``classes``."""
+
+    ids: tuple[str, ...]
+    files: tuple[Path, ...]
+    labels: np.ndarray
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ArmProbabilities:
+    """Probabilities of every seed of one arm: ``val`` (S, n_val, C) and ``test`` (S, n_test, C)."""
+
+    arm: str
+    seeds: tuple[str, ...]
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``metrics`` (JSON-ready numbers in nested dicts), curve rows for DVC plots and the
+    probabilities they came from."""
+
+    metrics: dict
+    roc: list[dict]
+    calibration: list[dict]
+    probabilities: dict[str, ArmProbabilities]
+    test: SplitImages
+
+
+def split_images(config: Config, split: str) -> SplitImages:
+    """The ``split`` rows of the prepared manifest, with their image files."""
+    folder = Path(config.paths.prepared)
+    rows = [row for row in read_csv(folder / "manifest.csv") if row["split"] == split]
+    if not rows:
+        raise ValueError(f"{folder}/manifest.csv: no {split} images")
+    classes = tuple(config.data.classes)
+    return SplitImages(ids=tuple(row["id"] for row in rows),
+                       files=tuple(folder / "images" / f"{row['id']}.png" for row in rows),
+                       labels=label_indices([row["label"] for row in rows], classes, folder / "manifest.csv"),
+                       classes=classes)
+
+
+def trained_arms(root: Path) -> dict[str, list[Path]]:
+    """``{arm: seed folders}`` of the arms trained under ``root``, in ``ARMS`` order, seeds by number."""
+    found = {}
+    for arm in ARMS:
+        folders = [p for p in (Path(root) / arm).glob("seed-*") if (p / CARD).is_file()]
+        if folders:
+            found[arm] = sorted(folders, key=lambda p: int(p.name.removeprefix("seed-")))
+    return found
+
+
+def predict_arm(arm: str, folders: Sequence[Path], val: SplitImages, test: SplitImages) -> ArmProbabilities:
+    """Probabilities of every seed's model on the validation and test files."""
+    val_probs, test_probs = [], []
+    for folder in folders:
+        predictor = Predictor.from_folder(folder)
+        if tuple(predictor.card.classes) != test.classes:
+            raise ValueError(f"{folder}: trained on classes {list(predictor.card.classes)}, but "
+                             f"data.classes is {list(test.classes)} (retrain the classifiers)")
+        val_probs.append(predictor.predict_files(val.files))
+        test_probs.append(predictor.predict_files(test.files))
+    return ArmProbabilities(arm, tuple(p.name for p in folders), np.stack(val_probs), np.stack(test_probs))
+
+
+def positive_index(config: Config) -> int:
+    """Index of ``evaluate.positive_class`` (null: the last class) in ``data.classes``."""
+    classes = list(config.data.classes)
+    name = config.evaluate.positive_class or classes[-1]
+    if name not in classes:
+        raise ValueError(f"evaluate.positive_class {name!r} is not one of data.classes {classes}")
+    return classes.index(name)
+
+
+def statistics(probabilities: np.ndarray, labels: np.ndarray, positive: int, threshold: float,
+               classes: tuple[str, ...], bins: int) -> dict[str, Statistic]:
+    """The scalar metrics of one model's (n, C) test probabilities, as functions of a (B, n) index."""
+    count = len(classes)
+
+    def probs(index):
+        return probabilities[index]
+
+    def binary(index):
+        return sensitivity_specificity(probabilities[index, positive], labels[index] == positive, threshold)
+
+    return {"auc_ovr_macro": lambda i: macro_auc(probs(i), labels[i]),
+            f"auc_{classes[positive]}": lambda i: auc(probabilities[i, positive], labels[i] == positive),
+            "balanced_accuracy": lambda i: balanced_accuracy(probs(i).argmax(-1), labels[i], count),
+            "sensitivity": lambda i: binary(i)[0],
+            "specificity": lambda i: binary(i)[1],
+            "ece": lambda i: expected_calibration_error(probs(i), labels[i], bins)}
+
+
+def model_metrics(val_probs: np.ndarray, test_probs: np.ndarray, val: SplitImages, test: SplitImages,
+                  positive: int, settings: EvaluateConfig) -> tuple[dict, float]:
+    """Every scalar metric with its interval, and the validation-chosen threshold."""
+    threshold = youden_threshold(val_probs[:, positive], val.labels == positive)
+    stats = statistics(test_probs, test.labels, positive, threshold, test.classes, settings.calibration_bins)
+    metrics = {name: bootstrap_interval(stat, test.labels, settings.bootstrap, settings.bootstrap_seed,
+                                        settings.confidence).as_dict() for name, stat in stats.items()}
+    return {**metrics, "threshold": threshold}, threshold
+
+
+def confusion(test_probs: np.ndarray, test: SplitImages, settings: EvaluateConfig) -> dict:
+    """Counts and row-normalised rates (with intervals) of true class → arg-max predicted class."""
+    predicted, classes = test_probs.argmax(-1), test.classes
+    interval = bootstrap_interval(lambda i: confusion_rates(predicted[i], test.labels[i], len(classes)),
+                                  test.labels, settings.bootstrap, settings.bootstrap_seed,
+                                  settings.confidence)
+    counts = {t: {p: int(np.sum((test.labels == i) & (predicted == j))) for j, p in enumerate(classes)}
+              for i, t in enumerate(classes)}
+    rates = {t: {p: {"estimate": interval.estimate[i][j], "low": interval.low[i][j],
+                     "high": interval.high[i][j]} for j, p in enumerate(classes)}
+             for i, t in enumerate(classes)}
+    return {"counts": counts, "rates": rates}
+
+
+def arm_metrics(probs: ArmProbabilities, val: SplitImages, test: SplitImages, positive: int,
+                settings: EvaluateConfig) -> tuple[dict, float]:
+    """Per-seed and ensemble metrics of one arm; returns them and the ensemble's threshold."""
+    result = {"seeds": len(probs.seeds)}
+    for name, val_probs, test_probs in zip(probs.seeds, probs.val, probs.test, strict=True):
+        result[name] = model_metrics(val_probs, test_probs, val, test, positive, settings)[0]
+    ensemble, threshold = model_metrics(probs.val.mean(0), probs.test.mean(0), val, test, positive, settings)
+    result["ensemble"] = {**ensemble, "confusion": confusion(probs.test.mean(0), test, settings)}
+    return result, threshold
+
+
+def paired_differences(a: np.ndarray, b: np.ndarray, thresholds: tuple[float, float], test: SplitImages,
+                       positive: int, settings: EvaluateConfig) -> dict:
+    """``a − b`` of two models' (n, C) test probabilities on the same resamples, and DeLong's test
+    of the positive-class AUC."""
+    bins, labels = settings.calibration_bins, test.labels
+    first = statistics(a, labels, positive, thresholds[0], test.classes, bins)
+    second = statistics(b, labels, positive, thresholds[1], test.classes, bins)
+    result = {name: paired_difference(first[name], second[name], labels, settings.bootstrap,
+                                      settings.bootstrap_seed, settings.confidence).as_dict()
+              for name in first}
+    hit = labels == positive
+    delong = delong_difference(delong_placements(a[:, positive], hit), delong_placements(b[:, positive], hit),
+                               settings.confidence)
+    result[f"auc_{test.classes[positive]}_delong"] = delong.as_dict()
+    return result
+
+
+def curves(probs: ArmProbabilities, test: SplitImages, positive: int,
+           bins: int) -> tuple[list[dict], list[dict]]:
+    """ROC (positive class vs rest) and top-label calibration rows of an arm's ensemble."""
+    mean = probs.test.mean(0)
+    fpr, tpr, _ = roc_curve(test.labels == positive, mean[:, positive])
+    roc = [{"arm": probs.arm, "point": k, "fpr": round(float(x), 6), "tpr": round(float(y), 6)}
+           for k, (x, y) in enumerate(zip(fpr, tpr, strict=True))]
+    curve = reliability(mean.max(-1), mean.argmax(-1) == test.labels, bins)
+    calibration = [{"arm": probs.arm, "point": k, "confidence": round(float(c), 6),
+                    "accuracy": round(float(a), 6), "count": int(n)}
+                   for k, (c, a, n) in enumerate(zip(curve["predicted"], curve["observed"], curve["count"],
+                                                      strict=True))]
+    return roc, calibration
+
+
+def finite(value):
+    """``value`` with NaN and infinities replaced by None, recursively (strict JSON)."""
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def evaluate_arms(config: Config) -> Evaluation:
+    """Evaluate every trained arm on the test split (see the module docstring)."""
+    arms = trained_arms(config.paths.classifiers)
+    if not arms:
+        raise FileNotFoundError(f"{config.paths.classifiers}: no trained classifier (run train-classifier)")
+    settings, positive = config.evaluate, positive_index(config)
+    set_threads(config.classifier.threads)
+    val, test = split_images(config, "val"), split_images(config, "test")
+    probabilities = {arm: predict_arm(arm, folders, val, test) for arm, folders in arms.items()}
+    metrics = {"test_images": len(test.ids), "arms": {}, "differences": {}}
+    thresholds, roc, calibration = {}, [], []
+    for arm, probs in probabilities.items():
+        metrics["arms"][arm], thresholds[arm] = arm_metrics(probs, val, test, positive, settings)
+        arm_roc, arm_calibration = curves(probs, test, positive, settings.calibration_bins)
+        roc += arm_roc
+        calibration += arm_calibration
+    for a, b in COMPARISONS:
+        if a in probabilities and b in probabilities:
+            metrics["differences"][f"{a} - {b}"] = paired_differences(
+                probabilities[a].test.mean(0), probabilities[b].test.mean(0), (thresholds[a], thresholds[b]),
+                test, positive, settings)
+    return Evaluation(finite(metrics), roc, calibration, probabilities, test)
+
+
+def table(metrics: dict) -> str:
+    """A plain-text table: one row per arm (ensemble), one column per scalar metric."""
+    arms = metrics["arms"]
+    if not arms:
+        return ""
+    names = [key for key, value in next(iter(arms.values()))["ensemble"].items()
+             if isinstance(value, dict) and "estimate" in value]
+    lines = [" | ".join(["arm (seeds)", *names])]
+    for arm, result in arms.items():
+        cells = [_cell(result["ensemble"][name]) for name in names]
+        lines.append(" | ".join([f"{arm} ({result['seeds']})", *cells]))
+    for comparison, result in metrics["differences"].items():
+        cells = [_cell(result[name], signed=True) for name in names]
+        lines.append(" | ".join([comparison, *cells]))
+    return "\n".join(lines)
+
+
+def _cell(value: dict, signed: bool = False) -> str:
+    if any(value.get(key) is None for key in ("estimate", "low", "high")):
+        return "n/a"
+    form = "{:+.3f}" if signed else "{:.3f}"
+    text = f"{form.format(value['estimate'])} [{value['low']:.3f}, {value['high']:.3f}]"
+    return text + (f" p={value['p_value']:.3f}" if "p_value" in value else "")

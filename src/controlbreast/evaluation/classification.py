@@ -1,0 +1,136 @@
+"""Classification metrics, vectorised over leading batch axes so bootstrap resamples cost little.
+
+Shapes: ``scores`` (..., n) and ``positive`` (..., n) bool for the binary view (one class against
+the rest); ``probabilities`` (..., n, C) and ``labels`` (..., n) int for the multi-class view. A
+leading axis is typically the B bootstrap resamples; the plain (n,) form works the same way. Each
+function agrees with scikit-learn's on the same inputs (see tests/evaluation), and DeLong's test
+compares two correlated AUCs on the same cases (DeLong, DeLong & Clarke-Pearson, Biometrics 1988).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+from scipy.stats import rankdata
+from sklearn.metrics import roc_curve
+
+from controlbreast.evaluation.bootstrap import Interval
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """ROC AUC (Mann-Whitney, ties count half): (..., n) → (...); NaN when a class is absent."""
+    positive = np.asarray(positive, dtype=bool)
+    ranks = rankdata(scores, axis=-1)
+    n_pos = positive.sum(axis=-1)
+    n_neg = positive.shape[-1] - n_pos
+    rank_sum = np.where(positive, ranks, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def macro_auc(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """One-vs-rest AUC averaged over classes (unweighted, as scikit-learn's ``ovr``/``macro``)."""
+    classes = probabilities.shape[-1]
+    return np.mean([auc(probabilities[..., c], labels == c) for c in range(classes)], axis=0)
+
+
+def confusion_rates(predicted: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    """(..., C, C) confusion matrix, rows = true class normalised to 1 (NaN row if absent)."""
+    true = labels[..., :, None] == np.arange(classes)
+    guess = predicted[..., :, None] == np.arange(classes)
+    counts = np.einsum("...ni,...nj->...ij", true.astype(float), guess.astype(float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return counts / counts.sum(axis=-1, keepdims=True)
+
+
+def balanced_accuracy(predicted: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    """Mean recall over the classes present (scikit-learn's ``balanced_accuracy_score``)."""
+    recalls = np.diagonal(confusion_rates(predicted, labels, classes), axis1=-2, axis2=-1)
+    return np.nanmean(recalls, axis=-1)
+
+
+def sensitivity_specificity(scores: np.ndarray, positive: np.ndarray,
+                            threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """True-positive and true-negative rates when ``scores >= threshold`` is called positive."""
+    positive = np.asarray(positive, dtype=bool)
+    called = np.asarray(scores) >= threshold
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sensitivity = (called & positive).sum(-1) / positive.sum(-1)
+        specificity = (~called & ~positive).sum(-1) / (~positive).sum(-1)
+    return sensitivity, specificity
+
+
+def youden_threshold(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The operating point maximising sensitivity + specificity - 1 (Youden's J) on (n,) cases.
+
+    Chosen on the validation split only; ties keep the highest threshold (fewest positives).
+    """
+    fpr, tpr, thresholds = roc_curve(positive, scores)
+    best = int(np.argmax(tpr - fpr))
+    return float(min(thresholds[best], 1.0))
+
+
+def _bin_of(values: np.ndarray, bins: int) -> np.ndarray:
+    """Equal-width bin of each value in [0, 1], right edges closed (as ``calibration_curve``)."""
+    return np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], values)
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
+                               bins: int = 10) -> np.ndarray:
+    """Top-label ECE: sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
+    confidence = probabilities.max(axis=-1)
+    correct = (probabilities.argmax(axis=-1) == labels).astype(float)
+    member = _bin_of(confidence, bins)[..., None] == np.arange(bins)
+    gap = np.einsum("...nb,...n->...b", member.astype(float), correct - confidence)
+    return np.abs(gap).sum(axis=-1) / labels.shape[-1]
+
+
+def reliability(scores: np.ndarray, positive: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:
+    """Calibration curve of (n,) binary scores: per non-empty bin, mean score, positive fraction."""
+    which = _bin_of(np.asarray(scores), bins)
+    count = np.bincount(which, minlength=bins)
+    mean = np.bincount(which, weights=scores, minlength=bins)
+    hits = np.bincount(which, weights=np.asarray(positive, float), minlength=bins)
+    kept = count > 0
+    return {"predicted": mean[kept] / count[kept], "observed": hits[kept] / count[kept],
+            "count": count[kept]}
+
+
+def roc_on_grid(scores: np.ndarray, positive: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """True-positive rate at each false-positive rate of ``grid``: curves of several models on one
+    grid can be averaged vertically (Fawcett 2006)."""
+    fpr, tpr, _ = roc_curve(positive, scores)
+    return np.interp(grid, fpr, tpr)
+
+
+def delong_placements(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's structural components of (n,) scores: for each positive, the share of negatives
+    it outranks (V10, ties half); for each negative, the share of positives that outrank it (V01).
+
+    ``mean(V10) == mean(V01) == AUC``. The components are linear in the kernel, so the AUC averaged
+    over several models (seeds) has as components the average of theirs.
+    """
+    positive = np.asarray(positive, dtype=bool)
+    scores = np.asarray(scores, dtype=float)
+    overall = rankdata(scores)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    v10 = (overall[positive] - rankdata(scores[positive])) / n_neg
+    v01 = 1.0 - (overall[~positive] - rankdata(scores[~positive])) / n_pos
+    return v10, v01
+
+
+def delong_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
+                      confidence: float = 0.95) -> Interval:
+    """AUC(a) - AUC(b) on the same cases from their placements: estimate, normal interval, p-value."""
+    (a10, a01), (b10, b01) = a, b
+    s10 = np.cov(np.vstack([a10, b10]))
+    s01 = np.cov(np.vstack([a01, b01]))
+    variance = ((s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / len(a10)
+                + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / len(a01))
+    difference = float(a10.mean() - b10.mean())
+    if variance <= 0:
+        return Interval(difference, difference, difference, 1.0 if difference == 0 else 0.0)
+    se = float(np.sqrt(variance))
+    z = float(ndtri((1 + confidence) / 2))
+    p_value = float(2 * ndtr(-abs(difference) / se))
+    return Interval(difference, difference - z * se, difference + z * se, p_value)

@@ -1,0 +1,36 @@
+"""Matplotlib figures of the arms' test curves, for MLflow (``mlflow.log_figure``).
+
+Built from the same rows that DVC plots read (``evaluation.arms.curves``), with the object API
+(``matplotlib.figure.Figure``): no pyplot, no global figure state, no display needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from matplotlib.figure import Figure
+
+
+def _by_arm(rows: Sequence[dict], x: str, y: str) -> dict[str, tuple[list[float], list[float]]]:
+    lines: dict[str, tuple[list[float], list[float]]] = {}
+    for row in sorted(rows, key=lambda r: (r["arm"], r["point"])):
+        xs, ys = lines.setdefault(row["arm"], ([], []))
+        xs.append(float(row[x]))
+        ys.append(float(row[y]))
+    return lines
+
+
+def curve_figure(rows: Sequence[dict], x: str, y: str, title: str, x_label: str, y_label: str,
+                 legend: dict[str, str] | None = None) -> Figure:
+    """One line per arm of ``rows`` (``arm``, ``point`` and the ``x``/``y`` columns) on the unit
+    square, with the diagonal (chance for ROC, perfect calibration for reliability)."""
+    figure = Figure(figsize=(4.5, 4.5), dpi=100)
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color="0.7", linestyle="--", linewidth=1)
+    for arm, (xs, ys) in _by_arm(rows, x, y).items():
+        axes.plot(xs, ys, marker="." if len(xs) < 30 else None, label=(legend or {}).get(arm, arm))
+    axes.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel=x_label, ylabel=y_label, title=title,
+             aspect="equal")
+    axes.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,210 @@
+"""``evaluate-synthetic``: are the synthetic images realistic, faithful to their controls and their
+classes, and not copies of training images? Each figure sits beside a reference that says what a
+good value is on this data.
+
+- realism: FID/KID/precision/recall in the real-only classifier's features against the real training
+  split, overall and per class; reference: the real validation split against the same, and the
+  synthetic set again at the validation split's size (these metrics depend on sample size).
+- control fidelity: edge F1 of each image against the control that conditioned it, beside the
+  same against shuffled controls (across the set, and within each class).
+- class fidelity: the real-only classifier's accuracy and macro AUC on the intended labels;
+  reference: the same classifier on the real validation split.
+- memorisation: nearest training image by feature cosine and by SSIM; reference: validation images.
+
+Writes ``<paths.metrics>/synthetic.json`` and ``<paths.reports>/synthetic/`` (``grid-<class>.png``:
+real source | control used | synthetic; ``closest-pairs.png``: synthetic | nearest training image
+by SSIM | by features).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from controlbreast.classify.data import check_provenance
+from controlbreast.classify.predict import Predictor
+from controlbreast.config import Config, SyntheticEvalConfig
+from controlbreast.controls.fidelity import control_f1, shuffled
+from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
+from controlbreast.data.imageio import encode_png
+from controlbreast.evaluation.classification import macro_auc
+from controlbreast.evaluation.fidelity import (
+    FeatureSpace,
+    frechet_distance,
+    realism_at_sizes,
+    realism_by_class,
+)
+from controlbreast.evaluation.memorisation import distribution, nearest_cosine, nearest_ssim
+from controlbreast.grids import side_by_side
+from controlbreast.outputs import atomic_folder, read_csv, write_atomic
+
+
+def real_classifier(config: Config) -> Path:
+    """The real-only classifier that judges: ``synthetic_eval.classifier_seed``, else the seed with
+    the best validation AUC (chosen on validation, never on test)."""
+    root = Path(config.paths.classifiers) / "real"
+    seed = config.synthetic_eval.classifier_seed
+    if seed is not None:
+        folder = root / f"seed-{seed}"
+        if not (folder / "classifier.json").is_file():
+            raise FileNotFoundError(f"{folder}: no real-only classifier of seed {seed} "
+                                    "(synthetic_eval.classifier_seed)")
+        return folder
+    cards = sorted(root.glob("seed-*/classifier.json"))
+    if not cards:
+        raise FileNotFoundError(f"{root}: no real-only classifier (run `controlbreast train-classifier "
+                                "--arm real` first)")
+    return max(cards, key=lambda card: json.loads(card.read_text())["val_auc"]).parent
+
+
+def _within_class_shuffle(labels: np.ndarray, seed: int) -> np.ndarray:
+    order = np.arange(len(labels))
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) > 1:
+            order[members] = members[shuffled(len(members), seed)]
+    return order
+
+
+def _f1_summary(matched: np.ndarray, mismatched: np.ndarray) -> dict[str, float]:
+    return {"matched": float(matched.mean()), "shuffled": float(mismatched.mean()),
+            "ratio": float(matched.mean() / max(mismatched.mean(), 1e-6))}
+
+
+def control_fidelity(images: np.ndarray, controls: np.ndarray, labels: np.ndarray, config: Config) -> dict:
+    """Edge F1 against own controls vs shuffled ones: overall (shuffled across the set) and per
+    class (shuffled within the class, the stricter baseline)."""
+    channels, tolerance = config.controls.channels, config.synthetic_eval.edge_tolerance
+    seed = config.synthetic_eval.seed
+
+    def f1(order: np.ndarray) -> np.ndarray:
+        return control_f1(images, controls[order], channels, config.controls, tolerance)
+
+    matched = f1(np.arange(len(images)))
+    across, within = f1(shuffled(len(images), seed)), f1(_within_class_shuffle(labels, seed))
+    per_class = {name: _f1_summary(matched[labels == c], within[labels == c])
+                 for c, name in enumerate(config.data.classes) if (labels == c).any()}
+    return {"edge_f1": _f1_summary(matched, across), "edge_f1_within_class": _f1_summary(matched, within),
+            "tolerance_px": tolerance, "measured_on": "+".join(channels), "per_class": per_class}
+
+
+def class_fidelity(predictor: Predictor, synthetic: ImageSet, val: ImageSet) -> dict:
+    """Accuracy and macro AUC of the real-only classifier on synthetic images (intended labels)."""
+    def scores(images: ImageSet) -> dict:
+        probabilities = predictor.predict_pixels(list(images.images))
+        correct = probabilities.argmax(axis=1) == images.labels
+        return {"accuracy": float(correct.mean()),
+                "macro_auc": float(macro_auc(probabilities, images.labels)),
+                "recall": {name: float(correct[images.labels == c].mean())
+                           for c, name in enumerate(images.classes) if (images.labels == c).any()}}
+
+    return scores(synthetic) | {"reference_real_val": scores(val)}
+
+
+def memorisation(features: dict[str, torch.Tensor], sets: dict[str, ImageSet],
+                 cfg: SyntheticEvalConfig) -> tuple[dict, np.ndarray]:
+    """Nearest training image of each synthetic (and, as reference, each validation) image.
+
+    Returns the report and, for the synthetic images, (4, N): cosine, its index, SSIM, its index.
+    """
+    found: dict[str, np.ndarray] = {}
+    report: dict[str, dict] = {}
+    centre = features["train"].mean(dim=0)
+    for name, key in (("reference_real_val", "val"), ("synthetic", "synthetic")):
+        cosine, cosine_index = nearest_cosine(features[key], features["train"], centre)
+        structural, ssim_index = nearest_ssim(sets[key].images, sets["train"].images)
+        report[name] = {"feature_cosine": distribution(cosine, cfg.copy_cosine),
+                        "ssim": distribution(structural, cfg.copy_ssim)}
+        found[name] = np.stack([cosine, cosine_index, structural, ssim_index])
+    cosine, _, structural, _ = found["synthetic"]
+    report["likely_copies"] = int(((cosine >= cfg.copy_cosine) | (structural >= cfg.copy_ssim)).sum())
+    for view, row in (("feature_cosine", 0), ("ssim", 2)):  # closer than any held-out real image
+        closest_real = found["reference_real_val"][row].max()
+        report["synthetic"][view]["fraction_above_real_val_max"] = float((found["synthetic"][row]
+                                                                          > closest_real).mean())
+    return report, found["synthetic"]
+
+
+def class_grids(synthetic: ImageSet, controls: np.ndarray, sources: np.ndarray,
+                rows: int) -> dict[str, np.ndarray]:
+    """Per class: real image the control came from | control used | synthetic, ``rows`` rows."""
+    grids = {}
+    for c, name in enumerate(synthetic.classes):
+        members = np.flatnonzero(synthetic.labels == c)[:rows]
+        if len(members):
+            grids[f"grid-{name}.png"] = side_by_side(sources[members], controls[members],
+                                                     synthetic.images[members])
+    return grids
+
+
+def closest_pairs(synthetic: ImageSet, train: ImageSet, nearest: np.ndarray, count: int) -> np.ndarray:
+    """Synthetic | nearest training image by SSIM | by features, for the ``count`` highest SSIMs."""
+    cosine_index, structural, ssim_index = nearest[1].astype(int), nearest[2], nearest[3].astype(int)
+    order = np.argsort(-structural, kind="stable")[:count]
+    return side_by_side(synthetic.images[order], train.images[ssim_index[order]],
+                        train.images[cosine_index[order]])
+
+
+def realism(features: dict[str, torch.Tensor], sets: dict[str, ImageSet], cfg: SyntheticEvalConfig) -> dict:
+    """FID/KID/PR of synthetic vs train, and of real validation vs train as the reference."""
+    settings = {"kid_subset_size": cfg.kid_subset_size, "kid_subsets": cfg.kid_subsets,
+                "prc_neighborhood": cfg.prc_neighborhood}
+
+    def against_train(found: dict[str, torch.Tensor], key: str) -> dict:
+        return realism_by_class(found[key], sets[key].labels, found["train"], sets["train"].labels,
+                                sets["train"].classes, seed=cfg.seed, **settings)
+
+    out = {**against_train(features, "synthetic"), "reference_real_val": against_train(features, "val")}
+    sizes = np.bincount(sets["val"].labels, minlength=len(sets["val"].classes))
+    available = np.bincount(sets["synthetic"].labels, minlength=len(sizes))
+    if (available >= sizes).all():
+        out["synthetic_at_reference_size"] = realism_at_sizes(
+            features["synthetic"], sets["synthetic"].labels, features["train"], sets["train"].labels,
+            sets["train"].classes, sizes, seed=cfg.seed, **settings)
+    if cfg.inception_weights is not None:
+        inception = FeatureSpace.inception(cfg.inception_weights)
+        found = {key: inception(images.images) for key, images in sets.items()}
+        out["inception_fid"] = {"synthetic": frechet_distance(found["synthetic"], found["train"]),
+                                "reference_real_val": frechet_distance(found["val"], found["train"])}
+    return out
+
+
+def _load(config: Config) -> tuple[dict[str, ImageSet], np.ndarray, np.ndarray]:
+    """The synthetic, train and val sets; the synthetic controls; each one's source training image."""
+    classes, folder = config.data.classes, Path(config.paths.synthetic)
+    synthetic = load_image_set(folder, classes)
+    prepared = load_image_set(config.paths.prepared, classes, ("train", "val"))
+    train = prepared.split("train")
+    check_provenance(folder, set(train.ids))
+    control_of = {row["id"]: row["control_id"] for row in read_csv(folder / "manifest.csv")}
+    position = {image_id: i for i, image_id in enumerate(train.ids)}
+    sources = train.images[[position[control_of[i]] for i in synthetic.ids]]
+    controls = load_controls(folder / "controls", synthetic.ids, config.controls.channels)
+    return {"synthetic": synthetic, "train": train, "val": prepared.split("val")}, controls, sources
+
+
+def evaluate_synthetic(config: Config) -> dict:
+    """Measure the synthetic set; write ``metrics/synthetic.json`` and the grids; return the report."""
+    start, cfg = time.perf_counter(), config.synthetic_eval
+    sets, controls, sources = _load(config)
+    synthetic = sets["synthetic"]
+    judge = real_classifier(config)
+    space = FeatureSpace.classifier(judge)
+    features = {key: space(images.images) for key, images in sets.items()}
+    report = {"images": len(synthetic), "classifier": str(judge),
+              "realism": realism(features, sets, cfg),
+              "control_fidelity": control_fidelity(synthetic.images, controls, synthetic.labels, config),
+              "class_fidelity": class_fidelity(Predictor.from_folder(judge), synthetic, sets["val"])}
+    report["memorisation"], nearest = memorisation(features, sets, cfg)
+    pictures = class_grids(synthetic, controls, sources, cfg.grid_rows)
+    pictures["closest-pairs.png"] = closest_pairs(synthetic, sets["train"], nearest, cfg.closest_pairs)
+    with atomic_folder(Path(config.paths.reports) / "synthetic") as build:
+        for name, picture in pictures.items():
+            (build / name).write_bytes(encode_png(picture))
+    report["seconds"] = time.perf_counter() - start
+    write_atomic(Path(config.paths.metrics) / "synthetic.json", json.dumps(report, indent=2).encode())
+    return report

@@ -1,0 +1,1 @@
+"""Synthetic sets from the trained diffusion model: control variation and generation."""

@@ -1,0 +1,182 @@
+"""``generate``: labelled synthetic images, each conditioned on a varied training-split control.
+
+Only training-split controls are ever chosen (``plan`` reads the prepared manifest's ``split``
+column), so no synthetic image carries the layout of a validation or test image into training.
+Every row of the manifest says how to make its image again alone: its class, control, variation,
+seed, sampler settings and the hash of the models that drew it (``regenerate``); sampling is
+per-image seeded and batch-independent.
+
+Output (``paths.synthetic``), built beside its destination and swapped in when complete::
+
+    images/<id>.png              (S, S) uint8 grayscale synthetic image
+    controls/<channel>/<id>.png  the varied control that conditioned it (fidelity is measured on it)
+    manifest.csv                 MANIFEST_COLUMNS
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import ControlNetModel
+
+from controlbreast.config import Config, SamplingConfig
+from controlbreast.data.datasets import load_controls
+from controlbreast.data.imageio import encode_png
+from controlbreast.diffusion.backends import Backend, load_base
+from controlbreast.diffusion.data import to_unit
+from controlbreast.diffusion.models import Denoiser
+from controlbreast.diffusion.pipeline import folder_digest, sample_shape
+from controlbreast.diffusion.sampling import generate
+from controlbreast.diffusion.validation import to_uint8
+from controlbreast.generation.variation import Variation, apply_variation, draw_variation
+from controlbreast.outputs import atomic_folder, csv_bytes, read_csv
+
+MANIFEST_COLUMNS = ("id", "label", "control_id", "control_split", "seed", "variation", "guidance_scale",
+                    "controlnet_scale", "steps", "scheduler", "model_hash")
+SEED_STRIDE = 1_000_000
+
+
+@dataclass
+class Generator:
+    """The trained base + ControlNet, ready to sample; ``model_hash`` identifies both folders."""
+
+    denoiser: Denoiser
+    backend: Backend
+    channels: tuple[str, ...]
+    shape: tuple[int, int, int]
+    model_hash: str
+
+
+def model_hash(models: Path) -> str:
+    """One hash of ``models/base`` and ``models/controlnet`` (every file's path and bytes)."""
+    digests = folder_digest(Path(models) / "base") + folder_digest(Path(models) / "controlnet")
+    return hashlib.sha256(digests.encode()).hexdigest()[:16]
+
+
+def load_generator(config: Config) -> Generator:
+    """Load ``models/base`` and ``models/controlnet``; their control channels must be the configured ones."""
+    models = Path(config.paths.models)
+    folder = models / "controlnet"
+    if not (folder / "control.json").is_file():
+        raise FileNotFoundError(f"{folder}: no trained ControlNet (run train_controlnet first)")
+    channels = tuple(json.loads((folder / "control.json").read_text())["channels"])
+    if channels != config.controls.channels:
+        raise ValueError(f"{folder}: trained on controls {list(channels)}, params has controls.kind "
+                         f"{config.controls.kind!r}; retrain the ControlNet")
+    backend = load_base(models / "base", config)
+    controlnet = ControlNetModel.from_pretrained(folder, local_files_only=True).eval()
+    denoiser = Denoiser(backend.unet, backend.class_embedding, controlnet).eval()
+    return Generator(denoiser, backend, channels, sample_shape(backend, config.data.image_size),
+                     model_hash(models))
+
+
+def sampling_columns(cfg: SamplingConfig) -> dict:
+    return {"guidance_scale": cfg.guidance_scale, "controlnet_scale": cfg.controlnet_scale,
+            "steps": cfg.steps, "scheduler": cfg.scheduler}
+
+
+def row_sampling(row: dict, batch_size: int = 1) -> SamplingConfig:
+    """The sampler settings a manifest row was drawn with."""
+    return SamplingConfig(scheduler=row["scheduler"], steps=int(row["steps"]),
+                          guidance_scale=float(row["guidance_scale"]),
+                          controlnet_scale=float(row["controlnet_scale"]), batch_size=batch_size)
+
+
+def training_rows(prepared: Path) -> list[dict]:
+    """The prepared manifest's training-split rows: the only images whose controls are used."""
+    return [row for row in read_csv(Path(prepared) / "manifest.csv") if row["split"] == "train"]
+
+
+def plan(config: Config, train: Sequence[dict]) -> list[dict]:
+    """The rows of the set to make, without images: ``generate.per_class`` per class, each with a
+    control of its own class from ``train``, visited in a seeded order (all before any repeat)."""
+    cfg, rows = config.generate, []
+    if any(row["split"] != "train" for row in train):
+        raise ValueError("controls for synthetic images must come from the training split only")
+    for class_index, label in enumerate(config.data.classes):
+        ids = sorted(row["id"] for row in train if row["label"] == label)
+        if not ids:
+            raise ValueError(f"no training image of class {label!r} to take a control from")
+        order = np.random.default_rng([cfg.seed, class_index]).permutation(len(ids))
+        for k in range(cfg.per_class):
+            index = len(rows)
+            seed = cfg.seed * SEED_STRIDE + index
+            rows.append({"id": f"syn-{index:06d}", "label": label, "control_id": ids[order[k % len(ids)]],
+                         "control_split": "train", "seed": seed,
+                         "variation": draw_variation(cfg.variation, seed).to_json(),
+                         **sampling_columns(set_sampling(config))})
+    return rows
+
+
+def varied_controls(controls: Path, rows: Sequence[dict], channels: tuple[str, ...]) -> np.ndarray:
+    """(N, C, H, W) uint8: each row's control, varied as its ``variation`` column says."""
+    originals = load_controls(controls, [row["control_id"] for row in rows], channels)
+    return np.stack([apply_variation(control, Variation.from_json(row["variation"]), channels)
+                     for control, row in zip(originals, rows, strict=True)])
+
+
+def render(generator: Generator, rows: Sequence[dict], controls: np.ndarray, sampling: SamplingConfig,
+           progress: bool = False) -> np.ndarray:
+    """(N, H, W) uint8 synthetic images of ``rows`` conditioned on ``controls`` (N, C, H, W) uint8."""
+    classes = generator.backend.classes
+    labels = torch.tensor([classes.index(row["label"]) for row in rows], dtype=torch.long)
+    seeds = [int(row["seed"]) for row in rows]
+    samples = generate(generator.denoiser, generator.backend.codec, generator.backend.scheduler, labels,
+                       seeds, generator.shape, sampling, to_unit(controls), progress=progress)
+    return to_uint8(samples)
+
+
+def write_set(destination: Path, rows: Sequence[dict], images: np.ndarray, controls: np.ndarray,
+              channels: tuple[str, ...]) -> None:
+    """Write the set's folder (module docstring) atomically."""
+    with atomic_folder(destination) as build:
+        for name in ("images", *(f"controls/{c}" for c in channels)):
+            (build / name).mkdir(parents=True)
+        for row, image, control in zip(rows, images, controls, strict=True):
+            (build / "images" / f"{row['id']}.png").write_bytes(encode_png(image))
+            for channel, plane in zip(channels, control, strict=True):
+                (build / "controls" / channel / f"{row['id']}.png").write_bytes(encode_png(plane))
+        (build / "manifest.csv").write_bytes(csv_bytes(rows, MANIFEST_COLUMNS))
+
+
+def set_sampling(config: Config) -> SamplingConfig:
+    """The sampler of the synthetic set: ``generate.sampling``, else the ``sampling`` section."""
+    return config.generate.sampling or config.sampling
+
+
+def generate_set(config: Config, progress: bool = True) -> dict:
+    """Make the configured synthetic set in ``paths.synthetic``; returns counts and timings."""
+    start = time.perf_counter()
+    generator = load_generator(config)
+    rows = [{**row, "model_hash": generator.model_hash}
+            for row in plan(config, training_rows(config.paths.prepared))]
+    controls = varied_controls(config.paths.controls, rows, generator.channels)
+    sampled = time.perf_counter()
+    images = render(generator, rows, controls, set_sampling(config), progress=progress)
+    sampling_seconds = time.perf_counter() - sampled
+    write_set(Path(config.paths.synthetic), rows, images, controls, generator.channels)
+    return {"images": len(rows), "per_class": config.generate.per_class,
+            "controls_used": len({row["control_id"] for row in rows}),
+            "sampling_seconds": sampling_seconds, "seconds": time.perf_counter() - start,
+            "images_per_second": len(rows) / max(sampling_seconds, 1e-9)}
+
+
+def regenerate(config: Config, row: dict, generator: Generator | None = None) -> np.ndarray:
+    """(H, W) uint8: one synthetic image made again from its manifest row alone.
+
+    The row's models must be the current ones (same ``model_hash``); its sampler settings, seed,
+    control and variation are taken from the row, not from params.
+    """
+    generator = generator or load_generator(config)
+    if row["model_hash"] != generator.model_hash:
+        raise ValueError(f"{row['id']} was drawn by models {row['model_hash']}, the current models are "
+                         f"{generator.model_hash}; it cannot be regenerated identically")
+    controls = varied_controls(config.paths.controls, [row], generator.channels)
+    return render(generator, [row], controls, row_sampling(row))[0]

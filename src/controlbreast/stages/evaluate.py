@@ -1,0 +1,51 @@
+"""``controlbreast evaluate``: every trained arm on the real test split → ``metrics/classifier.json``,
+ROC and calibration curves for DVC plots (``<paths.reports>/classifier/``) and MLflow figures."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import mlflow
+
+from controlbreast.config import load_config
+from controlbreast.evaluation.arms import evaluate_arms, positive_index, table
+from controlbreast.evaluation.figures import curve_figure
+from controlbreast.outputs import csv_bytes, write_atomic
+from controlbreast.tracking import flatten, stage_run
+
+
+def mlflow_metrics(metrics: dict) -> dict[str, float]:
+    """The numbers of ``metrics``, flattened, with MLflow-safe keys (``+`` → ``_plus_``)."""
+    flat = flatten(metrics)
+    return {re.sub(r"[^\w./ -]", "_", key.replace("+", "_plus_")): float(value)
+            for key, value in flat.items() if isinstance(value, int | float)}
+
+
+def main(params: Path) -> None:
+    """Evaluate, write the metrics and curves, log them and the figures to MLflow, print a table."""
+    config = load_config(params)
+    with stage_run(config, "evaluate", ("evaluate",)):
+        result = evaluate_arms(config)
+        metrics_file = Path(config.paths.metrics) / "classifier.json"
+        write_atomic(metrics_file, (json.dumps(result.metrics, indent=2) + "\n").encode())
+        plots = Path(config.paths.reports) / "classifier"
+        write_atomic(plots / "roc.csv", csv_bytes(result.roc, ["arm", "point", "fpr", "tpr"]))
+        write_atomic(plots / "calibration.csv",
+                     csv_bytes(result.calibration, ["arm", "point", "confidence", "accuracy", "count"]))
+        positive = config.data.classes[positive_index(config)]
+        auc_key = f"auc_{positive}"
+        aucs = {arm: m["ensemble"][auc_key]["estimate"] for arm, m in result.metrics["arms"].items()}
+        legend = {arm: f"{arm} (AUC {value:.3f})" for arm, value in aucs.items() if value is not None}
+        mlflow.log_metrics(mlflow_metrics(result.metrics))
+        mlflow.log_dict(result.metrics, "classifier.json")
+        mlflow.log_figure(curve_figure(result.roc, "fpr", "tpr", f"ROC, {positive} vs rest (test)",
+                                       "false-positive rate", "true-positive rate", legend),
+                          "figures/roc.png")
+        mlflow.log_figure(curve_figure(result.calibration, "confidence", "accuracy",
+                                       "Calibration, top label (test)", "confidence", "accuracy"),
+                          "figures/calibration.png")
+    print(f"evaluate: {result.metrics['test_images']} test images; seed-averaged models, "
+          f"{config.evaluate.confidence:.0%} intervals -> {metrics_file}")
+    print(table(result.metrics))

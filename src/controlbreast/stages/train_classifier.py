@@ -1,0 +1,40 @@
+"""``controlbreast train-classifier``: arms × seeds → ``<paths.classifiers>/<arm>/seed-<k>/``; the
+best of them on validation is registered as ``candidate`` and promoted when it beats the champion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import mlflow
+
+from controlbreast.classify.arms import train_arm
+from controlbreast.classify.registry import promote_if_better, register_candidate
+from controlbreast.config import load_config
+from controlbreast.tracking import stage_run
+
+
+def main(params: Path, arms: Sequence[str]) -> None:
+    """Train ``arms`` (one nested run each, one per seed inside), then register the best model."""
+    config = load_config(params)
+    with stage_run(config, "train_classifier", ("data", "classifier")):
+        mlflow.set_tag("arms", ",".join(arms))
+        start = time.perf_counter()
+        models = [model for arm in arms for model in train_arm(config, arm)]
+        mlflow.log_metric("seconds", time.perf_counter() - start)
+        best = max(models, key=lambda m: m.val_auc)
+        if config.classifier.registry:
+            version = register_candidate(best.model_uri, best.val_auc, best.val_ids,
+                                         {"arm": best.arm, "seed": str(best.seed), "run_id": best.run_id})
+            promotion = promote_if_better(version)
+            mlflow.set_tags({"registry.version": version, "registry.promoted": str(promotion.promoted),
+                             "registry.reason": promotion.reason,
+                             "registry.previous_champion": promotion.previous_champion or ""})
+    for model in models:
+        print(f"train-classifier: {model.arm} seed {model.seed}: val AUC {model.val_auc:.3f} "
+              f"(epoch {model.epoch}) -> {model.folder}")
+    if config.classifier.registry:
+        verdict = "promoted to champion" if promotion.promoted else "not promoted"
+        print(f"registry: version {version} ({best.arm} seed {best.seed}) is candidate, {verdict}: "
+              f"{promotion.reason}")

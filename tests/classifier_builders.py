@@ -1,0 +1,85 @@
+"""A tiny prepared phantom set, a synthetic set made from it, and tiny classifiers trained on both
+through the real stage (MLflow store, registry and all), for tests/classify and tests/evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from builders import make_config
+from controlbreast.config import Config, load_config
+from controlbreast.data.imageio import encode_png, load_png
+from controlbreast.data.ingest import ingest
+from controlbreast.outputs import csv_bytes, read_csv
+
+# resnet10t with 8/16 channels: a few thousand weights, a batch in milliseconds at 32 px
+TINY_CLASSIFIER = {"model_kwargs": {"channels": [8, 8, 16, 16], "stem_width": 8}, "seeds": [0, 1],
+                   "epochs": 3, "patience": 2, "batch_size": 16, "threads": 1}
+TINY_EVALUATE = {"bootstrap": 200}
+
+
+def prepare_phantom(root: Path, **sections: dict) -> Config:
+    """Ingest 14 one-image phantom patients per class at 32 px (about 30 train, 2 val and 2 test
+    images per class); ``sections`` override params sections."""
+    paths = {"synthetic": str(root / "synthetic"), "classifiers": str(root / "classifiers"),
+             "reports": str(root / "reports")}
+    config = make_config(root, data={"image_size": 32}, paths=paths,
+                         phantom={"patients_per_class": 14, "max_images_per_patient": 1, "render_size": 64},
+                         classifier=TINY_CLASSIFIER, evaluate=TINY_EVALUATE, **sections)
+    ingest(config)
+    return config
+
+
+def split_ids(config: Config, split: str) -> list[str]:
+    rows = read_csv(Path(config.paths.prepared) / "manifest.csv")
+    return [row["id"] for row in rows if row["split"] == split]
+
+
+def write_synthetic(config: Config, control_ids: list[str]) -> Path:
+    """A synthetic set in the generate stage's layout: a flipped copy of each control's image,
+    ``images/<id>.png`` and ``manifest.csv`` (id, label, control_id, control_split, seed)."""
+    prepared = Path(config.paths.prepared)
+    rows = {row["id"]: row for row in read_csv(prepared / "manifest.csv")}
+    folder = Path(config.paths.synthetic)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    table = []
+    for n, control in enumerate(control_ids):
+        image = np.ascontiguousarray(np.fliplr(load_png(prepared / "images" / f"{control}.png")))
+        (folder / "images" / f"syn-{n:04d}.png").write_bytes(encode_png(image))
+        table.append({"id": f"syn-{n:04d}", "label": rows[control]["label"], "control_id": control,
+                      "control_split": rows[control]["split"], "seed": n})
+    columns = ["id", "label", "control_id", "control_split", "seed"]
+    (folder / "manifest.csv").write_bytes(csv_bytes(table, columns))
+    return folder
+
+
+def write_params(config: Config, path: Path) -> Path:
+    """``config`` as a params file that ``load_config`` reads back to the same config."""
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    assert load_config(path) == config
+    return path
+
+
+@dataclass(frozen=True)
+class Trained:
+    """Both training stages run: ``real`` with seeds 0 and 1, then ``real+synthetic`` and
+    ``synthetic`` with seed 0 (as the two DVC stages do), all in one MLflow store."""
+
+    config: Config
+    params: Path
+
+
+def train_all(root: Path) -> Trained:
+    from controlbreast.stages import train_classifier
+
+    config = prepare_phantom(root)
+    write_synthetic(config, split_ids(config, "train"))
+    params = write_params(config, root / "params.yaml")
+    train_classifier.main(params, ["real"])
+    later = config.model_copy(update={"classifier": config.classifier.model_copy(update={"seeds": (0,)})})
+    train_classifier.main(write_params(later, root / "params-synthetic.yaml"),
+                          ["real+synthetic", "synthetic"])
+    return Trained(config, params)

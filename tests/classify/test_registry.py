@@ -1,0 +1,73 @@
+"""Candidate and champion aliases on a real SQLite MLflow store."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from builders import make_config
+from controlbreast.classify.predict import log_pyfunc
+from controlbreast.classify.registry import (
+    CANDIDATE,
+    CHAMPION,
+    REGISTERED_NAME,
+    promote_if_better,
+    register_candidate,
+)
+from controlbreast.tracking import use_store
+
+
+def aliases() -> dict[str, str]:
+    return {alias: str(version) for alias, version in
+            MlflowClient().get_registered_model(REGISTERED_NAME).aliases.items()}
+
+
+def test_champion_moves_only_to_a_better_candidate_on_the_same_validation_images(trained_classifiers,
+                                                                                 tmp_path):
+    use_store(make_config(tmp_path))
+    folder = Path(trained_classifiers.config.paths.classifiers) / "real" / "seed-0"
+    with mlflow.start_run():
+        uri = log_pyfunc(folder).model_uri
+    ids = ["img-1", "img-2"]
+
+    first = promote_if_better(register_candidate(uri, 0.80, ids, {"arm": "real"}))
+    assert (first.promoted, first.reason, first.previous_champion) == (True, "no champion yet", None)
+    assert aliases() == {CANDIDATE: "1", CHAMPION: "1"}
+
+    worse = promote_if_better(register_candidate(uri, 0.70, list(reversed(ids)), {"arm": "real"}))
+    assert not worse.promoted and "0.7000 <= champion's 0.8000" in worse.reason
+    assert aliases() == {CANDIDATE: "2", CHAMPION: "1"}
+
+    better = promote_if_better(register_candidate(uri, 0.90, ids, {"arm": "synthetic"}))
+    assert better.promoted and better.previous_champion == "1"
+    assert aliases() == {CANDIDATE: "3", CHAMPION: "3"}
+
+    other_images = promote_if_better(register_candidate(uri, 0.50, ["img-9"], {"arm": "real"}))
+    assert other_images.promoted and "not comparable" in other_images.reason
+    version = MlflowClient().get_model_version(REGISTERED_NAME, "2")
+    assert version.tags["promotion"].startswith("not promoted: validation AUC 0.7000")
+    assert version.tags["val_auc"] == "0.700000" and version.tags["arm"] == "real"
+
+
+def test_stage_registers_each_invocations_best_and_logs_the_verdict(trained_classifiers):
+    config = trained_classifiers.config
+    use_store(config)
+    client = MlflowClient()
+    best = []
+    for arm_names in (["real"], ["real+synthetic", "synthetic"]):
+        seeds = [s for arm in arm_names for s in json.loads(
+            (Path(config.paths.classifiers) / arm / "summary.json").read_text())["seeds"]]
+        best.append(max(s["val_auc"] for s in seeds))
+    first, second = (client.get_model_version(REGISTERED_NAME, v) for v in ("1", "2"))
+    assert float(first.tags["val_auc"]) == pytest.approx(best[0], abs=1e-6)
+    assert float(second.tags["val_auc"]) == pytest.approx(best[1], abs=1e-6)
+    assert second.tags["val_ids"] == first.tags["val_ids"]
+    promoted = float(second.tags["val_auc"]) > float(first.tags["val_auc"])
+    assert aliases() == {CANDIDATE: "2", CHAMPION: "2" if promoted else "1"}
+    stage_runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                    filter_string="tags.stage = 'train_classifier'")
+    tags = {r.data.tags["arms"]: r.data.tags for r in stage_runs}
+    assert tags["real+synthetic,synthetic"]["registry.promoted"] == str(promoted)
+    assert tags["real"]["registry.reason"] == "no champion yet"

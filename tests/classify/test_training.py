@@ -1,0 +1,100 @@
+"""One classifier's training loop, and the arms × seeds stage with its MLflow runs."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from classifier_builders import split_ids
+from controlbreast.classify.data import load_training_data
+from controlbreast.classify.models import load_classifier
+from controlbreast.classify.train import class_weights, epoch_order, train_classifier
+from controlbreast.outputs import read_csv
+from controlbreast.tracking import use_store
+
+
+@pytest.fixture(scope="module")
+def config(trained_classifiers):
+    return trained_classifiers.config
+
+
+def test_training_and_selection_never_see_the_test_split(config):
+    classifier = config.classifier.model_copy(update={"epochs": 1})
+    result = train_classifier(config.model_copy(update={"classifier": classifier}), "real+synthetic", seed=0)
+    held_out = set(split_ids(config, "test"))
+    assert not held_out & set(result.train_ids) and not held_out & set(result.val_ids)
+    assert sorted(result.val_ids) == sorted(split_ids(config, "val"))
+    real_train = [i for i in result.train_ids if not i.startswith("syn-")]
+    assert sorted(real_train) == sorted(split_ids(config, "train"))
+
+
+def test_kept_epoch_is_the_best_validation_auc_and_patience_stops(config):
+    classifier = config.classifier.model_copy(update={"epochs": 6, "patience": 1, "learning_rate": 0.05})
+    history = []
+    result = train_classifier(config.model_copy(update={"classifier": classifier}), "real", seed=3,
+                              on_epoch=lambda epoch, values: history.append((epoch, values["val_auc"])))
+    aucs = [h["val_auc"] for h in result.history]
+    assert history == list(enumerate(aucs, start=1))
+    assert result.card.epoch == int(np.argmax(aucs)) + 1 and result.card.val_auc == max(aucs)
+    if len(aucs) < 6:  # stopped early: the last epoch did not improve on the best before it
+        assert aucs[-1] <= max(aucs[:-1])
+
+
+def test_same_seed_same_model(config):
+    classifier = config.classifier.model_copy(update={"epochs": 1})
+    quick = config.model_copy(update={"classifier": classifier})
+    data = load_training_data(quick, "real", seed=5)
+    first, second = (train_classifier(quick, "real", seed=5, data=data) for _ in range(2))
+    for key, value in first.model.state_dict().items():
+        torch.testing.assert_close(value, second.model.state_dict()[key], rtol=0, atol=0)
+
+
+def test_class_weights_and_balanced_sampler():
+    labels = np.array([0] * 6 + [1] * 2 + [2] * 4)
+    weights = class_weights(labels, 3)
+    torch.testing.assert_close(weights, torch.tensor([12 / 18, 12 / 6, 12 / 12]))
+    assert torch.allclose(class_weights(np.array([0, 1, 2]), 3), torch.ones(3))
+    drawn = epoch_order(np.repeat(labels, 100), "sampler", torch.Generator().manual_seed(0))
+    shares = np.bincount(np.repeat(labels, 100)[drawn.numpy()], minlength=3) / len(drawn)
+    np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.03)
+    order = epoch_order(labels, "weights", torch.Generator().manual_seed(0))
+    assert sorted(order.tolist()) == list(range(len(labels)))
+
+
+def test_stage_writes_every_arm_and_seed_with_history_and_summary(config):
+    root = Path(config.paths.classifiers)
+    for arm, seeds in (("real", [0, 1]), ("real+synthetic", [0]), ("synthetic", [0])):
+        summary = json.loads((root / arm / "summary.json").read_text())
+        assert [s["seed"] for s in summary["seeds"]] == seeds
+        for entry in summary["seeds"]:
+            folder = root / arm / f"seed-{entry['seed']}"
+            _, card = load_classifier(folder)
+            history = read_csv(folder / "history.csv")
+            assert (card.arm, card.seed, card.epoch) == (arm, entry["seed"], entry["epoch"])
+            assert float(history[card.epoch - 1]["val_auc"]) == pytest.approx(card.val_auc)
+            assert max(float(h["val_auc"]) for h in history) == pytest.approx(card.val_auc)
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no build folders left
+
+
+def test_mlflow_runs_nest_arms_and_seeds_with_epochs_and_models(config):
+    use_store(config)
+    client = MlflowClient()
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    stages = [r for r in runs if r.data.tags.get("stage") == "train_classifier"]
+    assert len(stages) == 2
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId")}
+    assert {"real", "real+synthetic", "synthetic", "real/seed-0", "real/seed-1", "real+synthetic/seed-0",
+            "synthetic/seed-0"} <= set(children)
+    seed_run = children["real/seed-1"]
+    assert seed_run.data.tags["mlflow.parentRunId"] == children["real"].info.run_id
+    assert len(client.get_metric_history(seed_run.info.run_id, "val_auc")) == 3  # one per epoch
+    assert seed_run.data.params["arm"] == "real" and seed_run.data.params["seed"] == "1"
+    summary = json.loads((Path(config.paths.classifiers) / "real" / "summary.json").read_text())
+    info = mlflow.models.get_model_info(summary["seeds"][1]["model_uri"])
+    assert [c["name"] for c in info.signature.inputs.to_dict()] == ["image"]
+    assert [c["name"] for c in info.signature.outputs.to_dict()] == ["normal", "benign", "malignant"]
+    assert info.saved_input_example_info is not None

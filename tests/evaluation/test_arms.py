@@ -1,0 +1,127 @@
+"""The arms on the test split: metrics, intervals, paired differences, curves and the stage's files."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from classifier_builders import split_ids
+from controlbreast.classify.predict import Predictor
+from controlbreast.evaluation.arms import (
+    evaluate_arms,
+    paired_differences,
+    split_images,
+    trained_arms,
+)
+from controlbreast.evaluation.classification import youden_threshold
+from controlbreast.outputs import read_csv
+from controlbreast.stages import evaluate as stage
+from controlbreast.tracking import flatten, use_store
+
+SCALARS = ("auc_ovr_macro", "auc_malignant", "balanced_accuracy", "sensitivity", "specificity", "ece")
+
+
+@pytest.fixture(scope="module")
+def evaluation(trained_classifiers):
+    return evaluate_arms(trained_classifiers.config)
+
+
+def test_every_trained_arm_and_seed_is_evaluated_on_exactly_the_test_split(trained_classifiers, evaluation):
+    config = trained_classifiers.config
+    assert list(evaluation.metrics["arms"]) == ["real", "real+synthetic", "synthetic"]
+    assert {k for k in evaluation.metrics["arms"]["real"] if k.startswith("seed-")} == {"seed-0", "seed-1"}
+    assert list(evaluation.test.ids) == split_ids(config, "test")
+    assert evaluation.metrics["test_images"] == len(split_ids(config, "test"))
+    assert evaluation.probabilities["real"].test.shape == (2, len(evaluation.test.ids), 3)
+
+
+def test_point_estimates_match_sklearn_and_intervals_cover_them(evaluation):
+    probs = evaluation.probabilities["real"].test.mean(0)
+    labels = evaluation.test.labels
+    ensemble = evaluation.metrics["arms"]["real"]["ensemble"]
+    assert ensemble["auc_ovr_macro"]["estimate"] == pytest.approx(
+        roc_auc_score(labels, probs / probs.sum(1, keepdims=True), multi_class="ovr"))
+    assert ensemble["auc_malignant"]["estimate"] == pytest.approx(roc_auc_score(labels == 2, probs[:, 2]))
+    for arm in evaluation.metrics["arms"].values():
+        for model in (v for k, v in arm.items() if k == "ensemble" or k.startswith("seed-")):
+            for name in SCALARS:
+                value = model[name]
+                assert value["low"] - 1e-12 <= value["estimate"] <= value["high"] + 1e-12, name
+    counts = ensemble["confusion"]["counts"]
+    assert sum(sum(row.values()) for row in counts.values()) == len(labels)
+    assert counts["malignant"]["malignant"] == int(np.sum((labels == 2) & (probs.argmax(1) == 2)))
+
+
+def test_operating_point_comes_from_validation(trained_classifiers, evaluation):
+    val = split_images(trained_classifiers.config, "val")
+    probs = evaluation.probabilities["synthetic"]
+    expected = youden_threshold(probs.val.mean(0)[:, 2], val.labels == 2)
+    assert evaluation.metrics["arms"]["synthetic"]["ensemble"]["threshold"] == pytest.approx(expected)
+    assert evaluation.metrics["arms"]["synthetic"]["seed-0"]["threshold"] == pytest.approx(
+        youden_threshold(probs.val[0][:, 2], val.labels == 2))
+
+
+def test_paired_differences_and_a_model_against_itself(trained_classifiers, evaluation):
+    differences = evaluation.metrics["differences"]
+    assert set(differences) == {"real+synthetic - real", "synthetic - real"}
+    arms = evaluation.metrics["arms"]
+    for name in SCALARS:
+        diff = differences["real+synthetic - real"][name]
+        assert diff["estimate"] == pytest.approx(arms["real+synthetic"]["ensemble"][name]["estimate"]
+                                                 - arms["real"]["ensemble"][name]["estimate"])
+        assert 0.0 <= diff["p_value"] <= 1.0
+    probs = evaluation.probabilities["real"].test.mean(0)
+    settings = trained_classifiers.config.evaluate
+    same = paired_differences(probs, probs, (0.4, 0.4), evaluation.test, 2, settings)
+    for name, value in same.items():
+        assert (value["estimate"], value["low"], value["high"], value["p_value"]) == (0, 0, 0, 1), name
+
+
+def test_predict_matches_the_evaluation_probability_of_each_test_image(trained_classifiers, evaluation):
+    folder = trained_arms(trained_classifiers.config.paths.classifiers)["real"][1]
+    files = list(evaluation.test.files)
+    np.testing.assert_array_equal(Predictor.from_folder(folder).predict_files(files[2:4]),
+                                  evaluation.probabilities["real"].test[1][2:4])
+
+
+def test_curves_have_every_arm(evaluation):
+    for rows in (evaluation.roc, evaluation.calibration):
+        assert {row["arm"] for row in rows} == {"real", "real+synthetic", "synthetic"}
+    real = [row for row in evaluation.roc if row["arm"] == "real"]
+    assert (real[0]["fpr"], real[0]["tpr"], real[-1]["fpr"], real[-1]["tpr"]) == (0.0, 0.0, 1.0, 1.0)
+    counts = [row["count"] for row in evaluation.calibration if row["arm"] == "synthetic"]
+    assert sum(counts) == len(evaluation.test.ids)
+
+
+def test_stage_writes_dvc_metrics_plots_and_mlflow_figures(trained_classifiers, capsys):
+    config = trained_classifiers.config
+    stage.main(trained_classifiers.params)
+    text = (Path(config.paths.metrics) / "classifier.json").read_text()
+    metrics = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metrics JSON"))
+    assert all(isinstance(value, int | float) or value is None for value in flatten(metrics).values())
+    roc = read_csv(Path(config.paths.reports) / "classifier" / "roc.csv")
+    assert set(roc[0]) == {"arm", "point", "fpr", "tpr"}
+    assert set(read_csv(Path(config.paths.reports) / "classifier" / "calibration.csv")[0]) == {
+        "arm", "point", "confidence", "accuracy", "count"}
+    assert "real+synthetic - real" in capsys.readouterr().out
+    use_store(config)
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                             filter_string="tags.stage = 'evaluate'")[0]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
+    assert artifacts == {"figures/roc.png", "figures/calibration.png"}
+    assert run.data.metrics["arms.real_plus_synthetic.ensemble.auc_ovr_macro.estimate"] == pytest.approx(
+        metrics["arms"]["real+synthetic"]["ensemble"]["auc_ovr_macro"]["estimate"])
+
+
+def test_no_trained_arm_and_an_unknown_positive_class_are_clear(trained_classifiers, tmp_path):
+    config = trained_classifiers.config
+    empty = config.model_copy(update={"paths": config.paths.model_copy(update={"classifiers": tmp_path})})
+    with pytest.raises(FileNotFoundError, match="no trained classifier"):
+        evaluate_arms(empty)
+    settings = config.evaluate.model_copy(update={"positive_class": "cancer"})
+    wrong = config.model_copy(update={"evaluate": settings})
+    with pytest.raises(ValueError, match=r"evaluate\.positive_class 'cancer'"):
+        evaluate_arms(wrong)

@@ -1,0 +1,151 @@
+"""generate: training-split controls only, per-image regeneration, atomic output, the gate."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builders import tiny_config
+from controlbreast.data.imageio import encode_png, load_png
+from controlbreast.diffusion import pipeline
+from controlbreast.generation.generate import (
+    MANIFEST_COLUMNS,
+    generate_set,
+    load_generator,
+    model_hash,
+    plan,
+    regenerate,
+    training_rows,
+    write_set,
+)
+from controlbreast.outputs import csv_bytes, read_csv
+from controlbreast.quality.gate import DataQualityError
+from controlbreast.quality.validate import validate
+from synthetic_builders import prepared_phantom
+
+LENIENT = {"min_std": 0.0, "max_black_fraction": 1.0, "max_saturated_fraction": 1.0}  # 4-step models
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return prepared_phantom(tmp_path_factory.mktemp("prepared"))
+
+
+@pytest.fixture(scope="module")
+def generated(prepared, tmp_path_factory):
+    """Tiny base and ControlNet (4 steps each), then a set of 4 images per class."""
+    root = tmp_path_factory.mktemp("generate")
+    config = tiny_config(root, prepared, generate={"per_class": 4}, quality=LENIENT,
+                         paths={"synthetic": str(root / "synthetic"), "reports": str(root / "reports")})
+    pipeline.train_base(config)
+    pipeline.train_controlnet(config)
+    return config, generate_set(config, progress=False)
+
+
+def manifest(config):
+    return read_csv(Path(config.paths.synthetic) / "manifest.csv")
+
+
+def test_controls_come_from_the_training_split_only(prepared):
+    everything = read_csv(Path(prepared.paths.prepared) / "manifest.csv")
+    split_of = {row["id"]: row for row in everything}
+    config = prepared.model_copy(update={"generate": prepared.generate.model_copy(update={"per_class": 30})})
+    rows = plan(config, training_rows(prepared.paths.prepared))
+    assert {split_of[row["control_id"]]["split"] for row in rows} == {"train"}
+    assert all(split_of[row["control_id"]]["label"] == row["label"] for row in rows)
+    for label in config.data.classes:  # each control used before any is used again
+        uses = np.unique([r["control_id"] for r in rows if r["label"] == label], return_counts=True)[1]
+        assert uses.max() - uses.min() <= 1 and len(uses) == sum(
+            1 for r in everything if r["split"] == "train" and r["label"] == label)
+    with pytest.raises(ValueError, match="training split only"):
+        plan(config, everything)
+
+
+def test_the_set_and_its_provenance(generated):
+    config, summary = generated
+    rows = manifest(config)
+    assert summary["images"] == len(rows) == 12
+    assert list(rows[0]) == list(MANIFEST_COLUMNS)
+    assert [r["label"] for r in rows] == [c for c in config.data.classes for _ in range(4)]
+    assert len({r["seed"] for r in rows}) == 12
+    assert {r["model_hash"] for r in rows} == {model_hash(config.paths.models)}
+    assert {(r["steps"], r["scheduler"], r["guidance_scale"]) for r in rows} == {("3", "ddim", "2.0")}
+    folder = Path(config.paths.synthetic)
+    for row in rows:
+        with Image.open(folder / "images" / f"{row['id']}.png") as image:
+            assert image.mode == "L" and image.size == (32, 32)
+        control = load_png(folder / "controls" / "edges" / f"{row['id']}.png")
+        assert set(np.unique(control)) <= {0, 255}
+        json.loads(row["variation"])
+
+
+def test_any_image_regenerates_alone_from_its_row(generated):
+    config, _ = generated
+    rows = manifest(config)
+    generator = load_generator(config)
+    for row in (rows[5], rows[-1]):
+        image = regenerate(config, row, generator)
+        written = Path(config.paths.synthetic) / "images" / f"{row['id']}.png"
+        assert encode_png(image) == written.read_bytes()
+    with pytest.raises(ValueError, match="cannot be regenerated identically"):
+        regenerate(config, {**rows[0], "model_hash": "0" * 16}, generator)
+
+
+def test_the_gate_passes_the_set_and_catches_a_test_split_control(generated, tmp_path):
+    config, _ = generated
+    assert validate(config, "synthetic")["passed"]
+    leaked = config.model_copy(update={"paths": config.paths.model_copy(update={
+        name: tmp_path / name for name in ("synthetic", "metrics", "reports")})})
+    rows = manifest(config)
+    real = read_csv(Path(config.paths.prepared) / "manifest.csv")
+    test_id = next(r["id"] for r in real if r["split"] == "test")
+    rows[2]["control_id"] = test_id
+    images = np.stack([load_png(Path(config.paths.synthetic) / "images" / f"{r['id']}.png") for r in rows])
+    controls = images[:, None]
+    write_set(leaked.paths.synthetic, rows, images, controls, ("edges",))
+    with pytest.raises(DataQualityError, match="training-split control") as error:
+        validate(leaked, "synthetic")
+    assert rows[2]["id"] in str(error.value)
+
+
+def test_a_failed_write_leaves_the_previous_set(generated, tmp_path):
+    config, _ = generated
+    destination = tmp_path / "synthetic"
+    rows = manifest(config)
+    images = np.zeros((len(rows), 32, 32), np.uint8)
+    write_set(destination, rows, images, images[:, None], ("edges",))
+    before = {p.relative_to(destination): p.read_bytes() for p in destination.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError):  # one image short: fails after writing the others
+        write_set(destination, rows, images[:-1] + 1, images[:-1, None], ("edges",))
+    after = {p.relative_to(destination): p.read_bytes() for p in destination.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]  # no build folder left
+
+
+def test_changed_models_change_the_hash(generated, tmp_path):
+    config, _ = generated
+    rows = manifest(config)
+    copy = tmp_path / "models"
+    for part in ("base", "controlnet"):
+        source = Path(config.paths.models) / part
+        for path in source.rglob("*"):
+            if path.is_file():
+                target = copy / part / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(path.read_bytes())
+    assert model_hash(copy) == rows[0]["model_hash"]
+    (copy / "controlnet" / "control.json").write_text('{"channels": ["edges"]} \n')
+    assert model_hash(copy) != rows[0]["model_hash"]
+    assert csv_bytes(rows, MANIFEST_COLUMNS) == (Path(config.paths.synthetic) / "manifest.csv").read_bytes()
+
+
+def test_the_set_has_its_own_sampler_when_params_give_one(prepared):
+    own = {"scheduler": "unipc", "steps": 7, "guidance_scale": 1.0, "controlnet_scale": 0.5}
+    config = prepared.model_copy(update={"generate": prepared.generate.model_copy(update={
+        "per_class": 1, "sampling": prepared.sampling.model_copy(update=own)})})
+    rows = plan(config, training_rows(config.paths.prepared))
+    assert {(r["scheduler"], r["steps"], r["guidance_scale"], r["controlnet_scale"]) for r in rows} == {
+        ("unipc", 7, 1.0, 0.5)}
+    assert plan(prepared, training_rows(config.paths.prepared))[0]["steps"] == prepared.sampling.steps
