@@ -212,11 +212,12 @@ def flops_per_sample(setup: Setup, device: torch.device) -> float:
 
 
 def _measure(build, steps: int, rounds: int, device: torch.device) -> dict[str, list[float]]:
-    """Samples/s and peak memory of reference and ours, alternated ``rounds`` times on fresh models,
-    so that a change of load on a shared machine hits both alike."""
+    """Samples/s and peak memory of reference and ours, alternated ``rounds`` times on fresh models
+    (first one, then the other first), so that load and warm-up on a shared machine hit both alike."""
     results = {"reference": [], "ours": [], "reference_mb": [], "ours_mb": []}
-    for _ in range(rounds):
-        for name, loop in (("reference", reference), ("ours", ours)):
+    loops = [("reference", reference), ("ours", ours)]
+    for round_ in range(rounds):
+        for name, loop in loops[::-1] if round_ % 2 else loops:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             torch.manual_seed(0)
