@@ -2,7 +2,8 @@
 
 Every stage logs to the same SQLite store (``<paths.mlruns>/mlflow.db``) with artifacts under
 ``<paths.mlruns>/artifacts``, so ``mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db`` from
-the repository root shows all of them. Runs are tagged with the stage and the git commit.
+the repository root shows all of them. Runs are tagged with the stage, the git commit and
+whether the tree had uncommitted changes (``git_dirty``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,19 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the checked-out commit (``dvc.lock``, which DVC rewrites
+    between stages, aside), or None outside a git repository. A run from a dirty tree cannot be
+    reproduced from its ``git_commit`` alone."""
+    try:
+        result = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                 ":(exclude)dvc.lock"], capture_output=True, text=True, check=True,
+                                timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(result.stdout.strip())
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -68,6 +82,7 @@ def stage_run(config: Config, stage: str, sections: tuple[str, ...]) -> Iterator
     commit = git_commit()
     if commit:
         tags["git_commit"] = commit
+        tags["git_dirty"] = str(git_dirty()).lower()
     with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=tags) as run:
         dumped = config.model_dump(mode="json")
         mlflow.log_params(flatten({key: dumped[key] for key in sections}))
