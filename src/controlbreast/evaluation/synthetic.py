@@ -28,7 +28,7 @@ import torch
 from controlbreast.classify.data import check_provenance
 from controlbreast.classify.predict import Predictor
 from controlbreast.config import Config, SyntheticEvalConfig
-from controlbreast.controls.fidelity import control_f1, shuffled
+from controlbreast.controls.fidelity import control_f1, mask_dice, shuffled
 from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
 from controlbreast.data.imageio import encode_png
 from controlbreast.evaluation.classification import macro_auc
@@ -88,8 +88,22 @@ def control_fidelity(images: np.ndarray, controls: np.ndarray, labels: np.ndarra
     across, within = f1(shuffled(len(images), seed)), f1(_within_class_shuffle(labels, seed))
     per_class = {name: _f1_summary(matched[labels == c], within[labels == c])
                  for c, name in enumerate(config.data.classes) if (labels == c).any()}
-    return {"edge_f1": _f1_summary(matched, across), "edge_f1_within_class": _f1_summary(matched, within),
-            "tolerance_px": tolerance, "measured_on": "+".join(channels), "per_class": per_class}
+    report = {"edge_f1": _f1_summary(matched, across), "edge_f1_within_class": _f1_summary(matched, within),
+              "tolerance_px": tolerance, "measured_on": "+".join(channels), "per_class": per_class}
+    if "mask" in channels:
+        report["mask_dice"] = _dice_summary(images, controls, channels, labels, seed)
+    return report
+
+
+def _dice_summary(images: np.ndarray, controls: np.ndarray, channels: tuple[str, ...], labels: np.ndarray,
+                  seed: int) -> dict[str, float]:
+    """Dark-region Dice with the own mask vs a mask shuffled within the class (lesion images only)."""
+    matched = mask_dice(images, controls, channels)
+    within = mask_dice(images, controls[_within_class_shuffle(labels, seed)], channels)
+    kept = np.isfinite(matched) & np.isfinite(within)
+    if not kept.any():
+        return {"images": 0}
+    return {**_f1_summary(matched[kept], within[kept]), "images": int(kept.sum())}
 
 
 def class_fidelity(predictor: Predictor, synthetic: ImageSet, val: ImageSet) -> dict:
