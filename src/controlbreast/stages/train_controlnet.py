@@ -19,7 +19,7 @@ def main(params: Path, resume: bool) -> None:
         summary = train_controlnet(config, resume=resume)
         mlflow.log_metrics({f"final_{key}": value for key, value in summary.items()})
         mlflow.log_artifacts(str(Path(config.paths.models) / "controlnet"), "model")
-    print(f"train_controlnet: {summary['steps']} steps, loss {summary['final_loss']:.4f}, control F1 "
-          f"{summary.get('control_f1', float('nan')):.3f} vs shuffled "
-          f"{summary.get('control_f1_shuffled', float('nan')):.3f} "
+    fidelity = (f", control F1 {summary['control_f1']:.3f} vs shuffled {summary['control_f1_shuffled']:.3f}"
+                if "control_f1" in summary else " (resumed at its last step: no new validation)")
+    print(f"train_controlnet: {summary['steps']} steps, loss {summary['final_loss']:.4f}{fidelity} "
           f"-> {Path(config.paths.models) / 'controlnet'}")
