@@ -27,6 +27,7 @@ def test_repository_params_parse():
         ({"controls": {"kind": "depth"}}, "controls.kind", "'edges'"),
         ({"controls": {"canny_low": 10}}, "controls", "set both"),
         ({"controls": {"blur_kernel": 4}}, "controls", "odd"),
+        ({"classifier": {"model": "hf-hub:timm/resnet18.a1_in1k"}}, "classifier", "Hugging Face Hub"),
     ],
 )
 def test_bad_params_name_the_key_and_the_file(raw, key, message):

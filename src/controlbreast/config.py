@@ -372,6 +372,9 @@ class ClassifierConfig(Section):
     def _seeds(self) -> ClassifierConfig:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be one or more distinct integers")
+        if self.model.lower().startswith(("hf-hub:", "hf_hub:")):
+            raise ValueError(f"model {self.model!r} would be fetched from the Hugging Face Hub; give a timm "
+                             "architecture name and a local `pretrained` weights file")
         return self
 
 

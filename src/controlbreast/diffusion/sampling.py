@@ -53,7 +53,7 @@ def _denoise(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor,
     for timestep in scheduler.timesteps:
         model_input = scheduler.scale_model_input(torch.cat([sample, sample]) if guided else sample,
                                                   timestep)
-        steps = torch.full((len(model_input),), int(timestep), dtype=torch.long)
+        steps = torch.full((len(model_input),), int(timestep), dtype=torch.long, device=model_input.device)
         prediction = denoiser(model_input, steps, both_labels, both_control, cfg.controlnet_scale)
         if guided:
             conditional, unconditional = prediction.chunk(2)

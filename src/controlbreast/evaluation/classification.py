@@ -96,13 +96,6 @@ def reliability(scores: np.ndarray, positive: np.ndarray, bins: int = 10) -> dic
             "count": count[kept]}
 
 
-def roc_on_grid(scores: np.ndarray, positive: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """True-positive rate at each false-positive rate of ``grid``: curves of several models on one
-    grid can be averaged vertically (Fawcett 2006)."""
-    fpr, tpr, _ = roc_curve(positive, scores)
-    return np.interp(grid, fpr, tpr)
-
-
 def delong_placements(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """DeLong's structural components of (n,) scores: for each positive, the share of negatives
     it outranks (V10, ties half); for each negative, the share of positives that outrank it (V01).
