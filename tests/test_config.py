@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controlbreast.config import ConfigError, load_config, parse_config
+from controlbreast.config import load_config, parse_config
+from controlbreast.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from controlbreast.config import ConfigError
+from controlbreast.errors import ControlBreastError
 
 app = typer.Typer(help="Synthetic breast images with ControlNet, and an honest measure of their use.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -20,22 +20,12 @@ Resume = Annotated[bool, typer.Option("--resume", help="Continue from the latest
 
 
 def _run(stage: Callable[[], None]) -> None:
-    """Run a stage; known failures print one clear message (no traceback) and exit non-zero."""
-    from controlbreast.controls.build import ControlsError
-    from controlbreast.data.ingest import IngestError
-    from controlbreast.data.records import SampleError
-    from controlbreast.diffusion.errors import TrainingDivergedError
-    from controlbreast.quality.gate import DataQualityError
-
+    """Run a stage; an expected failure prints one line and exits non-zero, a bug keeps its traceback."""
     try:
         stage()
-    except ConfigError as error:
+    except ControlBreastError as error:
         print(f"error: {error}", file=sys.stderr)
-        raise typer.Exit(2) from None
-    except (IngestError, ControlsError, DataQualityError, SampleError, TrainingDivergedError,
-            FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise typer.Exit(1) from None
+        raise typer.Exit(error.exit_code) from None
 
 
 @app.command()

@@ -13,14 +13,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from controlbreast.errors import ConfigError
+
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
 THREE_CLASSES = ("normal", "benign", "malignant")
 
 
-class ConfigError(ValueError):
-    """A params file that cannot be used; the message names the file and the key."""
 
 
 class Section(BaseModel):

@@ -6,6 +6,7 @@ import pytest
 
 from classifier_builders import split_ids, write_synthetic
 from controlbreast.classify.data import check_provenance, load_training_data
+from controlbreast.errors import ControlBreastError
 
 
 def with_paths(config, **paths):
@@ -59,21 +60,21 @@ def test_provenance_rejects_a_synthetic_image_made_from_a_held_out_control(confi
     leaky = with_paths(config, synthetic=tmp_path / "synthetic")
     outsider = split_ids(config, split)[0]
     folder = write_synthetic(leaky, [*split_ids(config, "train")[:3], outsider])
-    with pytest.raises(ValueError, match=f"outside the training split.*{outsider}"):
+    with pytest.raises(ControlBreastError, match=f"outside the training split.*{outsider}"):
         check_provenance(folder, set(split_ids(config, "train")))
-    with pytest.raises(ValueError, match=outsider):
+    with pytest.raises(ControlBreastError, match=outsider):
         load_training_data(leaky, "synthetic", seed=0)
 
 
 def test_too_few_synthetic_images_name_the_knob(config, tmp_path):
     small = with_paths(config, synthetic=tmp_path / "synthetic")
     write_synthetic(small, split_ids(config, "train")[:4])
-    with pytest.raises(ValueError, match=r"classifier\.mix_ratio"):
+    with pytest.raises(ControlBreastError, match=r"classifier\.mix_ratio"):
         load_training_data(small, "real+synthetic", seed=0)
 
 
 def test_missing_synthetic_set_and_unknown_arm_are_clear(config, tmp_path):
-    with pytest.raises(FileNotFoundError, match="manifest"):
+    with pytest.raises(ControlBreastError, match="manifest"):
         load_training_data(with_paths(config, synthetic=tmp_path / "none"), "synthetic", seed=0)
     with pytest.raises(ValueError, match="unknown arm"):
         load_training_data(config, "fake", seed=0)

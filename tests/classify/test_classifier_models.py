@@ -10,13 +10,13 @@ from controlbreast.classify.models import (
     CARD,
     WEIGHTS,
     ModelCard,
-    ModelError,
     create_classifier,
     load_classifier,
     normalisation,
     probabilities,
     save_classifier,
 )
+from controlbreast.errors import ModelError
 
 TINY = {"channels": [8, 8, 16, 16], "stem_width": 8}
 

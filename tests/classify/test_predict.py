@@ -15,12 +15,11 @@ from mlflow.pyfunc import scoring_server
 from typer.testing import CliRunner
 
 from classifier_builders import split_ids
-from controlbreast.classify.models import ModelError
 from controlbreast.classify.predict import Predictor, image_files, load_predictor
 from controlbreast.classify.registry import CHAMPION, REGISTERED_NAME
 from controlbreast.cli import app
 from controlbreast.data.ingest import fit_to_square
-from controlbreast.data.records import SampleError
+from controlbreast.errors import ControlBreastError, ModelError, SampleError
 from controlbreast.tracking import use_store
 
 
@@ -122,5 +121,5 @@ def test_folders_expand_to_their_images(setup, tmp_path):
     (tmp_path / "sub" / "notes.txt").write_text("not an image")
     assert image_files([tmp_path, files[0]]) == [*(tmp_path / "sub" / f"{n}.PNG" for n in range(3)), files[0]]
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no image files"):
+    with pytest.raises(ControlBreastError, match="no image files"):
         image_files([tmp_path / "empty"])

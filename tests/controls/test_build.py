@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from builders import make_config
-from controlbreast.controls.build import ControlsError, make_controls
+from controlbreast.controls.build import make_controls
 from controlbreast.controls.preview import control_preview
 from controlbreast.data.ingest import ingest
+from controlbreast.errors import ControlsError
 
 
 def test_edges_and_masks_for_every_prepared_image(tmp_path, small_phantom):

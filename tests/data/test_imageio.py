@@ -6,7 +6,7 @@ from PIL import Image
 
 from builders import write_dicom
 from controlbreast.data.imageio import encode_png, read_gray, read_mask, to_uint8
-from controlbreast.data.records import SampleError
+from controlbreast.errors import SampleError
 
 
 def png_bytes(pixels: np.ndarray, mode: str | None = None) -> bytes:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from builders import make_config, smooth_image, write_dicom
-from controlbreast.data.records import SampleError
 from controlbreast.data.sources import busi_candidates, csv_candidates, salted_group
+from controlbreast.errors import ControlBreastError, SampleError
 
 
 def busi_config(tmp_path, root, **data):
@@ -86,7 +86,7 @@ def test_csv_rows_outside_root_unknown_labels_and_bad_columns(tmp_path):
     assert text[1].startswith("x.png: unknown label 'cyst'")
     assert text[2] == "row 4: empty path or label"
     write_csv(manifest, ["file,label,patient"])
-    with pytest.raises(ValueError, match=r"missing columns \['path'\], unknown columns"):
+    with pytest.raises(ControlBreastError, match=r"missing columns \['path'\], unknown columns"):
         csv_candidates(cfg)
 
 

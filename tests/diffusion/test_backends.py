@@ -12,6 +12,7 @@ from controlbreast.diffusion.backends import load_base
 from controlbreast.diffusion.data import load_latents
 from controlbreast.diffusion.models import Denoiser
 from controlbreast.diffusion.sampling import generate
+from controlbreast.errors import ControlBreastError
 
 
 @pytest.fixture(scope="module")
@@ -62,5 +63,5 @@ def test_latent_controlnet_loads_and_samples_images_of_the_image_size(latent):
 def test_missing_pretrained_folder_is_a_clear_error_not_a_download(prepared, tmp_path):
     config = tiny_config(tmp_path, prepared, diffusion={
         "backend": "latent", "latent": {"pretrained": str(tmp_path / "nowhere")}})
-    with pytest.raises(FileNotFoundError, match="never downloads"):
+    with pytest.raises(ControlBreastError, match="never downloads"):
         pipeline.train_base(config)

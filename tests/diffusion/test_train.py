@@ -8,8 +8,8 @@ from safetensors.torch import load_file
 from builders import tiny_config
 from controlbreast.diffusion import pipeline
 from controlbreast.diffusion.checkpoints import checkpoints
-from controlbreast.diffusion.errors import TrainingDivergedError
 from controlbreast.diffusion.validation import Validation
+from controlbreast.errors import TrainingDivergedError
 
 CONTROLNET_WEIGHTS = "controlnet/diffusion_pytorch_model.safetensors"
 

@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from classifier_builders import split_ids
 from controlbreast.classify.predict import Predictor
+from controlbreast.errors import ControlBreastError
 from controlbreast.evaluation.arms import (
     evaluate_arms,
     paired_differences,
@@ -119,9 +120,9 @@ def test_stage_writes_dvc_metrics_plots_and_mlflow_figures(trained_classifiers, 
 def test_no_trained_arm_and_an_unknown_positive_class_are_clear(trained_classifiers, tmp_path):
     config = trained_classifiers.config
     empty = config.model_copy(update={"paths": config.paths.model_copy(update={"classifiers": tmp_path})})
-    with pytest.raises(FileNotFoundError, match="no trained classifier"):
+    with pytest.raises(ControlBreastError, match="no trained classifier"):
         evaluate_arms(empty)
     settings = config.evaluate.model_copy(update={"positive_class": "cancer"})
     wrong = config.model_copy(update={"evaluate": settings})
-    with pytest.raises(ValueError, match=r"evaluate\.positive_class 'cancer'"):
+    with pytest.raises(ControlBreastError, match=r"evaluate\.positive_class 'cancer'"):
         evaluate_arms(wrong)

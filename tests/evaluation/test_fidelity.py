@@ -6,6 +6,7 @@ import torch
 import torch_fidelity
 
 from controlbreast.data.datasets import load_image_set
+from controlbreast.errors import ControlBreastError
 from controlbreast.evaluation.fidelity import (
     EXTRACTOR,
     FeatureSpace,
@@ -87,7 +88,7 @@ def test_torch_fidelity_calculate_metrics_uses_the_registered_extractor(phantom)
 
 
 def test_inception_needs_a_local_weights_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"synthetic_eval\.inception_weights"):
+    with pytest.raises(ControlBreastError, match=r"synthetic_eval\.inception_weights"):
         FeatureSpace.inception(tmp_path / "absent.pth")
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from controlbreast.data.imageio import load_png
+from controlbreast.errors import ControlBreastError
 from controlbreast.evaluation.synthetic import control_fidelity, evaluate_synthetic, real_classifier
 from controlbreast.outputs import csv_bytes, read_csv
 from controlbreast.stages import evaluate_synthetic as stage
@@ -116,7 +117,7 @@ def test_a_synthetic_image_from_a_test_control_is_refused(copies, tmp_path):
     table = read_csv(leaked.paths.synthetic / "manifest.csv")
     table[0]["control_id"] = test_id
     (leaked.paths.synthetic / "manifest.csv").write_bytes(csv_bytes(table, list(table[0])))
-    with pytest.raises(ValueError, match="outside the training split"):
+    with pytest.raises(ControlBreastError, match="outside the training split"):
         evaluate_synthetic(leaked)
     assert not (tmp_path / "metrics").exists()
 

@@ -10,6 +10,7 @@ from PIL import Image
 from builders import tiny_config
 from controlbreast.data.imageio import encode_png, load_png
 from controlbreast.diffusion import pipeline
+from controlbreast.errors import ControlBreastError, DataQualityError
 from controlbreast.generation.generate import (
     MANIFEST_COLUMNS,
     generate_set,
@@ -21,7 +22,6 @@ from controlbreast.generation.generate import (
     write_set,
 )
 from controlbreast.outputs import csv_bytes, read_csv
-from controlbreast.quality.gate import DataQualityError
 from controlbreast.quality.validate import validate
 from synthetic_builders import prepared_phantom
 
@@ -59,7 +59,7 @@ def test_controls_come_from_the_training_split_only(prepared):
         uses = np.unique([r["control_id"] for r in rows if r["label"] == label], return_counts=True)[1]
         assert uses.max() - uses.min() <= 1 and len(uses) == sum(
             1 for r in everything if r["split"] == "train" and r["label"] == label)
-    with pytest.raises(ValueError, match="training split only"):
+    with pytest.raises(ControlBreastError, match="training split only"):
         plan(config, everything)
 
 
@@ -89,7 +89,7 @@ def test_any_image_regenerates_alone_from_its_row(generated):
         image = regenerate(config, row, generator)
         written = Path(config.paths.synthetic) / "images" / f"{row['id']}.png"
         assert encode_png(image) == written.read_bytes()
-    with pytest.raises(ValueError, match="cannot be regenerated identically"):
+    with pytest.raises(ControlBreastError, match="cannot be regenerated identically"):
         regenerate(config, {**rows[0], "model_hash": "0" * 16}, generator)
 
 

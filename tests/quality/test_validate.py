@@ -9,7 +9,7 @@ import pytest
 from builders import BUSI_SHARED, make_config
 from controlbreast.controls.build import make_controls
 from controlbreast.data.ingest import ingest
-from controlbreast.quality.gate import DataQualityError
+from controlbreast.errors import DataQualityError
 from controlbreast.quality.validate import validate
 
 PHANTOM = {"patients_per_class": 12, "max_images_per_patient": 2, "render_size": 64}

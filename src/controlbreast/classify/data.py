@@ -22,6 +22,7 @@ import numpy as np
 
 from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
+from controlbreast.errors import DataError, ManifestError
 from controlbreast.outputs import read_csv
 
 ARMS = ("real", "real+synthetic", "synthetic")
@@ -40,7 +41,7 @@ class TrainingData:
 def concatenate(first: ImageSet, second: ImageSet) -> ImageSet:
     """Both sets in one, first then second (same classes, same image size)."""
     if first.images.shape[1:] != second.images.shape[1:]:
-        raise ValueError(f"synthetic images are {second.images.shape[2]}x{second.images.shape[1]} px "
+        raise DataError(f"synthetic images are {second.images.shape[2]}x{second.images.shape[1]} px "
                          f"but the real ones {first.images.shape[2]}x{first.images.shape[1]}")
     return ImageSet(ids=first.ids + second.ids, labels=np.concatenate([first.labels, second.labels]),
                     splits=first.splits + second.splits,
@@ -51,17 +52,17 @@ def check_provenance(folder: Path, train_ids: set[str]) -> None:
     """Every synthetic image must come from a training-split control; raise naming the others."""
     rows = read_csv(Path(folder) / "manifest.csv")
     if rows and "control_id" not in rows[0]:
-        raise ValueError(f"{folder}/manifest.csv: no control_id column, cannot check provenance")
+        raise ManifestError(f"{folder}/manifest.csv: no control_id column, cannot check provenance")
     outside = sorted({row["control_id"] for row in rows} - train_ids)
     if outside:
-        raise ValueError(f"{folder}: {len(outside)} synthetic images come from controls outside the "
+        raise DataError(f"{folder}: {len(outside)} synthetic images come from controls outside the "
                          f"training split (a leak into validation/test), e.g. {outside[:5]}")
 
 
 def draw(images: ImageSet, count: int, seed: int, folder: Path) -> ImageSet:
     """``count`` images drawn without replacement with ``seed``, kept in their set's order."""
     if count > len(images):
-        raise ValueError(f"{folder}: {count} synthetic images needed but only {len(images)} there "
+        raise DataError(f"{folder}: {count} synthetic images needed but only {len(images)} there "
                          "(generate more, or lower classifier.mix_ratio)")
     chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
     return images.subset(np.sort(chosen))

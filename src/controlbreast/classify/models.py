@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from controlbreast.errors import ModelError
+
 WEIGHTS = "model.safetensors"
 CARD = "classifier.json"
 
 
-class ModelError(ValueError):
-    """A model folder or weights file that cannot be used; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from controlbreast.classify.models import CARD, ModelCard, ModelError, load_classifier, probabilities
+from controlbreast.classify.models import CARD, ModelCard, load_classifier, probabilities
 from controlbreast.classify.transforms import decode_image, fit_images, normalise, scale
 from controlbreast.data.imageio import encode_png, read_bytes
+from controlbreast.errors import DataError, ModelError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 REQUIREMENTS = ("torch", "timm", "safetensors", "numpy", "pandas", "opencv-python-headless",
@@ -110,7 +111,7 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise FileNotFoundError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+                raise DataError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)})")
             files.extend(found)
         else:
             files.append(path)

@@ -27,6 +27,7 @@ from controlbreast.classify.models import (
 )
 from controlbreast.classify.transforms import Augment, normalise, scale
 from controlbreast.config import Config
+from controlbreast.errors import DataError
 from controlbreast.evaluation.classification import macro_auc
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -128,7 +129,7 @@ def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallbac
             if stale >= settings.patience:
                 break
     if best_state is None:
-        raise ValueError(f"{arm} seed {seed}: validation AUC was never finite (is a class missing "
+        raise DataError(f"{arm} seed {seed}: validation AUC was never finite (is a class missing "
                          "from the validation split?)")
     model.load_state_dict(best_state)
     return TrainResult(model.eval(), card, history, data.train.ids, data.val.ids, data)

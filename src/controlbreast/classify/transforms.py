@@ -22,7 +22,7 @@ from controlbreast.data.ingest import fit_to_square
 
 def decode_image(data: bytes, name: str) -> np.ndarray:
     """(H, W) uint8 grayscale of an encoded image; a bad one raises ``SampleError`` naming it."""
-    from controlbreast.data.records import SampleError
+    from controlbreast.errors import SampleError
 
     if not data:
         raise SampleError(name, "file is empty (0 bytes)")

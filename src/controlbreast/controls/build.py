@@ -17,13 +17,12 @@ from tqdm import tqdm
 from controlbreast.config import Config
 from controlbreast.controls.edges import canny_edges
 from controlbreast.data.imageio import encode_png, load_png
+from controlbreast.errors import ControlsError
 from controlbreast.outputs import atomic_folder, csv_bytes, read_csv
 
 CONTROL_COLUMNS = ("id", "label", "split", "channels")
 
 
-class ControlsError(RuntimeError):
-    """The prepared set cannot give the configured controls (e.g. masks it does not have)."""
 
 
 def _mask_of(prepared: Path, row: dict, lesion_labels: tuple[str, ...]) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from controlbreast.data.imageio import load_png
+from controlbreast.errors import DataError, MissingInputError
 from controlbreast.outputs import read_csv
 
 
@@ -50,7 +51,7 @@ def label_indices(labels: Sequence[str], classes: Sequence[str], source: Path) -
     position = {name: i for i, name in enumerate(classes)}
     unknown = sorted(set(labels) - set(position))
     if unknown:
-        raise ValueError(f"{source}: labels {unknown} are not in data.classes {list(classes)}")
+        raise DataError(f"{source}: labels {unknown} are not in data.classes {list(classes)}")
     return np.array([position[label] for label in labels], dtype=np.int64)
 
 
@@ -63,10 +64,10 @@ def load_image_set(folder: Path, classes: Sequence[str], splits: Sequence[str] |
     folder = Path(folder)
     table = folder / manifest
     if not table.is_file():
-        raise FileNotFoundError(f"{table}: no manifest (run the stage that writes it first)")
+        raise MissingInputError(f"{table}: no manifest (run the stage that writes it first)")
     rows = [row for row in read_csv(table) if splits is None or row.get("split") in splits]
     if not rows:
-        raise ValueError(f"{table}: no images in splits {list(splits or [])}")
+        raise DataError(f"{table}: no images in splits {list(splits or [])}")
     images = np.stack([load_png(folder / "images" / f"{row['id']}.png") for row in rows])
     return ImageSet(ids=tuple(row["id"] for row in rows),
                     labels=label_indices([row["label"] for row in rows], classes, table),

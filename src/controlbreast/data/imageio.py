@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from controlbreast.data.records import SampleError
+from controlbreast.errors import MissingInputError, SampleError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 _GRAY_MODES = {"L", "I;16", "I;16B", "I;16L", "I", "F"}
@@ -147,5 +147,5 @@ def load_png(path: Path) -> np.ndarray:
     """A PNG written by ``encode_png`` back as a uint8 array (OpenCV: faster than PIL here)."""
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if pixels is None:
-        raise FileNotFoundError(f"{path}: missing or unreadable PNG")
+        raise MissingInputError(f"{path}: missing or unreadable PNG")
     return pixels

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from controlbreast.config import Config, DataConfig, PhantomConfig
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.phantom import phantom_candidates
-from controlbreast.data.records import Candidate, SampleError
+from controlbreast.data.records import Candidate
 from controlbreast.data.sources import busi_candidates, csv_candidates
 from controlbreast.data.splits import (
     assign_splits,
@@ -36,14 +36,13 @@ from controlbreast.data.splits import (
     near_duplicate_pairs,
     perceptual_hash,
 )
+from controlbreast.errors import IngestError, SampleError
 from controlbreast.outputs import atomic_folder, csv_bytes
 
 MANIFEST_COLUMNS = ("id", "label", "source_label", "split", "group", "source_path",
                     "orig_height", "orig_width", "bit_depth", "has_mask", "sha256", "phash")
 
 
-class IngestError(RuntimeError):
-    """Ingest cannot produce a usable data set; the message lists the problems."""
 
 
 @dataclass(frozen=True)

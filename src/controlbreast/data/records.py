@@ -8,18 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-class SampleError(Exception):
-    """One input that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, source_path: str, problem: str) -> None:
-        super().__init__(source_path, problem)  # both in args, so it pickles across processes
-        self.source_path = source_path
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return f"{self.source_path}: {self.problem}"
-
-
 @dataclass(frozen=True)
 class RawSample:
     """One image as a source read it, before resizing.

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from controlbreast.config import DataConfig
 from controlbreast.data.imageio import read_gray, read_mask
-from controlbreast.data.records import Candidate, RawSample, SampleError
+from controlbreast.data.records import Candidate, RawSample
+from controlbreast.errors import ConfigError, ManifestError, SampleError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 _BUSI_NAME = re.compile(r"^(?P<stem>.+?)(?P<mask>_mask(?:_\d+)?)?$")
@@ -75,7 +76,7 @@ def busi_candidates(cfg: DataConfig) -> tuple[list[Candidate], list[SampleError]
     """
     root = Path(cfg.root)
     if not root.is_dir():
-        raise FileNotFoundError(f"data.root {root} is not a folder")
+        raise ConfigError(f"data.root {root} is not a folder")
     candidates: list[Candidate] = []
     errors: list[SampleError] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -122,7 +123,7 @@ def csv_candidates(cfg: DataConfig) -> tuple[list[Candidate], list[SampleError]]
         missing = [c for c in CSV_REQUIRED if c not in columns]
         unknown = sorted(columns - set(CSV_REQUIRED) - set(CSV_OPTIONAL))
         if missing or unknown:
-            raise ValueError(f"{manifest}: missing columns {missing}, unknown columns {unknown}; "
+            raise ManifestError(f"{manifest}: missing columns {missing}, unknown columns {unknown}; "
                              f"expected {list(CSV_REQUIRED)} and optionally {list(CSV_OPTIONAL)}")
         candidates, errors = [], []
         for number, row in enumerate(reader, start=2):

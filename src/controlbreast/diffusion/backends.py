@@ -26,6 +26,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
 from controlbreast.config import Config, LatentModelConfig
 from controlbreast.diffusion.models import ClassEmbedding, noise_scheduler, pixel_unet
+from controlbreast.errors import ConfigError, MissingInputError, ModelError
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
@@ -88,7 +89,7 @@ def _pretrained_part(cls, source: str, subfolder: str):
     try:
         return cls.from_pretrained(source, subfolder=subfolder, local_files_only=True)
     except (OSError, ValueError) as error:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"diffusion.latent.pretrained={source!r}: no local {subfolder}/ ({error}). controlbreast "
             "never downloads: give a local diffusers folder or a repo id already in your Hugging Face "
             "cache") from None
@@ -101,7 +102,7 @@ def prompt_table(cfg: LatentModelConfig, classes: tuple[str, ...]) -> ClassEmbed
 
     missing = [name for name in classes if name not in cfg.prompts]
     if missing:
-        raise ValueError(f"diffusion.latent.prompts has no prompt for classes {missing}")
+        raise ConfigError(f"diffusion.latent.prompts has no prompt for classes {missing}")
     tokenizer = _pretrained_part(AutoTokenizer, cfg.pretrained, "tokenizer")
     encoder = _pretrained_part(CLIPTextModel, cfg.pretrained, "text_encoder").eval()
     prompts = [cfg.prompts[name] for name in classes] + [""]
@@ -129,7 +130,7 @@ def new_backend(config: Config) -> Backend:
         table = ClassEmbedding(num_classes=len(classes), dim=cfg.pixel.cross_attention_dim)
         return Backend("pixel", unet, table, PixelCodec(), noise_scheduler(cfg), classes)
     if cfg.latent.pretrained is None:
-        raise ValueError("diffusion.backend 'latent' needs diffusion.latent.pretrained (a local folder)")
+        raise ConfigError("diffusion.backend 'latent' needs diffusion.latent.pretrained (a local folder)")
     unet = _pretrained_part(UNet2DConditionModel, cfg.latent.pretrained, "unet")
     if cfg.latent.lora_rank:
         _add_lora(unet, cfg.latent.lora_rank)
@@ -177,10 +178,10 @@ def load_base(folder: Path, config: Config) -> Backend:
     """The trained base back, frozen (a LoRA adapter merged in); its classes must be the configured ones."""
     folder = Path(folder)
     if not (folder / "backend.json").is_file():
-        raise FileNotFoundError(f"{folder}: no base model (run train_base first)")
+        raise MissingInputError(f"{folder}: no base model (run train_base first)")
     meta = json.loads((folder / "backend.json").read_text())
     if tuple(meta["classes"]) != tuple(config.data.classes):
-        raise ValueError(f"{folder}: trained on classes {meta['classes']}, params has "
+        raise ModelError(f"{folder}: trained on classes {meta['classes']}, params has "
                          f"{list(config.data.classes)}; retrain the base")
     table = ClassEmbedding.from_pretrained(folder / "class_embedding")
     scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")

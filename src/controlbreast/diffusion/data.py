@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from controlbreast.data.datasets import ImageSet
+from controlbreast.errors import MissingInputError
 
 
 def to_unit(images: np.ndarray) -> torch.Tensor:
@@ -61,7 +62,7 @@ def load_latents(path: Path) -> tuple[tuple[str, ...], torch.Tensor, torch.Tenso
     from safetensors import safe_open
 
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no encoded training split (run train_base first)")
+        raise MissingInputError(f"{path}: no encoded training split (run train_base first)")
     with safe_open(str(path), framework="pt") as handle:
         ids = tuple(handle.metadata()["ids"].split("\n"))
     tensors = load_file(str(path))

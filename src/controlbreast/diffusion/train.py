@@ -29,8 +29,8 @@ from tqdm import tqdm
 from controlbreast.config import DiffusionConfig, TrainConfig
 from controlbreast.diffusion.checkpoints import latest, load_state, save_checkpoint
 from controlbreast.diffusion.data import TrainingSet, batch_indices, step_generator
-from controlbreast.diffusion.errors import TrainingDivergedError
 from controlbreast.diffusion.models import Denoiser
+from controlbreast.errors import TrainingDivergedError
 from controlbreast.tracking import StepMetrics
 
 

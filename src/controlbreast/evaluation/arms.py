@@ -37,6 +37,7 @@ from controlbreast.classify.models import CARD, set_threads
 from controlbreast.classify.predict import Predictor
 from controlbreast.config import Config, EvaluateConfig
 from controlbreast.data.datasets import label_indices
+from controlbreast.errors import ConfigError, DataError, MissingInputError, ModelError
 from controlbreast.evaluation.bootstrap import Statistic, bootstrap_interval, paired_difference
 from controlbreast.evaluation.classification import (
     auc,
@@ -92,7 +93,7 @@ def split_images(config: Config, split: str) -> SplitImages:
     folder = Path(config.paths.prepared)
     rows = [row for row in read_csv(folder / "manifest.csv") if row["split"] == split]
     if not rows:
-        raise ValueError(f"{folder}/manifest.csv: no {split} images")
+        raise DataError(f"{folder}/manifest.csv: no {split} images")
     classes = tuple(config.data.classes)
     return SplitImages(ids=tuple(row["id"] for row in rows),
                        files=tuple(folder / "images" / f"{row['id']}.png" for row in rows),
@@ -116,7 +117,7 @@ def predict_arm(arm: str, folders: Sequence[Path], val: SplitImages, test: Split
     for folder in folders:
         predictor = Predictor.from_folder(folder)
         if tuple(predictor.card.classes) != test.classes:
-            raise ValueError(f"{folder}: trained on classes {list(predictor.card.classes)}, but "
+            raise ModelError(f"{folder}: trained on classes {list(predictor.card.classes)}, but "
                              f"data.classes is {list(test.classes)} (retrain the classifiers)")
         val_probs.append(predictor.predict_files(val.files))
         test_probs.append(predictor.predict_files(test.files))
@@ -128,7 +129,7 @@ def positive_index(config: Config) -> int:
     classes = list(config.data.classes)
     name = config.evaluate.positive_class or classes[-1]
     if name not in classes:
-        raise ValueError(f"evaluate.positive_class {name!r} is not one of data.classes {classes}")
+        raise ConfigError(f"evaluate.positive_class {name!r} is not one of data.classes {classes}")
     return classes.index(name)
 
 
@@ -231,7 +232,7 @@ def evaluate_arms(config: Config) -> Evaluation:
     """Evaluate every trained arm on the test split (see the module docstring)."""
     arms = trained_arms(config.paths.classifiers)
     if not arms:
-        raise FileNotFoundError(f"{config.paths.classifiers}: no trained classifier (run train-classifier)")
+        raise MissingInputError(f"{config.paths.classifiers}: no trained classifier (run train-classifier)")
     settings, positive = config.evaluate, positive_index(config)
     set_threads(config.classifier.threads)
     val, test = split_images(config, "val"), split_images(config, "test")

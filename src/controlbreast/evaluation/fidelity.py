@@ -27,6 +27,7 @@ from torch_fidelity import FeatureExtractorBase
 
 from controlbreast.classify.models import load_classifier
 from controlbreast.classify.transforms import normalise
+from controlbreast.errors import MissingInputError
 
 EXTRACTOR = "controlbreast-classifier"
 LAYER = "penultimate"
@@ -116,7 +117,7 @@ class FeatureSpace:
     def inception(cls, weights: Path) -> FeatureSpace:
         """Inception-v3 pool features (2048-d) from a local weights file; never a download."""
         if not Path(weights).is_file():
-            raise FileNotFoundError(f"synthetic_eval.inception_weights={weights}: no such file "
+            raise MissingInputError(f"synthetic_eval.inception_weights={weights}: no such file "
                                     "(torch-fidelity's weights-inception-2015-12-05-6726825d.pth)")
         return cls(INCEPTION, "2048", weights, channels=3)
 

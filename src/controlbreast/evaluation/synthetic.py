@@ -31,6 +31,7 @@ from controlbreast.config import Config, SyntheticEvalConfig
 from controlbreast.controls.fidelity import control_f1, mask_dice, shuffled
 from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
 from controlbreast.data.imageio import encode_png
+from controlbreast.errors import MissingInputError
 from controlbreast.evaluation.classification import macro_auc
 from controlbreast.evaluation.fidelity import (
     FeatureSpace,
@@ -51,12 +52,12 @@ def real_classifier(config: Config) -> Path:
     if seed is not None:
         folder = root / f"seed-{seed}"
         if not (folder / "classifier.json").is_file():
-            raise FileNotFoundError(f"{folder}: no real-only classifier of seed {seed} "
+            raise MissingInputError(f"{folder}: no real-only classifier of seed {seed} "
                                     "(synthetic_eval.classifier_seed)")
         return folder
     cards = sorted(root.glob("seed-*/classifier.json"))
     if not cards:
-        raise FileNotFoundError(f"{root}: no real-only classifier (run `controlbreast train-classifier "
+        raise MissingInputError(f"{root}: no real-only classifier (run `controlbreast train-classifier "
                                 "--arm real` first)")
     return max(cards, key=lambda card: json.loads(card.read_text())["val_auc"]).parent
 

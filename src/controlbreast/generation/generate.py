@@ -35,6 +35,7 @@ from controlbreast.diffusion.models import Denoiser
 from controlbreast.diffusion.pipeline import folder_digest, sample_shape
 from controlbreast.diffusion.sampling import generate
 from controlbreast.diffusion.validation import to_uint8
+from controlbreast.errors import DataError, MissingInputError, ModelError
 from controlbreast.generation.variation import Variation, apply_variation, draw_variation
 from controlbreast.outputs import atomic_folder, csv_bytes, read_csv
 
@@ -65,10 +66,10 @@ def load_generator(config: Config) -> Generator:
     models = Path(config.paths.models)
     folder = models / "controlnet"
     if not (folder / "control.json").is_file():
-        raise FileNotFoundError(f"{folder}: no trained ControlNet (run train_controlnet first)")
+        raise MissingInputError(f"{folder}: no trained ControlNet (run train_controlnet first)")
     channels = tuple(json.loads((folder / "control.json").read_text())["channels"])
     if channels != config.controls.channels:
-        raise ValueError(f"{folder}: trained on controls {list(channels)}, params has controls.kind "
+        raise ModelError(f"{folder}: trained on controls {list(channels)}, params has controls.kind "
                          f"{config.controls.kind!r}; retrain the ControlNet")
     backend = load_base(models / "base", config)
     controlnet = ControlNetModel.from_pretrained(folder, local_files_only=True).eval()
@@ -99,11 +100,11 @@ def plan(config: Config, train: Sequence[dict]) -> list[dict]:
     control of its own class from ``train``, visited in a seeded order (all before any repeat)."""
     cfg, rows = config.generate, []
     if any(row["split"] != "train" for row in train):
-        raise ValueError("controls for synthetic images must come from the training split only")
+        raise DataError("controls for synthetic images must come from the training split only")
     for class_index, label in enumerate(config.data.classes):
         ids = sorted(row["id"] for row in train if row["label"] == label)
         if not ids:
-            raise ValueError(f"no training image of class {label!r} to take a control from")
+            raise DataError(f"no training image of class {label!r} to take a control from")
         order = np.random.default_rng([cfg.seed, class_index]).permutation(len(ids))
         for k in range(cfg.per_class):
             index = len(rows)
@@ -176,7 +177,7 @@ def regenerate(config: Config, row: dict, generator: Generator | None = None) ->
     """
     generator = generator or load_generator(config)
     if row["model_hash"] != generator.model_hash:
-        raise ValueError(f"{row['id']} was drawn by models {row['model_hash']}, the current models are "
+        raise ModelError(f"{row['id']} was drawn by models {row['model_hash']}, the current models are "
                          f"{generator.model_hash}; it cannot be regenerated identically")
     controls = varied_controls(config.paths.controls, [row], generator.channels)
     return render(generator, [row], controls, row_sampling(row))[0]

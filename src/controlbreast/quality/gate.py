@@ -28,8 +28,6 @@ from controlbreast.data.splits import SPLITS
 E = gx.expectations
 
 
-class DataQualityError(RuntimeError):
-    """At least one expectation failed; the message says which, on which ids, and what relaxes it."""
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,9 @@ import pandas as pd
 
 from controlbreast.config import Config
 from controlbreast.data.splits import SPLITS
+from controlbreast.errors import DataQualityError, ManifestError, MissingInputError
 from controlbreast.outputs import atomic_folder, write_atomic
-from controlbreast.quality.gate import (
-    DataQualityError,
-    failure_summary,
-    prepared_checks,
-    run_checks,
-    synthetic_checks,
-)
+from controlbreast.quality.gate import failure_summary, prepared_checks, run_checks, synthetic_checks
 from controlbreast.quality.stats import controls_match, cross_split_twins, image_table
 
 SYNTHETIC_REQUIRED = ("id", "label", "control_id")
@@ -34,7 +29,7 @@ SYNTHETIC_REQUIRED = ("id", "label", "control_id")
 def read_manifest(path: Path) -> pd.DataFrame:
     """A manifest CSV with ids and labels kept as strings and booleans parsed."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no manifest (run the stage that writes it first)")
+        raise MissingInputError(f"{path}: no manifest (run the stage that writes it first)")
     return pd.read_csv(path, dtype={"id": str, "label": str, "group": str, "sha256": str,
                                     "phash": str, "control_id": str}, keep_default_na=False)
 
@@ -72,7 +67,7 @@ def synthetic_tables(config: Config) -> dict[str, pd.DataFrame]:
     manifest = read_manifest(folder / "manifest.csv")
     missing = [c for c in SYNTHETIC_REQUIRED if c not in manifest.columns]
     if missing:
-        raise ValueError(f"{folder / 'manifest.csv'}: missing columns {missing}")
+        raise ManifestError(f"{folder / 'manifest.csv'}: missing columns {missing}")
     real = read_manifest(Path(config.paths.prepared) / "manifest.csv")
     split_of = dict(zip(real["id"], real["split"], strict=True))
     images = image_table(folder, manifest, config.quality)

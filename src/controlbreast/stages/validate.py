@@ -7,7 +7,7 @@ from pathlib import Path
 import mlflow
 
 from controlbreast.config import load_config
-from controlbreast.quality.gate import DataQualityError
+from controlbreast.errors import DataQualityError
 from controlbreast.quality.validate import validate
 from controlbreast.tracking import stage_run
 
