@@ -27,7 +27,8 @@ import numpy as np
 from controlbreast.config import Config, parse_config
 from controlbreast.controls.build import make_controls
 from controlbreast.controls.edges import canny_edges
-from controlbreast.data.ingest import fit_to_square, ingest
+from controlbreast.data.ingest import ingest
+from controlbreast.data.preprocess import fit_to_square
 
 DEFAULT_BUSI = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "busi"
 

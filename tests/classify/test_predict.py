@@ -18,7 +18,7 @@ from classifier_builders import split_ids
 from controlbreast.classify.predict import Predictor, image_files, load_predictor
 from controlbreast.classify.registry import CHAMPION, REGISTERED_NAME
 from controlbreast.cli import app
-from controlbreast.data.ingest import fit_to_square
+from controlbreast.data.preprocess import fit_to_square
 from controlbreast.errors import ControlBreastError, ModelError, SampleError
 from controlbreast.tracking import use_store
 

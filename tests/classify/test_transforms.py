@@ -7,7 +7,7 @@ from controlbreast.classify.models import ModelCard
 from controlbreast.classify.transforms import Augment, decode_image, fit_images, normalise, scale
 from controlbreast.config import AugmentConfig
 from controlbreast.data.imageio import encode_png
-from controlbreast.data.ingest import fit_to_square
+from controlbreast.data.preprocess import fit_to_square
 
 CARD = ModelCard(model="resnet10t", classes=("a", "b"), image_size=16, resize="pad", mean=0.5, std=0.25)
 

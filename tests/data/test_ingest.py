@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from builders import BUSI_SHARED, make_config, write_busi
-from controlbreast.data.ingest import fit_to_square, ingest, split_counts
+from controlbreast.data.ingest import ingest, split_counts
+from controlbreast.data.preprocess import fit_to_square
 from controlbreast.errors import IngestError
 
 

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
+from controlbreast.classify.scores import auc
 from controlbreast.evaluation.bootstrap import (
     bootstrap_interval,
     paired_difference,
     resample_indices,
     two_sided_p,
 )
-from controlbreast.evaluation.classification import auc
 
 
 def test_resamples_keep_each_class_count_and_stay_within_the_class():

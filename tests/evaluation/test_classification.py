@@ -5,15 +5,14 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score, roc_curve
 
+from controlbreast.classify.scores import auc, macro_auc
 from controlbreast.evaluation.bootstrap import resample_indices
 from controlbreast.evaluation.classification import (
-    auc,
     balanced_accuracy,
     confusion_rates,
     delong_difference,
     delong_placements,
     expected_calibration_error,
-    macro_auc,
     reliability,
     sensitivity_specificity,
     youden_threshold,

@@ -25,10 +25,10 @@ from controlbreast.classify.models import (
     probabilities,
     set_threads,
 )
+from controlbreast.classify.scores import macro_auc
 from controlbreast.classify.transforms import Augment, normalise, scale
 from controlbreast.config import Config
 from controlbreast.errors import DataError
-from controlbreast.evaluation.classification import macro_auc
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from controlbreast.classify.models import ModelCard
 from controlbreast.config import AugmentConfig
 from controlbreast.data.imageio import decode_dicom, decode_raster
-from controlbreast.data.ingest import fit_to_square
+from controlbreast.data.preprocess import fit_to_square
 
 
 def decode_image(data: bytes, name: str) -> np.ndarray:

@@ -21,13 +21,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from controlbreast.config import Config, DataConfig, PhantomConfig
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.phantom import phantom_candidates
+from controlbreast.data.preprocess import fit_to_square
 from controlbreast.data.records import Candidate
 from controlbreast.data.sources import busi_candidates, csv_candidates
 from controlbreast.data.splits import (
@@ -58,23 +58,6 @@ class Prepared:
     orig_shape: tuple[int, int]
     phash: int
     group: str | None
-
-
-def fit_to_square(pixels: np.ndarray, size: int, mode: str) -> np.ndarray:
-    """Resize (H, W) keeping aspect: ``pad`` fits the long side and pads with 0 (centred);
-    ``crop`` fits the short side and crops the centre. Returns (size, size), same dtype."""
-    height, width = pixels.shape
-    scale = size / (max(height, width) if mode == "pad" else min(height, width))
-    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
-    if mode == "crop":
-        top, left = (new_h - size) // 2, (new_w - size) // 2
-        return resized[top:top + size, left:left + size]
-    canvas = np.zeros((size, size), dtype=pixels.dtype)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
-    canvas[top:top + new_h, left:left + new_w] = resized
-    return canvas
 
 
 def image_id(index: int) -> str:

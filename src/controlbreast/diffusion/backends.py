@@ -202,3 +202,9 @@ def load_base(folder: Path, config: Config) -> Backend:
     backend.unet.requires_grad_(False)
     backend.class_embedding.requires_grad_(False)
     return backend
+
+
+def sample_shape(backend: Backend, image_size: int) -> tuple[int, int, int]:
+    """(c, h, w) of the diffusion's samples: the image's for pixel, the latents' for latent."""
+    side = image_size // backend.codec.scale
+    return backend.unet.config.in_channels, side, side

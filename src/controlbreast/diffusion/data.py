@@ -29,6 +29,11 @@ def to_unit(images: np.ndarray) -> torch.Tensor:
     return tensor[:, None] if tensor.ndim == 3 else tensor
 
 
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 1, H, W) float in [0, 1] → (N, H, W) uint8."""
+    return (images[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
 @dataclass
 class TrainingSet:
     """latents (N, c, h, w) float32; labels (N,) int64; controls (N, C, H, W) float32 in [0, 1],

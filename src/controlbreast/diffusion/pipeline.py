@@ -22,6 +22,7 @@ from controlbreast.diffusion.backends import (
     load_base,
     load_unet_weights,
     new_backend,
+    sample_shape,
     save_base,
     save_unet,
 )
@@ -35,6 +36,7 @@ from controlbreast.diffusion.data import (
 from controlbreast.diffusion.models import Denoiser, controlnet_from_unet
 from controlbreast.diffusion.train import Trainee, TrainResult, train
 from controlbreast.diffusion.validation import Validation
+from controlbreast.digests import folder_digest
 from controlbreast.outputs import atomic_folder
 
 LATENTS = "latents.safetensors"
@@ -52,27 +54,12 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps([code, *parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def folder_digest(folder: Path, pattern: str = "*") -> str:
-    """Hash of every file's relative path and bytes under ``folder`` (identifies a saved model)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob(pattern) if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:16]
-
-
 def validation_examples(images: ImageSet, count: int) -> ImageSet:
     """``count`` validation images taking the classes in turn, so every class is shown."""
     by_class = [np.flatnonzero(images.labels == c) for c in range(len(images.classes))]
     order = [index for rank in range(len(images)) for members in by_class
              for index in members[rank:rank + 1]]
     return images.subset(order[:count])
-
-
-def sample_shape(backend: Backend, image_size: int) -> tuple[int, int, int]:
-    """(c, h, w) of the diffusion's samples: the image's for pixel, the latents' for latent."""
-    side = image_size // backend.codec.scale
-    return backend.unet.config.in_channels, side, side
 
 
 def _validation(config: Config, backend: Backend, val: ImageSet, controls: np.ndarray | None) -> Validation:

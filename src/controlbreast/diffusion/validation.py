@@ -16,15 +16,10 @@ import torch
 
 from controlbreast.config import ControlsConfig, SamplingConfig
 from controlbreast.controls.fidelity import control_f1, shuffled
-from controlbreast.diffusion.data import to_unit
+from controlbreast.diffusion.data import to_uint8, to_unit
 from controlbreast.diffusion.models import Denoiser
 from controlbreast.diffusion.sampling import generate
 from controlbreast.grids import side_by_side
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 1, H, W) float in [0, 1] → (N, H, W) uint8."""
-    return (images[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 @dataclass

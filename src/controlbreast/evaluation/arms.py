@@ -35,18 +35,17 @@ from sklearn.metrics import roc_curve
 from controlbreast.classify.data import ARMS
 from controlbreast.classify.models import CARD, set_threads
 from controlbreast.classify.predict import Predictor
+from controlbreast.classify.scores import auc, macro_auc
 from controlbreast.config import Config, EvaluateConfig
 from controlbreast.data.datasets import label_indices
 from controlbreast.errors import ConfigError, DataError, MissingInputError, ModelError
 from controlbreast.evaluation.bootstrap import Statistic, bootstrap_interval, paired_difference
 from controlbreast.evaluation.classification import (
-    auc,
     balanced_accuracy,
     confusion_rates,
     delong_difference,
     delong_placements,
     expected_calibration_error,
-    macro_auc,
     reliability,
     sensitivity_specificity,
     youden_threshold,

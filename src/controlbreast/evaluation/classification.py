@@ -17,23 +17,6 @@ from sklearn.metrics import roc_curve
 from controlbreast.evaluation.bootstrap import Interval
 
 
-def auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """ROC AUC (Mann-Whitney, ties count half): (..., n) → (...); NaN when a class is absent."""
-    positive = np.asarray(positive, dtype=bool)
-    ranks = rankdata(scores, axis=-1)
-    n_pos = positive.sum(axis=-1)
-    n_neg = positive.shape[-1] - n_pos
-    rank_sum = np.where(positive, ranks, 0.0).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-
-
-def macro_auc(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """One-vs-rest AUC averaged over classes (unweighted, as scikit-learn's ``ovr``/``macro``)."""
-    classes = probabilities.shape[-1]
-    return np.mean([auc(probabilities[..., c], labels == c) for c in range(classes)], axis=0)
-
-
 def confusion_rates(predicted: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
     """(..., C, C) confusion matrix, rows = true class normalised to 1 (NaN row if absent)."""
     true = labels[..., :, None] == np.arange(classes)

@@ -27,12 +27,12 @@ import torch
 
 from controlbreast.classify.data import check_provenance
 from controlbreast.classify.predict import Predictor
+from controlbreast.classify.scores import macro_auc
 from controlbreast.config import Config, SyntheticEvalConfig
 from controlbreast.controls.fidelity import control_f1, mask_dice, shuffled
 from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
 from controlbreast.data.imageio import encode_png
 from controlbreast.errors import MissingInputError
-from controlbreast.evaluation.classification import macro_auc
 from controlbreast.evaluation.fidelity import (
     FeatureSpace,
     frechet_distance,

@@ -29,12 +29,11 @@ from diffusers import ControlNetModel
 from controlbreast.config import Config, SamplingConfig
 from controlbreast.data.datasets import load_controls
 from controlbreast.data.imageio import encode_png
-from controlbreast.diffusion.backends import Backend, load_base
-from controlbreast.diffusion.data import to_unit
+from controlbreast.diffusion.backends import Backend, load_base, sample_shape
+from controlbreast.diffusion.data import to_uint8, to_unit
 from controlbreast.diffusion.models import Denoiser
-from controlbreast.diffusion.pipeline import folder_digest, sample_shape
 from controlbreast.diffusion.sampling import generate
-from controlbreast.diffusion.validation import to_uint8
+from controlbreast.digests import folder_digest
 from controlbreast.errors import DataError, MissingInputError, ModelError
 from controlbreast.generation.variation import Variation, apply_variation, draw_variation
 from controlbreast.outputs import atomic_folder, csv_bytes, read_csv

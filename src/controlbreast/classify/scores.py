@@ -1,0 +1,27 @@
+"""ROC AUC, one-vs-rest and macro: what model selection (validation) and evaluation (test) both score.
+
+Vectorised over leading axes: ``scores`` (..., n), ``positive`` (..., n) bool; ``probabilities``
+(..., n, C), ``labels`` (..., n) int. A leading axis is typically B bootstrap resamples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """ROC AUC (Mann-Whitney, ties count half): (..., n) → (...); NaN when a class is absent."""
+    positive = np.asarray(positive, dtype=bool)
+    ranks = rankdata(scores, axis=-1)
+    n_pos = positive.sum(axis=-1)
+    n_neg = positive.shape[-1] - n_pos
+    rank_sum = np.where(positive, ranks, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def macro_auc(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """One-vs-rest AUC averaged over classes (unweighted, as scikit-learn's ``ovr``/``macro``)."""
+    classes = probabilities.shape[-1]
+    return np.mean([auc(probabilities[..., c], labels == c) for c in range(classes)], axis=0)
