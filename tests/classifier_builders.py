@@ -13,7 +13,8 @@ from builders import make_config
 from controlbreast.config import Config, load_config
 from controlbreast.data.imageio import encode_png, load_png
 from controlbreast.data.ingest import ingest
-from controlbreast.outputs import csv_bytes, read_csv
+from controlbreast.data.manifest import SyntheticRow, manifest_bytes
+from controlbreast.outputs import read_csv
 
 # resnet10t with 8/16 channels: a few thousand weights, a batch in milliseconds at 32 px
 TINY_CLASSIFIER = {"model_kwargs": {"channels": [8, 8, 16, 16], "stem_width": 8}, "seeds": [0, 1],
@@ -40,7 +41,7 @@ def split_ids(config: Config, split: str) -> list[str]:
 
 def write_synthetic(config: Config, control_ids: list[str]) -> Path:
     """A synthetic set in the generate stage's layout: a flipped copy of each control's image,
-    ``images/<id>.png`` and ``manifest.csv`` (id, label, control_id, control_split, seed)."""
+    ``images/<id>.png`` and ``manifest.csv`` (a ``SyntheticRow`` table)."""
     prepared = Path(config.paths.prepared)
     rows = {row["id"]: row for row in read_csv(prepared / "manifest.csv")}
     folder = Path(config.paths.synthetic)
@@ -50,9 +51,10 @@ def write_synthetic(config: Config, control_ids: list[str]) -> Path:
         image = np.ascontiguousarray(np.fliplr(load_png(prepared / "images" / f"{control}.png")))
         (folder / "images" / f"syn-{n:04d}.png").write_bytes(encode_png(image))
         table.append({"id": f"syn-{n:04d}", "label": rows[control]["label"], "control_id": control,
-                      "control_split": rows[control]["split"], "seed": n})
-    columns = ["id", "label", "control_id", "control_split", "seed"]
-    (folder / "manifest.csv").write_bytes(csv_bytes(table, columns))
+                      "control_split": rows[control]["split"], "seed": n, "variation": "{}",
+                      "guidance_scale": 1.0, "controlnet_scale": 1.0, "steps": 1, "scheduler": "ddim",
+                      "model_hash": "flipped-copies"})
+    (folder / "manifest.csv").write_bytes(manifest_bytes(table, SyntheticRow))
     return folder
 
 

@@ -48,7 +48,8 @@ def tiny_judge(config: Config, seed: int = 0, val_auc: float = 0.5) -> Path:
 def copies_set(config: Config) -> list[dict]:
     """A synthetic set whose images are exact copies of their control's training image, with the
     unvaried controls: what a generator that memorised its training set would write."""
-    rows = plan(config, training_rows(config.paths.prepared))
+    planned = plan(config, training_rows(config.paths.prepared))
+    rows = [{**row, "model_hash": "memorised-copies"} for row in planned]
     train = load_image_set(config.paths.prepared, config.data.classes, ("train",))
     position = {image_id: i for i, image_id in enumerate(train.ids)}
     images = np.stack([train.images[position[row["control_id"]]] for row in rows])

@@ -15,8 +15,8 @@ def test_edges_and_masks_for_every_prepared_image(tmp_path, small_phantom):
     config = make_config(tmp_path, phantom=small_phantom, controls={"kind": "edges+mask"})
     rows, _ = ingest(config)
     controls = make_controls(config)
-    assert [c["id"] for c in controls] == [r["id"] for r in rows]
-    assert {c["channels"] for c in controls} == {"edges+mask"}
+    assert [c.id for c in controls] == [r["id"] for r in rows]
+    assert {c.channels for c in controls} == {"edges+mask"}
     for row in rows:
         edges = cv2.imread(str(config.paths.controls / "edges" / f"{row['id']}.png"), 0)
         mask = cv2.imread(str(config.paths.controls / "mask" / f"{row['id']}.png"), 0)

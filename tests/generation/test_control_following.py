@@ -13,6 +13,7 @@ from builders import make_config, tiny_config
 from controlbreast.controls.build import make_controls
 from controlbreast.data.datasets import load_controls, load_image_set
 from controlbreast.data.ingest import ingest
+from controlbreast.data.manifest import SyntheticRow
 from controlbreast.diffusion import pipeline
 from controlbreast.evaluation.synthetic import control_fidelity
 from controlbreast.generation.generate import generate_set
@@ -39,7 +40,7 @@ def trained(tmp_path_factory):
 
 
 def test_samples_follow_their_own_controls_better_than_shuffled_ones(trained):
-    synthetic = load_image_set(trained.paths.synthetic, trained.data.classes)
+    synthetic = load_image_set(trained.paths.synthetic, trained.data.classes, schema=SyntheticRow)
     controls = load_controls(Path(trained.paths.synthetic) / "controls", synthetic.ids, ("edges",))
     fidelity = control_fidelity(synthetic.images, controls, synthetic.labels, trained)
     assert fidelity["edge_f1"]["ratio"] > 1.15

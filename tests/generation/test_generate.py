@@ -9,10 +9,10 @@ from PIL import Image
 
 from builders import tiny_config
 from controlbreast.data.imageio import encode_png, load_png
+from controlbreast.data.manifest import PreparedRow, SyntheticRow, manifest_bytes, read_manifest
 from controlbreast.diffusion import pipeline
 from controlbreast.errors import ControlBreastError, DataQualityError
 from controlbreast.generation.generate import (
-    MANIFEST_COLUMNS,
     generate_set,
     load_generator,
     model_hash,
@@ -21,7 +21,7 @@ from controlbreast.generation.generate import (
     training_rows,
     write_set,
 )
-from controlbreast.outputs import csv_bytes, read_csv
+from controlbreast.outputs import read_csv
 from controlbreast.quality.validate import validate
 from synthetic_builders import prepared_phantom
 
@@ -49,16 +49,16 @@ def manifest(config):
 
 
 def test_controls_come_from_the_training_split_only(prepared):
-    everything = read_csv(Path(prepared.paths.prepared) / "manifest.csv")
-    split_of = {row["id"]: row for row in everything}
+    everything = read_manifest(Path(prepared.paths.prepared) / "manifest.csv", PreparedRow)
+    split_of = {row.id: row for row in everything}
     config = prepared.model_copy(update={"generate": prepared.generate.model_copy(update={"per_class": 30})})
     rows = plan(config, training_rows(prepared.paths.prepared))
-    assert {split_of[row["control_id"]]["split"] for row in rows} == {"train"}
-    assert all(split_of[row["control_id"]]["label"] == row["label"] for row in rows)
+    assert {split_of[row["control_id"]].split for row in rows} == {"train"}
+    assert all(split_of[row["control_id"]].label == row["label"] for row in rows)
     for label in config.data.classes:  # each control used before any is used again
         uses = np.unique([r["control_id"] for r in rows if r["label"] == label], return_counts=True)[1]
         assert uses.max() - uses.min() <= 1 and len(uses) == sum(
-            1 for r in everything if r["split"] == "train" and r["label"] == label)
+            1 for r in everything if r.split == "train" and r.label == label)
     with pytest.raises(ControlBreastError, match="training split only"):
         plan(config, everything)
 
@@ -67,7 +67,7 @@ def test_the_set_and_its_provenance(generated):
     config, summary = generated
     rows = manifest(config)
     assert summary["images"] == len(rows) == 12
-    assert list(rows[0]) == list(MANIFEST_COLUMNS)
+    assert tuple(rows[0]) == SyntheticRow.columns()
     assert [r["label"] for r in rows] == [c for c in config.data.classes for _ in range(4)]
     assert len({r["seed"] for r in rows}) == 12
     assert {r["model_hash"] for r in rows} == {model_hash(config.paths.models)}
@@ -138,7 +138,7 @@ def test_changed_models_change_the_hash(generated, tmp_path):
     assert model_hash(copy) == rows[0]["model_hash"]
     (copy / "controlnet" / "control.json").write_text('{"channels": ["edges"]} \n')
     assert model_hash(copy) != rows[0]["model_hash"]
-    assert csv_bytes(rows, MANIFEST_COLUMNS) == (Path(config.paths.synthetic) / "manifest.csv").read_bytes()
+    assert manifest_bytes(rows, SyntheticRow) == (Path(config.paths.synthetic) / "manifest.csv").read_bytes()
 
 
 def test_the_set_has_its_own_sampler_when_params_give_one(prepared):

@@ -22,8 +22,8 @@ import numpy as np
 
 from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
-from controlbreast.errors import DataError, ManifestError
-from controlbreast.outputs import read_csv
+from controlbreast.data.manifest import SyntheticRow, read_manifest
+from controlbreast.errors import DataError
 
 ARMS = ("real", "real+synthetic", "synthetic")
 
@@ -50,10 +50,8 @@ def concatenate(first: ImageSet, second: ImageSet) -> ImageSet:
 
 def check_provenance(folder: Path, train_ids: set[str]) -> None:
     """Every synthetic image must come from a training-split control; raise naming the others."""
-    rows = read_csv(Path(folder) / "manifest.csv")
-    if rows and "control_id" not in rows[0]:
-        raise ManifestError(f"{folder}/manifest.csv: no control_id column, cannot check provenance")
-    outside = sorted({row["control_id"] for row in rows} - train_ids)
+    rows = read_manifest(Path(folder) / "manifest.csv", SyntheticRow)
+    outside = sorted({row.control_id for row in rows} - train_ids)
     if outside:
         raise DataError(f"{folder}: {len(outside)} synthetic images come from controls outside the "
                          f"training split (a leak into validation/test), e.g. {outside[:5]}")
@@ -78,7 +76,7 @@ def load_training_data(config: Config, arm: str, seed: int) -> TrainingData:
     if arm == "real":
         return TrainingData(train, val, len(train), 0)
     folder = Path(config.paths.synthetic)
-    synthetic = load_image_set(folder, classes)
+    synthetic = load_image_set(folder, classes, schema=SyntheticRow)
     check_provenance(folder, set(train.ids))
     if arm == "synthetic":
         return TrainingData(draw(synthetic, len(train), seed, folder), val, 0, len(train))

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from controlbreast.data.imageio import load_png
-from controlbreast.errors import DataError, MissingInputError
-from controlbreast.outputs import read_csv
+from controlbreast.data.manifest import PreparedRow, SyntheticRow, read_manifest
+from controlbreast.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -56,22 +56,21 @@ def label_indices(labels: Sequence[str], classes: Sequence[str], source: Path) -
 
 
 def load_image_set(folder: Path, classes: Sequence[str], splits: Sequence[str] | None = None,
-                   manifest: str = "manifest.csv") -> ImageSet:
-    """Read ``folder/manifest`` and ``folder/images/<id>.png`` (rows of ``splits``, or all).
+                   schema: type[PreparedRow | SyntheticRow] = PreparedRow) -> ImageSet:
+    """Read ``folder/manifest.csv`` and ``folder/images/<id>.png`` (rows of ``splits``, or all).
 
-    Works for the prepared set and for a synthetic set (whose rows have no split: ``"synthetic"``).
+    ``schema`` is ``PreparedRow`` for the prepared set, ``SyntheticRow`` for a synthetic set (whose
+    rows have no split: ``"synthetic"``).
     """
-    folder = Path(folder)
-    table = folder / manifest
-    if not table.is_file():
-        raise MissingInputError(f"{table}: no manifest (run the stage that writes it first)")
-    rows = [row for row in read_csv(table) if splits is None or row.get("split") in splits]
+    table = Path(folder) / "manifest.csv"
+    rows = [row for row in read_manifest(table, schema)
+            if splits is None or getattr(row, "split", None) in splits]
     if not rows:
         raise DataError(f"{table}: no images in splits {list(splits or [])}")
-    images = np.stack([load_png(folder / "images" / f"{row['id']}.png") for row in rows])
-    return ImageSet(ids=tuple(row["id"] for row in rows),
-                    labels=label_indices([row["label"] for row in rows], classes, table),
-                    splits=tuple(row.get("split", "synthetic") for row in rows),
+    images = np.stack([load_png(Path(folder) / "images" / f"{row.id}.png") for row in rows])
+    return ImageSet(ids=tuple(row.id for row in rows),
+                    labels=label_indices([row.label for row in rows], classes, table),
+                    splits=tuple(getattr(row, "split", "synthetic") for row in rows),
                     images=images, classes=tuple(classes))
 
 

@@ -4,7 +4,7 @@ Output layout (``paths.prepared``)::
 
     images/<id>.png     (S, S) uint8 grayscale, S = data.image_size
     masks/<id>.png      (S, S) uint8 0/255 lesion mask, for images whose source has one
-    manifest.csv        one row per image (see MANIFEST_COLUMNS)
+    manifest.csv        one row per image (``data/manifest.py``: PreparedRow)
     rejected.csv        inputs left out, with the reason: bad inputs under data.on_error=skip,
                         and exact duplicates (one copy kept, or none if their labels conflict)
 
@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from controlbreast.config import Config, DataConfig, PhantomConfig
 from controlbreast.data.imageio import encode_png
+from controlbreast.data.manifest import PreparedRow, manifest_bytes
 from controlbreast.data.phantom import phantom_candidates
 from controlbreast.data.preprocess import fit_to_square
 from controlbreast.data.records import Candidate
@@ -38,11 +39,6 @@ from controlbreast.data.splits import (
 )
 from controlbreast.errors import IngestError, SampleError
 from controlbreast.outputs import atomic_folder, csv_bytes
-
-MANIFEST_COLUMNS = ("id", "label", "source_label", "split", "group", "source_path",
-                    "orig_height", "orig_width", "bit_depth", "has_mask", "sha256", "phash")
-
-
 
 
 @dataclass(frozen=True)
@@ -176,7 +172,7 @@ def _remove(build: Path, dropped: Iterable[Prepared]) -> None:
 
 
 def _write_tables(build: Path, rows: list[dict], errors: list[SampleError]) -> None:
-    (build / "manifest.csv").write_bytes(csv_bytes(rows, MANIFEST_COLUMNS))
+    (build / "manifest.csv").write_bytes(manifest_bytes(rows, PreparedRow))
     rejected = [{"source_path": e.source_path, "problem": e.problem} for e in errors]
     (build / "rejected.csv").write_bytes(csv_bytes(rejected, ("source_path", "problem")))
 

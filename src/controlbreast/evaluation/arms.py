@@ -38,6 +38,7 @@ from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import auc, macro_auc
 from controlbreast.config import Config, EvaluateConfig
 from controlbreast.data.datasets import label_indices
+from controlbreast.data.manifest import PreparedRow, read_manifest
 from controlbreast.errors import ConfigError, DataError, MissingInputError, ModelError
 from controlbreast.evaluation.bootstrap import Statistic, bootstrap_interval, paired_difference
 from controlbreast.evaluation.classification import (
@@ -50,7 +51,6 @@ from controlbreast.evaluation.classification import (
     sensitivity_specificity,
     youden_threshold,
 )
-from controlbreast.outputs import read_csv
 
 COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"))
 
@@ -90,13 +90,13 @@ class Evaluation:
 def split_images(config: Config, split: str) -> SplitImages:
     """The ``split`` rows of the prepared manifest, with their image files."""
     folder = Path(config.paths.prepared)
-    rows = [row for row in read_csv(folder / "manifest.csv") if row["split"] == split]
+    rows = [row for row in read_manifest(folder / "manifest.csv", PreparedRow) if row.split == split]
     if not rows:
         raise DataError(f"{folder}/manifest.csv: no {split} images")
     classes = tuple(config.data.classes)
-    return SplitImages(ids=tuple(row["id"] for row in rows),
-                       files=tuple(folder / "images" / f"{row['id']}.png" for row in rows),
-                       labels=label_indices([row["label"] for row in rows], classes, folder / "manifest.csv"),
+    return SplitImages(ids=tuple(row.id for row in rows),
+                       files=tuple(folder / "images" / f"{row.id}.png" for row in rows),
+                       labels=label_indices([row.label for row in rows], classes, folder / "manifest.csv"),
                        classes=classes)
 
 

@@ -32,6 +32,7 @@ from controlbreast.config import Config, SyntheticEvalConfig
 from controlbreast.controls.fidelity import control_f1, mask_dice, shuffled
 from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
 from controlbreast.data.imageio import encode_png
+from controlbreast.data.manifest import SyntheticRow, read_manifest
 from controlbreast.errors import MissingInputError
 from controlbreast.evaluation.fidelity import (
     FeatureSpace,
@@ -41,7 +42,7 @@ from controlbreast.evaluation.fidelity import (
 )
 from controlbreast.evaluation.memorisation import distribution, nearest_cosine, nearest_ssim
 from controlbreast.grids import side_by_side
-from controlbreast.outputs import atomic_folder, read_csv, write_atomic
+from controlbreast.outputs import atomic_folder, write_atomic
 
 
 def real_classifier(config: Config) -> Path:
@@ -191,11 +192,11 @@ def realism(features: dict[str, torch.Tensor], sets: dict[str, ImageSet], cfg: S
 def _load(config: Config) -> tuple[dict[str, ImageSet], np.ndarray, np.ndarray]:
     """The synthetic, train and val sets; the synthetic controls; each one's source training image."""
     classes, folder = config.data.classes, Path(config.paths.synthetic)
-    synthetic = load_image_set(folder, classes)
+    synthetic = load_image_set(folder, classes, schema=SyntheticRow)
     prepared = load_image_set(config.paths.prepared, classes, ("train", "val"))
     train = prepared.split("train")
     check_provenance(folder, set(train.ids))
-    control_of = {row["id"]: row["control_id"] for row in read_csv(folder / "manifest.csv")}
+    control_of = {row.id: row.control_id for row in read_manifest(folder / "manifest.csv", SyntheticRow)}
     position = {image_id: i for i, image_id in enumerate(train.ids)}
     sources = train.images[[position[control_of[i]] for i in synthetic.ids]]
     controls = load_controls(folder / "controls", synthetic.ids, config.controls.channels)

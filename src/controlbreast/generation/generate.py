@@ -10,7 +10,7 @@ Output (``paths.synthetic``), built beside its destination and swapped in when c
 
     images/<id>.png              (S, S) uint8 grayscale synthetic image
     controls/<channel>/<id>.png  the varied control that conditioned it (fidelity is measured on it)
-    manifest.csv                 MANIFEST_COLUMNS
+    manifest.csv                 SyntheticRow (data/manifest.py)
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from diffusers import ControlNetModel
 from controlbreast.config import Config, SamplingConfig
 from controlbreast.data.datasets import load_controls
 from controlbreast.data.imageio import encode_png
+from controlbreast.data.manifest import PreparedRow, SyntheticRow, manifest_bytes, read_manifest
 from controlbreast.diffusion.backends import Backend, load_base, sample_shape
 from controlbreast.diffusion.data import to_uint8, to_unit
 from controlbreast.diffusion.models import Denoiser
@@ -36,10 +37,8 @@ from controlbreast.diffusion.sampling import generate
 from controlbreast.digests import folder_digest
 from controlbreast.errors import DataError, MissingInputError, ModelError
 from controlbreast.generation.variation import Variation, apply_variation, draw_variation
-from controlbreast.outputs import atomic_folder, csv_bytes, read_csv
+from controlbreast.outputs import atomic_folder
 
-MANIFEST_COLUMNS = ("id", "label", "control_id", "control_split", "seed", "variation", "guidance_scale",
-                    "controlnet_scale", "steps", "scheduler", "model_hash")
 SEED_STRIDE = 1_000_000
 
 
@@ -89,19 +88,20 @@ def row_sampling(row: dict, batch_size: int = 1) -> SamplingConfig:
                           controlnet_scale=float(row["controlnet_scale"]), batch_size=batch_size)
 
 
-def training_rows(prepared: Path) -> list[dict]:
+def training_rows(prepared: Path) -> list[PreparedRow]:
     """The prepared manifest's training-split rows: the only images whose controls are used."""
-    return [row for row in read_csv(Path(prepared) / "manifest.csv") if row["split"] == "train"]
+    rows = read_manifest(Path(prepared) / "manifest.csv", PreparedRow)
+    return [row for row in rows if row.split == "train"]
 
 
-def plan(config: Config, train: Sequence[dict]) -> list[dict]:
+def plan(config: Config, train: Sequence[PreparedRow]) -> list[dict]:
     """The rows of the set to make, without images: ``generate.per_class`` per class, each with a
     control of its own class from ``train``, visited in a seeded order (all before any repeat)."""
     cfg, rows = config.generate, []
-    if any(row["split"] != "train" for row in train):
+    if any(row.split != "train" for row in train):
         raise DataError("controls for synthetic images must come from the training split only")
     for class_index, label in enumerate(config.data.classes):
-        ids = sorted(row["id"] for row in train if row["label"] == label)
+        ids = sorted(row.id for row in train if row.label == label)
         if not ids:
             raise DataError(f"no training image of class {label!r} to take a control from")
         order = np.random.default_rng([cfg.seed, class_index]).permutation(len(ids))
@@ -143,7 +143,7 @@ def write_set(destination: Path, rows: Sequence[dict], images: np.ndarray, contr
             (build / "images" / f"{row['id']}.png").write_bytes(encode_png(image))
             for channel, plane in zip(channels, control, strict=True):
                 (build / "controls" / channel / f"{row['id']}.png").write_bytes(encode_png(plane))
-        (build / "manifest.csv").write_bytes(csv_bytes(rows, MANIFEST_COLUMNS))
+        (build / "manifest.csv").write_bytes(manifest_bytes(rows, SyntheticRow))
 
 
 def set_sampling(config: Config) -> SamplingConfig:

@@ -22,7 +22,7 @@ import pandas as pd
 from great_expectations.expectations.row_conditions import Column
 
 from controlbreast.config import Config
-from controlbreast.data.ingest import MANIFEST_COLUMNS
+from controlbreast.data.manifest import PreparedRow
 from controlbreast.data.splits import SPLITS
 
 E = gx.expectations
@@ -81,7 +81,7 @@ def prepared_checks(config: Config) -> list[Check]:
                       ("has_mask", "bool")]
     return [
         Check("manifest has exactly the expected columns", "manifest",
-              E.ExpectTableColumnsToMatchSet(column_set=list(MANIFEST_COLUMNS), exact_match=True)),
+              E.ExpectTableColumnsToMatchSet(column_set=list(PreparedRow.columns()), exact_match=True)),
         *[Check(f"manifest column {column} is {kind}", "manifest",
                 E.ExpectColumnValuesToBeOfType(column=column, type_=kind))
           for column, kind in manifest_types],

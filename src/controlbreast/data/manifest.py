@@ -1,0 +1,110 @@
+"""The tables stages hand to each other, one schema and one reader each.
+
+``PreparedRow`` (``<paths.prepared>/manifest.csv``, written by ingest), ``ControlRow``
+(``<paths.controls>/controls.csv``) and ``SyntheticRow`` (``<paths.synthetic>/manifest.csv``).
+Every reader goes through ``read_manifest``, so a value is typed once (``has_mask`` is a bool, a seed
+an int) and a table that breaks its schema stops with the file, the line and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from controlbreast.errors import ManifestError, MissingInputError
+from controlbreast.outputs import csv_bytes
+
+Split = Literal["train", "val", "test"]
+
+
+class ManifestRow(BaseModel):
+    """One row; the field order is the column order of the file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        return tuple(cls.model_fields)
+
+
+class PreparedRow(ManifestRow):
+    """A prepared image: ``images/<id>.png`` (and ``masks/<id>.png`` when ``has_mask``)."""
+
+    id: str
+    label: str
+    source_label: str
+    split: Split
+    group: str
+    source_path: str
+    orig_height: int
+    orig_width: int
+    bit_depth: int
+    has_mask: bool
+    sha256: str
+    phash: str
+
+
+class ControlRow(ManifestRow):
+    """The controls of one prepared image: ``<channel>/<id>.png`` for each of ``channels``."""
+
+    id: str
+    label: str
+    split: Split
+    channels: str
+
+
+class SyntheticRow(ManifestRow):
+    """A synthetic image with its provenance: the training control it came from and how it was drawn."""
+
+    id: str
+    label: str
+    control_id: str
+    control_split: Split
+    seed: int
+    variation: str
+    guidance_scale: float
+    controlnet_scale: float
+    steps: int
+    scheduler: str
+    model_hash: str
+
+
+Row = TypeVar("Row", bound=ManifestRow)
+
+
+def _describe(error: ValidationError, path: Path, line: int) -> str:
+    item = error.errors()[0]
+    column = ".".join(str(part) for part in item["loc"])
+    return f"{path}, line {line}, column {column!r}: {item['msg']} (got {item.get('input')!r})"
+
+
+def read_manifest(path: Path, schema: type[Row]) -> list[Row]:
+    """Every row of ``path`` as ``schema``; raises ``ManifestError`` naming file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"{path}: no manifest (run the stage that writes it first)")
+    with path.open(newline="", encoding="utf-8") as stream:
+        reader = csv.DictReader(stream)
+        columns = tuple(reader.fieldnames or ())
+        missing = [c for c in schema.columns() if c not in columns]
+        unknown = [c for c in columns if c not in schema.columns()]
+        if missing or unknown:
+            raise ManifestError(f"{path}: not a {schema.__name__} table: missing columns {missing}, "
+                                f"unknown columns {unknown}")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            try:
+                rows.append(schema.model_validate(raw))
+            except ValidationError as error:
+                raise ManifestError(_describe(error, path, line)) from None
+    return rows
+
+
+def manifest_bytes(rows: Iterable[ManifestRow | dict], schema: type[ManifestRow]) -> bytes:
+    """``rows`` (typed, or dicts checked against ``schema``) as CSV bytes in the schema's column order."""
+    checked = [row if isinstance(row, schema) else schema.model_validate(row) for row in rows]
+    return csv_bytes((dict(row) for row in checked), schema.columns())
