@@ -8,6 +8,8 @@ from typer.testing import CliRunner
 
 from controlbreast.cli import app
 
+runner = CliRunner()
+
 CLI = [str(Path(sys.executable).parent / "controlbreast")]
 
 
@@ -42,3 +44,23 @@ def test_bad_data_exits_1_naming_the_file(tmp_path):
     assert result.returncode == 1
     assert "benign/benign (1).png: not a readable image" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_checkpoints_are_listed_and_pruned_only_when_asked(tmp_path):
+    root = tmp_path / "models" / "checkpoints"
+    for stage, fingerprint in (("train_base", "aaaa"), ("train_base", "bbbb"), ("train_controlnet", "cccc")):
+        state = root / stage / fingerprint / "checkpoint-000002"
+        state.mkdir(parents=True)
+        (state / "state.json").write_text('{"step": 2, "loss_mean": 0.1}')
+    params = tmp_path / "params.yaml"
+    params.write_text(f"paths: {{checkpoints: {root}}}\n")
+    listed = runner.invoke(app, ["checkpoints", "list", "--params", str(params)])
+    assert listed.exit_code == 0 and all(f in listed.output for f in ("aaaa", "bbbb", "cccc"))
+    dry = runner.invoke(app, ["checkpoints", "prune", "--params", str(params), "--fingerprint", "aaaa"])
+    assert dry.exit_code == 0 and "would remove" in dry.output and (root / "train_base" / "aaaa").is_dir()
+    prune = ["checkpoints", "prune", "--params", str(params)]
+    done = runner.invoke(app, [*prune, "--fingerprint", "aaaa", "--yes"])
+    assert done.exit_code == 0 and not (root / "train_base" / "aaaa").exists()
+    assert (root / "train_base" / "bbbb").is_dir() and (root / "train_controlnet" / "cccc").is_dir()
+    unknown = runner.invoke(app, ["checkpoints", "prune", "--params", str(params), "--fingerprint", "zzzz"])
+    assert unknown.exit_code == 1 and "no checkpoints with fingerprint ['zzzz']" in unknown.output

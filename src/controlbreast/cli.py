@@ -113,6 +113,33 @@ def evaluate(params: Params = Path("params.yaml")) -> None:
     _run(lambda: stage.main(params))
 
 
+checkpoints_app = typer.Typer(help="List or prune training checkpoints (never removed automatically).",
+                              no_args_is_help=True)
+app.add_typer(checkpoints_app, name="checkpoints")
+
+
+@checkpoints_app.command("list")
+def checkpoints_list(params: Params = Path("params.yaml")) -> None:
+    """Every configuration's checkpoints with its fingerprint, steps, size and folder."""
+    from controlbreast.stages import checkpoints as stage
+
+    _run(lambda: stage.list_runs(params))
+
+
+@checkpoints_app.command("prune")
+def checkpoints_prune(
+        params: Params = Path("params.yaml"),
+        fingerprint: Annotated[list[str] | None, typer.Option(
+            help="Remove this configuration's checkpoints (repeat for several); default: every "
+                 "configuration but each stage's newest.")] = None,
+        keep_latest: Annotated[bool, typer.Option(help="Keep each stage's newest configuration.")] = True,
+        yes: Annotated[bool, typer.Option("--yes", help="Remove; without it, only list.")] = False) -> None:
+    """Remove checkpoints of configurations you no longer need (a dry run unless --yes)."""
+    from controlbreast.stages import checkpoints as stage
+
+    _run(lambda: stage.prune(params, tuple(fingerprint or ()), keep_latest, yes))
+
+
 @app.command()
 def predict(images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
             model: Annotated[str, typer.Option(

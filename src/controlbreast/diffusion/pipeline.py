@@ -15,7 +15,7 @@ import torch
 from diffusers import ControlNetModel
 from safetensors.torch import load_file
 
-from controlbreast.config import Config
+from controlbreast.config import Config, TrainConfig
 from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
 from controlbreast.diffusion.backends import (
     Backend,
@@ -26,6 +26,7 @@ from controlbreast.diffusion.backends import (
     save_base,
     save_unet,
 )
+from controlbreast.diffusion.checkpoints import run_folder
 from controlbreast.diffusion.data import (
     TrainingSet,
     encode_images,
@@ -36,7 +37,7 @@ from controlbreast.diffusion.data import (
 from controlbreast.diffusion.models import Denoiser, controlnet_from_unet
 from controlbreast.diffusion.train import Trainee, TrainResult, train
 from controlbreast.diffusion.validation import Validation
-from controlbreast.digests import folder_digest
+from controlbreast.digests import array_digest, folder_digest
 from controlbreast.outputs import atomic_folder
 
 LATENTS = "latents.safetensors"
@@ -44,14 +45,30 @@ WEIGHTS = "diffusion_pytorch_model.safetensors"
 SD_CONTROL_ENCODER = (16, 32, 96, 256)
 
 
-def fingerprint(*parts: object) -> str:
-    """A short hash of JSON-able parts (config sections, ids, file digests) and of the training code.
+RESUME_NEUTRAL = {"steps", "checkpoint_every", "keep_checkpoints", "validate_every", "num_validation",
+                  "log_every", "divergence_factor", "threads"}
 
-    The code's digest is part of it because DVC reruns a stage when its code changes, and resuming
-    from a checkpoint of the old code would silently hand back the old model.
+
+def fingerprint(stage: str, *parts: object) -> tuple[str, dict]:
+    """The configuration a checkpoint belongs to: a hash of ``parts`` (config sections, data digests,
+    the starting model's digest) and the description stored beside it (``run.json``).
+
+    Not the source code's bytes: a comment edit must not orphan a long run's progress (a resume
+    across a code change is reported instead, see ``code_digest``).
     """
-    code = folder_digest(Path(__file__).parent, "*.py")
-    return hashlib.sha256(json.dumps([code, *parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest, {"stage": stage, "fingerprint": digest, "parts": parts}
+
+
+def resume_key(train: TrainConfig) -> dict:
+    """The training section without the knobs that do not change what a step computes: raising
+    ``steps`` continues a run, changing how often it checkpoints or validates does not restart it."""
+    return {k: v for k, v in train.model_dump(mode="json").items() if k not in RESUME_NEUTRAL}
+
+
+def code_digest() -> str:
+    """A digest of the diffusion code, stored in each checkpoint (reported on resume, not keyed on)."""
+    return folder_digest(Path(__file__).parent, "*.py")
 
 
 def validation_examples(images: ImageSet, count: int) -> ImageSet:
@@ -68,9 +85,15 @@ def _validation(config: Config, backend: Backend, val: ImageSet, controls: np.nd
                       config.controls.channels, config.controls, seed=config.seed)
 
 
+def _checkpoint_folder(config: Config, stage: str, *parts: object) -> Path:
+    stamp, description = fingerprint(stage, config.seed, *parts)
+    return run_folder(Path(config.paths.checkpoints) / stage, stamp, description)
+
+
 def _summary(result: TrainResult, validation: Validation) -> dict:
     last = validation.history[-1] if validation.history else {}
-    return {"steps": result.steps, "resumed_from": result.start_step, "final_loss": result.loss,
+    return {"steps": result.steps, "resumed_from": result.start_step,
+            "resumed_across_code_change": result.resumed_across_code_change, "final_loss": result.loss,
             "train_seconds": result.seconds, "samples_per_second": result.samples_per_second,
             "peak_memory_mb": result.peak_memory_mb,
             **{k: v for k, v in last.items() if k != "step"}}
@@ -100,11 +123,13 @@ def train_base(config: Config, resume: bool = False) -> dict:
     trainee = _base_trainee(backend)
     validation = _validation(config, backend, validation_examples(val, config.train_base.num_validation),
                              None)
-    stamp = fingerprint(config.seed, config.diffusion.model_dump(mode="json"),
-                        config.train_base.model_dump(mode="json"), trainset.ids)
+    data_digest = {"ids": trainset.ids, "images": array_digest(trainset.images),
+                   "labels": array_digest(trainset.labels)}
+    folder = _checkpoint_folder(config, "train_base", config.diffusion.model_dump(mode="json"),
+                                resume_key(config.train_base), data_digest)
     result = train(trainee, data, backend.scheduler, config.train_base, config.diffusion,
-                   stage="train_base", seed=config.seed, fingerprint=stamp, resume=resume,
-                   checkpoint_root=Path(config.paths.checkpoints) / "train_base", validate=validation)
+                   stage="train_base", seed=config.seed, checkpoint_folder=folder, code=code_digest(),
+                   resume=resume, validate=validation)
     with atomic_folder(Path(config.paths.models) / "base") as build:
         save_base(backend, build)
         save_latents(build / LATENTS, trainset, latents)
@@ -153,13 +178,13 @@ def train_controlnet(config: Config, resume: bool = False) -> dict:
     val = validation_examples(load_image_set(config.paths.prepared, config.data.classes, ("val",)),
                               config.train_controlnet.num_validation)
     validation = _validation(config, backend, val, load_controls(config.paths.controls, val.ids, channels))
-    stamp = fingerprint(config.seed, folder_digest(base), config.controls.model_dump(mode="json"),
-                        config.diffusion.model_dump(mode="json"),
-                        config.train_controlnet.model_dump(mode="json"))
+    folder = _checkpoint_folder(config, "train_controlnet", config.diffusion.model_dump(mode="json"),
+                                resume_key(config.train_controlnet),
+                                {"base": folder_digest(base),
+                                 "controls": array_digest(data.controls.numpy())})
     result = train(_controlnet_trainee(backend, controlnet), data, backend.scheduler,
                    config.train_controlnet, config.diffusion, stage="train_controlnet", seed=config.seed,
-                   fingerprint=stamp, resume=resume, validate=validation,
-                   checkpoint_root=Path(config.paths.checkpoints) / "train_controlnet")
+                   checkpoint_folder=folder, code=code_digest(), resume=resume, validate=validation)
     with atomic_folder(Path(config.paths.models) / "controlnet") as build:
         controlnet.save_pretrained(build)
         (build / "control.json").write_text(json.dumps({"channels": list(channels)}) + "\n")

@@ -27,7 +27,7 @@ from diffusers.training_utils import EMAModel, compute_snr
 from tqdm import tqdm
 
 from controlbreast.config import DiffusionConfig, TrainConfig
-from controlbreast.diffusion.checkpoints import latest, load_state, save_checkpoint
+from controlbreast.diffusion.checkpoints import latest, load_tensors, save, save_tensors
 from controlbreast.diffusion.data import TrainingSet, batch_indices, step_generator
 from controlbreast.diffusion.models import Denoiser
 from controlbreast.errors import TrainingDivergedError
@@ -54,6 +54,7 @@ class TrainResult:
 
     start_step: int
     steps: int
+    resumed_across_code_change: bool
     loss: float
     seconds: float
     samples_per_second: float
@@ -129,11 +130,36 @@ class _Run:
     ema: EMAModel | None
     start: int = 0
     loss_mean: float | None = None
+    code_changed: bool = False
 
 
-def _prepare(trainee: Trainee, cfg: TrainConfig, stage: str, checkpoint_root: Path, fingerprint: str,
+def _register_hooks(run: _Run, trainee: Trainee) -> None:
+    """accelerate saves optimizer, grad scaler and RNG states; these hooks add the trained parts in
+    diffusers' ``save_pretrained`` layout (instead of accelerate's flat model files), the LR schedule
+    and the EMA weights, and read them back."""
+
+    def save_parts(models: list, weights: list, folder: str) -> None:
+        trainee.save_parts(Path(folder))
+        save_tensors(Path(folder) / "lr_scheduler.pt", run.lr_schedule.state_dict())
+        if run.ema:
+            save_tensors(Path(folder) / "ema.pt", run.ema.state_dict())
+        weights.clear()
+
+    def load_parts(models: list, folder: str) -> None:
+        trainee.load_parts(Path(folder))
+        run.lr_schedule.load_state_dict(load_tensors(Path(folder) / "lr_scheduler.pt"))
+        if run.ema:
+            run.ema.load_state_dict(load_tensors(Path(folder) / "ema.pt"))
+        models.clear()
+
+    run.accelerator.register_save_state_pre_hook(save_parts)
+    run.accelerator.register_load_state_pre_hook(load_parts)
+
+
+def _prepare(trainee: Trainee, cfg: TrainConfig, stage: str, checkpoint_folder: Path, code: str,
              resume: bool) -> _Run:
-    """Accelerator, optimizer, schedule and EMA, restored from the latest checkpoint if asked."""
+    """Accelerator, optimizer, schedule and EMA, restored from this configuration's latest checkpoint
+    if asked (a checkpoint of other code is resumed too, and reported)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
@@ -145,19 +171,19 @@ def _prepare(trainee: Trainee, cfg: TrainConfig, stage: str, checkpoint_root: Pa
     optimizer = _optimizer(trainee, cfg, accelerator.device)
     run = _Run(accelerator, trainee.denoiser, optimizer, _lr_schedule(optimizer, cfg),
                EMAModel(trainee.parameters, decay=cfg.ema_decay) if cfg.ema_decay else None)
-    found = latest(checkpoint_root, fingerprint)  # also drops other configurations' checkpoints
-    if found and resume:
-        trainee.load_parts(found.folder)
-        run.optimizer.load_state_dict(load_state(found.folder, "optimizer"))
-        run.lr_schedule.load_state_dict(load_state(found.folder, "lr_scheduler"))
-        if run.ema:
-            run.ema.load_state_dict(load_state(found.folder, "ema"))
-        run.start, run.loss_mean = found.step, found.loss_mean
-        accelerator.print(f"{stage}: resuming from {found.folder}")
     trainee.denoiser.to(accelerator.device)
     if run.ema:
         run.ema.to(accelerator.device)
     run.denoiser, run.optimizer = accelerator.prepare(trainee.denoiser, run.optimizer)
+    _register_hooks(run, trainee)
+    found = latest(checkpoint_folder) if resume else None
+    if found:
+        accelerator.load_state(str(found.folder))
+        if run.ema:
+            run.ema.to(accelerator.device)  # its loaded shadow weights arrive on the CPU
+        run.start, run.loss_mean, run.code_changed = found.step, found.loss_mean, found.code != code
+        note = " (written by other training code: continuing, tagged on the run)" if run.code_changed else ""
+        accelerator.print(f"{stage}: resuming from {found.folder} at step {found.step}{note}")
     return run
 
 
@@ -192,24 +218,23 @@ def _optimizer_step(run: _Run, trainee: Trainee, data: TrainingSet, scheduler: D
     return accelerator.gather(torch.stack(losses).mean()[None]).mean().item()
 
 
-def _checkpoint(run: _Run, trainee: Trainee, cfg: TrainConfig, root: Path, fingerprint: str,
-                step: int) -> None:
-    states = {"optimizer": run.optimizer.state_dict(), "lr_scheduler": run.lr_schedule.state_dict()}
-    if run.ema:
-        states["ema"] = run.ema.state_dict()
-    save_checkpoint(root, step, trainee.save_parts, states, fingerprint, run.loss_mean, cfg.keep_checkpoints)
+def _checkpoint(run: _Run, cfg: TrainConfig, folder: Path, code: str, step: int) -> None:
+    save(run.accelerator, folder, step, {"loss_mean": run.loss_mean, "code": code}, cfg.keep_checkpoints)
 
 
 def train(trainee: Trainee, data: TrainingSet, scheduler: DDPMScheduler, cfg: TrainConfig,
-          diffusion: DiffusionConfig, *, stage: str, seed: int, checkpoint_root: Path, fingerprint: str,
+          diffusion: DiffusionConfig, *, stage: str, seed: int, checkpoint_folder: Path, code: str,
           resume: bool = False, validate: Callable[[Denoiser, int], None] | None = None) -> TrainResult:
     """Train ``trainee`` for ``cfg.steps`` optimizer steps; resume from the latest checkpoint if asked.
+
+    ``checkpoint_folder`` is this configuration's folder (``checkpoints.run_folder``); ``code`` is a
+    digest of the training code, recorded in each checkpoint so a resume across a code change shows.
 
     Every step logs loss, learning rate and samples/s; every ``validate_every`` steps ``validate``
     sees the (EMA) denoiser; every ``checkpoint_every`` steps a checkpoint is written. Afterwards
     ``trainee``'s parameters hold the final (EMA, if on) weights, ready to save.
     """
-    run = _prepare(trainee, cfg, stage, checkpoint_root, fingerprint, resume)
+    run = _prepare(trainee, cfg, stage, checkpoint_folder, code, resume)
     main = run.accelerator.is_main_process
     metrics = StepMetrics(every=cfg.log_every) if main else None
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps
@@ -219,7 +244,7 @@ def train(trainee: Trainee, data: TrainingSet, scheduler: DDPMScheduler, cfg: Tr
     for step in progress:
         loss = _optimizer_step(run, trainee, data, scheduler, cfg, diffusion, seed, step)
         done = step + 1
-        run.loss_mean = _guard(loss, run.loss_mean, done, cfg.divergence_factor, checkpoint_root)
+        run.loss_mean = _guard(loss, run.loss_mean, done, cfg.divergence_factor, checkpoint_folder)
         progress.set_postfix(loss=f"{loss:.4f}")
         if metrics:
             rate = (done - run.start) * per_step / (time.perf_counter() - began)
@@ -229,8 +254,8 @@ def train(trainee: Trainee, data: TrainingSet, scheduler: DDPMScheduler, cfg: Tr
         if validate and main and (done % cfg.validate_every == 0 or last):
             model = run.accelerator.unwrap_model(run.denoiser)
             _with_ema(run.ema, trainee, lambda model=model, at=done: validate(model, at))
-        if main and (done % cfg.checkpoint_every == 0 or last):
-            _checkpoint(run, trainee, cfg, checkpoint_root, fingerprint, done)
+        if done % cfg.checkpoint_every == 0 or last:
+            _checkpoint(run, cfg, checkpoint_folder, code, done)
     if metrics:
         metrics.flush()
     run.accelerator.wait_for_everyone()
@@ -238,7 +263,8 @@ def train(trainee: Trainee, data: TrainingSet, scheduler: DDPMScheduler, cfg: Tr
         run.ema.copy_to(trainee.parameters)
     seconds = time.perf_counter() - began
     rate = (cfg.steps - run.start) * per_step / seconds if cfg.steps > run.start else 0.0
-    return TrainResult(run.start, cfg.steps, loss, seconds, rate, peak_memory_mb(run.accelerator.device))
+    return TrainResult(run.start, cfg.steps, run.code_changed, loss, seconds, rate,
+                       peak_memory_mb(run.accelerator.device))
 
 
 def _with_ema(ema: EMAModel | None, trainee: Trainee, action: Callable[[], None]) -> None:

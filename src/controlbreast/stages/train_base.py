@@ -16,6 +16,7 @@ def main(params: Path, resume: bool) -> None:
     config = load_config(params)
     with stage_run(config, "train_base", ("seed", "diffusion", "train_base", "sampling")):
         summary = train_base(config, resume=resume)
+        mlflow.set_tag("resumed_across_code_change", str(summary.pop("resumed_across_code_change")).lower())
         mlflow.log_metrics({f"final_{key}": value for key, value in summary.items()})
         mlflow.log_artifacts(str(Path(config.paths.models) / "base"), "model")
     print(f"train_base: {summary['steps']} steps, loss {summary['final_loss']:.4f}, "

@@ -17,6 +17,7 @@ def main(params: Path, resume: bool) -> None:
     with stage_run(config, "train_controlnet",
                    ("seed", "controls", "diffusion", "train_controlnet", "sampling")):
         summary = train_controlnet(config, resume=resume)
+        mlflow.set_tag("resumed_across_code_change", str(summary.pop("resumed_across_code_change")).lower())
         mlflow.log_metrics({f"final_{key}": value for key, value in summary.items()})
         mlflow.log_artifacts(str(Path(config.paths.models) / "controlnet"), "model")
     fidelity = (f", control F1 {summary['control_f1']:.3f} vs shuffled {summary['control_f1_shuffled']:.3f}"
