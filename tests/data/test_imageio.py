@@ -1,13 +1,11 @@
 import io
-import struct
-import zlib
 
 import numpy as np
 import pydicom
 import pytest
 from PIL import Image
 
-from builders import write_dicom
+from builders import header_only_png, write_dicom
 from controlbreast.data.imageio import (
     encode_png,
     read_gray,
@@ -105,18 +103,6 @@ def test_corrupt_dicom(tmp_path):
     path.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage")
     with pytest.raises(SampleError, match=r"broken\.dcm: corrupt or unreadable DICOM"):
         read_gray(path, "broken.dcm")
-
-
-def header_only_png(width: int, height: int) -> bytes:
-    """A PNG whose header declares ``width`` x ``height`` 8-bit gray pixels and whose data is a
-    few bytes: what a decompression bomb looks like before it is decoded (nothing to allocate)."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b""))
 
 
 def test_huge_png_is_refused_from_its_header_naming_the_file(tmp_path):
