@@ -37,6 +37,7 @@ def test_mask_controls_need_masks_for_lesions(tmp_path):
     (tmp_path / "m.csv").write_text("path,label\na.png,normal\nb.png,malignant\n")
     config = make_config(tmp_path, data={"source": "csv", "root": str(root),
                                          "manifest": str(tmp_path / "m.csv"),
+                                         "require_lesion_masks": False,  # edges-only data
                                          "split": {"train": 0.34, "val": 0.33, "test": 0.33}},
                          controls={"kind": "mask"})
     ingest(config)
