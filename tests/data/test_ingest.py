@@ -285,6 +285,9 @@ def test_near_duplicates_with_conflicting_labels_drop_keep_or_fail(tmp_path):
     with pytest.raises(IngestError, match=r"^1 set\(s\) of near-duplicate images with conflicting "
                                           r"labels; set data.near_duplicate_conflicts"):
         ingest(make_config(tmp_path, data={**data, "near_duplicate_conflicts": "fail"}))
+    (tmp_path / "m.csv").write_text("path,label\na.png,normal\na-copy.png,malignant\n")
+    with pytest.raises(IngestError, match="no usable images: all 2 are duplicates or label conflicts"):
+        ingest(make_config(tmp_path, data=data))
 
 
 KILLED_RUN = """

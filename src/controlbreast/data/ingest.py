@@ -315,6 +315,8 @@ def _load_checked(candidates: list[Candidate], cfg: DataConfig, build: Path) -> 
     _check(loaded, bad, cfg)
     good, dropped = drop_exact_duplicates(loaded, cfg)
     good, conflicting = resolve_near_duplicate_conflicts(good, cfg)
+    if not good:
+        raise IngestError(f"no usable images: all {len(loaded)} are duplicates or label conflicts")
     _remove(build, (prepared for prepared, _ in dropped + conflicting))
     rejected = [Rejection(e.source_path, e.problem) for e in bad]
     return good, rejected + [reason for _, reason in dropped + conflicting]
