@@ -22,7 +22,7 @@ from builders import (
     smooth_image,
     write_busi,
 )
-from controlbreast.data.ingest import fit_to_square, ingest, split_counts
+from controlbreast.data.ingest import fit_to_square, ingest, rejection_counts, split_counts
 from controlbreast.errors import IngestError
 
 
@@ -143,7 +143,7 @@ def test_bad_inputs_skipped_and_listed(tmp_path, busi_root):
     with (config.paths.prepared / "rejected.csv").open() as stream:
         table = list(csv.DictReader(stream))
     listed = {r["source_path"]: r["problem"] for r in table}
-    assert {r["reason"] for r in table} == {"bad_input"}
+    assert {r.reason for r in rejected} == {"bad_input"}
     assert listed.keys() == EXPECTED_PROBLEMS.keys()
     assert all(EXPECTED_PROBLEMS[k] in v for k, v in listed.items())
 
@@ -277,7 +277,8 @@ def test_near_duplicates_with_conflicting_labels_drop_keep_or_fail(tmp_path):
         ("a.png", "near_duplicate_conflict"), ("a-copy.png", "near_duplicate_conflict")}
     assert "a-copy.png (malignant), a.png (normal)" in rejected[0].problem
     with (tmp_path / "prepared" / "rejected.csv").open() as stream:
-        assert [r["reason"] for r in csv.DictReader(stream)] == ["near_duplicate_conflict"] * 2
+        assert [r["problem"] for r in csv.DictReader(stream)] == [r.problem for r in rejected]
+    assert rejection_counts(rejected) == {"near_duplicate_conflict": 2}
     assert sorted(p.name for p in (tmp_path / "prepared" / "images").iterdir()) == [
         f"img-00000{i}.png" for i in (2, 3)]
     rows, rejected = ingest(make_config(tmp_path, data={**data, "near_duplicate_conflicts": "keep"}))

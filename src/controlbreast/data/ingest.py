@@ -5,10 +5,11 @@ Output layout (``paths.prepared``)::
     images/<id>.png     (S, S) uint8 grayscale, S = data.image_size
     masks/<id>.png      (S, S) uint8 0/255 lesion mask, for images whose source has one
     manifest.csv        one row per image (see MANIFEST_COLUMNS)
-    rejected.csv        inputs left out: source_path, reason (records.REASONS), problem: bad
-                        inputs under data.on_error=skip, labels mapped to no class, exact
-                        duplicates (one copy kept, or none if their labels conflict) and
-                        near-duplicates whose labels conflict (data.near_duplicate_conflicts)
+    rejected.csv        inputs left out (source_path, problem): bad inputs under
+                        data.on_error=skip, labels mapped to no class, exact duplicates (one copy
+                        kept, or none if their labels conflict) and near-duplicates whose labels
+                        conflict (data.near_duplicate_conflicts); counted per reason
+                        (records.REASONS) in metrics/ingest.json
 
 Workers write each image into a folder built beside the destination, swapped in only at the end,
 so an interrupted or failed run leaves the previous output (or nothing), never a half-written set.
@@ -54,6 +55,11 @@ MANIFEST_COLUMNS = ("id", "label", "source_label", "split", "group", "source_pat
                     "orig_height", "orig_width", "bit_depth", "has_mask", "sha256", "phash")
 
 
+
+
+# Columns kept as they were, so an unchanged data set gives a byte-identical folder (DVC reruns
+# nothing downstream); the reason of each row is in its problem text and in the metrics.
+REJECTED_COLUMNS = ("source_path", "problem")
 
 
 @dataclass(frozen=True)
@@ -290,9 +296,8 @@ def path_renamer(cfg: DataConfig, paths: Iterable[str]) -> Callable[[str], str]:
 def _write_tables(build: Path, rows: list[dict], rejected: list[Rejection],
                   rename: Callable[[str], str]) -> None:
     (build / "manifest.csv").write_bytes(csv_bytes(rows, MANIFEST_COLUMNS))
-    listed = [{"source_path": rename(r.source_path), "reason": r.reason, "problem": rename(r.problem)}
-              for r in rejected]
-    (build / "rejected.csv").write_bytes(csv_bytes(listed, ("source_path", "reason", "problem")))
+    listed = [{"source_path": rename(r.source_path), "problem": rename(r.problem)} for r in rejected]
+    (build / "rejected.csv").write_bytes(csv_bytes(listed, REJECTED_COLUMNS))
 
 
 def split_counts(rows: list[dict]) -> dict[str, int]:
