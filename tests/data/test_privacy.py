@@ -50,13 +50,16 @@ def test_secret_ids_and_names_never_reach_the_prepared_files(tmp_path, monkeypat
 def test_rejected_paths_are_anonymised_too(tmp_path, monkeypatch):
     monkeypatch.setenv("CONTROLBREAST_GROUP_SECRET", SECRET)
     data = write_patients(tmp_path)
-    (tmp_path / "set" / "scans" / "p002_right.png").write_bytes(b"")
+    (tmp_path / "set" / "scans" / "p002_right.png").write_bytes(b"")  # a bad input
+    with (tmp_path / "m.csv").open("a") as stream:
+        stream.write("scans/p003.png,cyst,,\n")  # a label outside data.classes
     config = make_config(tmp_path, data={**data, "anonymise_paths": True, "on_error": "skip"})
     ingest(config)
     with (config.paths.prepared / "rejected.csv").open() as stream:
         assert [r["source_path"] for r in csv.DictReader(stream)] == [
-            anonymous_path("scans/p002_right.png", SECRET.encode())]
-    assert b"p002" not in prepared_bytes(config.paths.prepared)
+            anonymous_path(p, SECRET.encode()) for p in ("scans/p003.png", "scans/p002_right.png")]
+    written = prepared_bytes(config.paths.prepared)
+    assert b"p002" not in written and b"p003" not in written
 
 
 def test_groups_depend_on_the_secret(tmp_path, monkeypatch):

@@ -336,8 +336,8 @@ def ingest(config: Config) -> tuple[list[dict], list[Rejection]]:
     cfg = config.data
     candidates, errors = discover(cfg, config.phantom)
     _fail_on(errors, cfg, " found while listing the inputs")
+    rename = path_renamer(cfg, [c.source_path for c in candidates] + [e.source_path for e in errors])
     candidates, excluded = exclude_unmapped(candidates, cfg)
-    rename = path_renamer(cfg, [c.source_path for c in candidates])
     with atomic_folder(Path(config.paths.prepared)) as build:
         (build / "images").mkdir()
         (build / "masks").mkdir()
