@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -80,6 +82,18 @@ def write_dicom(path, pixels: np.ndarray, photometric: str = "MONOCHROME2", pati
         ds.WindowCenter, ds.WindowWidth = window
     ds.PixelData = pixels.astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
+
+
+def header_only_png(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` 8-bit gray pixels and whose data is a
+    few bytes: what a decompression bomb looks like before it is decoded (nothing to allocate)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b""))
 
 
 TINY_PIXEL = {"block_out_channels": [8, 16], "attention": [False, True], "cross_attention_dim": 16,

@@ -19,6 +19,8 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
 THREE_CLASSES = ("normal", "benign", "malignant")
+GROUP_SECRET_ENV = "CONTROLBREAST_GROUP_SECRET"
+GROUP_SECRET_FILE_ENV = "CONTROLBREAST_GROUP_SECRET_FILE"
 
 
 
@@ -67,7 +69,15 @@ class DataConfig(Section):
     ``classes`` is the label space of every later stage. ``label_map`` maps a source label (a BUSI
     folder name, a CSV ``label`` value) to one of ``classes``; a source label that is itself a class
     needs no entry. Two-class use: ``classes: [no_cancer, cancer]`` with
-    ``label_map: {normal: no_cancer, benign: no_cancer, malignant: cancer}``.
+    ``label_map: {normal: no_cancer, benign: no_cancer, malignant: cancer}``. A source label that
+    maps to no class is left out on purpose (listed in ``rejected.csv``), never an error.
+
+    ``max_pixels`` bounds the pixels of one source image, checked from its header before decoding:
+    100 MP is several times the largest mammograms (about 4000 x 5000 = 20 MP, 28 MP at most),
+    while a decompression bomb (a 20000 x 20000 PNG of a few KB) is refused in one line.
+    Patient ids (CSV ``group_id``, DICOM PatientID) are stored as HMAC-SHA256 keyed by a secret
+    from the environment (``CONTROLBREAST_GROUP_SECRET`` or ``CONTROLBREAST_GROUP_SECRET_FILE``),
+    never from params: params are logged to MLflow and written to ``dvc.lock``.
     """
 
     source: Literal["phantom", "busi", "csv"] = "phantom"
@@ -80,9 +90,23 @@ class DataConfig(Section):
     resize: Literal["pad", "crop"] = "pad"
     split: SplitConfig = SplitConfig()
     near_duplicate_bits: Annotated[int, Field(ge=0, le=32)] = 6
-    group_salt: str = "controlbreast"
+    near_duplicate_conflicts: Literal["drop", "keep", "fail"] = "drop"
+    require_lesion_masks: bool = True
+    max_pixels: Annotated[int, Field(ge=1024, le=1_000_000_000)] = 100_000_000
+    allow_unkeyed_groups: bool = False
+    anonymise_paths: bool = False
     on_error: Literal["skip", "fail"] = "fail"
     workers: Annotated[int, Field(ge=1, le=64)] = 2
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_salt(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "group_salt" in raw:
+            raise ValueError("data.group_salt was removed: a salt in params is public (MLflow, "
+                             "dvc.lock). Delete it and put a secret in the environment variable "
+                             f"{GROUP_SECRET_ENV} (or a file outside the repository named by "
+                             f"{GROUP_SECRET_FILE_ENV})")
+        return raw
 
     @model_validator(mode="after")
     def _consistent(self) -> DataConfig:

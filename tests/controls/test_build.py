@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from builders import make_config
+from builders import make_config, smooth_image
 from controlbreast.controls.build import make_controls
 from controlbreast.controls.preview import control_preview
 from controlbreast.data.ingest import ingest
@@ -33,10 +33,11 @@ def test_mask_controls_need_masks_for_lesions(tmp_path):
     root = tmp_path / "set"
     root.mkdir()
     cv2.imwrite(str(root / "a.png"), np.full((32, 32), 90, np.uint8))
-    cv2.imwrite(str(root / "b.png"), np.full((32, 32), 120, np.uint8))
+    cv2.imwrite(str(root / "b.png"), smooth_image(1, (32, 32)))  # not a near-duplicate of a.png
     (tmp_path / "m.csv").write_text("path,label\na.png,normal\nb.png,malignant\n")
     config = make_config(tmp_path, data={"source": "csv", "root": str(root),
                                          "manifest": str(tmp_path / "m.csv"),
+                                         "require_lesion_masks": False,  # edges-only data
                                          "split": {"train": 0.34, "val": 0.33, "test": 0.33}},
                          controls={"kind": "mask"})
     ingest(config)

@@ -1,11 +1,19 @@
 import io
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 
-from builders import write_dicom
-from controlbreast.data.imageio import encode_png, read_gray, read_mask, to_uint8
+from builders import header_only_png, write_dicom
+from controlbreast.data.imageio import (
+    encode_png,
+    read_gray,
+    read_mask,
+    read_native,
+    scale_bits,
+    to_uint8,
+)
 from controlbreast.errors import SampleError
 
 
@@ -95,3 +103,41 @@ def test_corrupt_dicom(tmp_path):
     path.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage")
     with pytest.raises(SampleError, match=r"broken\.dcm: corrupt or unreadable DICOM"):
         read_gray(path, "broken.dcm")
+
+
+def test_huge_png_is_refused_from_its_header_naming_the_file(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(header_only_png(12000, 12000))
+    assert path.stat().st_size < 200
+    with pytest.raises(SampleError) as error:
+        read_gray(path, "benign/bomb.png", max_pixels=100_000_000)
+    assert str(error.value) == ("benign/bomb.png: image is 12000x12000 (WxH) = 144 MP, above "
+                                "data.max_pixels (100 MP)")
+    path.write_bytes(header_only_png(20000, 20000))  # Pillow refuses this one itself: still named
+    with pytest.raises(SampleError, match=r"^benign/bomb\.png: image too large: above Pillow's"):
+        read_gray(path, "benign/bomb.png", max_pixels=100_000_000)
+    path.write_bytes(header_only_png(3000, 2000))
+    with pytest.raises(SampleError, match=r"^bomb\.png: image is 3000x2000 \(WxH\) = 6 MP"):
+        read_gray(path, "bomb.png", max_pixels=5_000_000)
+
+
+def test_huge_dicom_is_refused_before_its_pixels_are_decoded(tmp_path):
+    write_dicom(tmp_path / "big.dcm", np.zeros((4, 4)))
+    dataset = pydicom.dcmread(tmp_path / "big.dcm")
+    dataset.Rows, dataset.Columns = 30000, 20000  # the 32 bytes of pixel data are never read
+    dataset.save_as(tmp_path / "big.dcm")
+    with pytest.raises(SampleError, match=r"^big\.dcm: image is 20000x30000 \(WxH\) = 600 MP"):
+        read_gray(tmp_path / "big.dcm", "big.dcm", max_pixels=100_000_000)
+
+
+def test_sixteen_bit_stays_sixteen_bit_until_scaled(tmp_path):
+    values = (np.linspace(0, 4095, 40 * 60).reshape(40, 60)).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    pixels, bits, _, _ = read_native(tmp_path / "deep.png", "deep.png")
+    assert pixels.dtype == np.uint16 and bits == 12 == scale_bits(pixels)
+    np.testing.assert_array_equal(pixels, values)
+    small = to_uint8(pixels[::2, ::2], bits)[0]  # a smaller copy keeps the full image's scale
+    assert small.dtype == np.uint8 and small.max() < 255 and small.min() == 0
+    write_dicom(tmp_path / "m2.dcm", np.tile(np.linspace(0, 4000, 16), (8, 1)))
+    pixels, bits, _, _ = read_native(tmp_path / "m2.dcm", "m2.dcm")
+    assert pixels.dtype == np.uint16 and bits == 12 and pixels.max() == 65535  # window -> 16 bits

@@ -1,13 +1,28 @@
 import csv
 import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import defaultdict
+from pathlib import Path
 
 import cv2
 import numpy as np
+import psutil
 import pytest
 
-from builders import BUSI_SHARED, make_config, write_busi
-from controlbreast.data.ingest import ingest, split_counts
+import controlbreast
+from builders import (
+    BUSI_SHARED,
+    disc_mask,
+    header_only_png,
+    make_config,
+    smooth_image,
+    write_busi,
+)
+from controlbreast.data.ingest import ingest, rejection_counts, split_counts
 from controlbreast.data.preprocess import fit_to_square
 from controlbreast.errors import IngestError
 
@@ -96,7 +111,6 @@ EXPECTED_PROBLEMS = {
     "benign/benign (5).png": "corrupt or truncated image",
     "malignant/malignant (3).png": "missing mask",
     "malignant/malignant (5)_mask.png": "mask is 10x10 (WxH) but its image is 128x96",
-    "lipoma/": "unknown label folder 'lipoma'",
 }
 
 
@@ -106,10 +120,16 @@ def test_bad_inputs_fail_with_one_line_each_and_keep_previous_output(tmp_path, b
     before = tree_digest(config.paths.prepared)
     break_inputs(busi_root)
     with pytest.raises(IngestError) as error:
+        ingest(config)  # the missing mask is found while listing: no image is decoded
+    assert str(error.value).startswith("1 bad input(s) found while listing the inputs; set "
+                                       "data.on_error: skip")
+    assert "malignant/malignant (3).png: missing mask" in str(error.value)
+    (busi_root / "malignant" / "malignant (3).png").unlink()
+    with pytest.raises(IngestError) as error:
         ingest(config)
     message = str(error.value)
-    assert message.startswith("5 bad input(s); set data.on_error: skip")
-    for path, problem in EXPECTED_PROBLEMS.items():
+    assert message.startswith("3 bad input(s); set data.on_error: skip")
+    for path, problem in list(EXPECTED_PROBLEMS.items())[:2] + list(EXPECTED_PROBLEMS.items())[3:]:
         assert any(line.strip().startswith(path) and problem in line for line in message.splitlines())
     assert tree_digest(config.paths.prepared) == before
     assert not [p for p in config.paths.prepared.parent.iterdir() if p.name.startswith(".")]
@@ -120,9 +140,11 @@ def test_bad_inputs_skipped_and_listed(tmp_path, busi_root):
     config = make_config(tmp_path, data={"source": "busi", "root": str(busi_root),
                                          "on_error": "skip"})
     rows, rejected = ingest(config)
-    assert len(rows) == 14 and len(rejected) == 5
+    assert len(rows) == 14 and len(rejected) == 4
     with (config.paths.prepared / "rejected.csv").open() as stream:
-        listed = {r["source_path"]: r["problem"] for r in csv.DictReader(stream)}
+        table = list(csv.DictReader(stream))
+    listed = {r["source_path"]: r["problem"] for r in table}
+    assert {r.reason for r in rejected} == {"bad_input"}
     assert listed.keys() == EXPECTED_PROBLEMS.keys()
     assert all(EXPECTED_PROBLEMS[k] in v for k, v in listed.items())
 
@@ -155,12 +177,16 @@ def test_shared_busi_copy(tmp_path):
     config = make_config(tmp_path, data={"source": "busi", "root": str(BUSI_SHARED),
                                          "workers": 2})
     rows, rejected = ingest(config)
-    assert len(rows) == 610  # 612 less one image filed both as benign and as malignant
-    assert sorted(e.source_path for e in rejected) == ["benign/benign (433).png",
-                                                       "malignant/malignant (145).png"]
+    assert len(rows) == 602  # 612 less one image filed as benign and as malignant, and 4 pairs
+    assert sorted(e.source_path for e in rejected if e.reason == "label_conflict") == [
+        "benign/benign (433).png", "malignant/malignant (145).png"]
+    assert sorted(e.source_path for e in rejected if e.reason == "near_duplicate_conflict") == [
+        "benign/benign (164).png", "benign/benign (399).png", "benign/benign (406).png",
+        "benign/benign (437).png", "malignant/malignant (52).png", "malignant/malignant (93).png",
+        "malignant/malignant (94).png", "normal/normal (34).png"]  # a lesion under two labels
     counts = {label: sum(r["label"] == label for r in rows)
               for label in ("benign", "malignant", "normal")}
-    assert counts == {"benign": 347, "malignant": 158, "normal": 105}
+    assert counts == {"benign": 343, "malignant": 155, "normal": 104}
     assert_groups_within_one_split(rows)
     assert len({r["group"] for r in rows}) < len(rows)  # near-duplicates were grouped
     row = next(r for r in rows if r["source_path"] == "benign/benign (100).png")
@@ -169,3 +195,129 @@ def test_shared_busi_copy(tmp_path):
         alone = cv2.imread(str(BUSI_SHARED / "benign" / part), 0).astype(np.float32) / 255
         alone = fit_to_square(alone, 64, "pad") >= 0.5
         assert alone.any() and (merged & alone).sum() >= 0.9 * alone.sum()  # both parts kept
+
+
+def test_huge_image_is_one_bad_input_that_skip_skips(tmp_path, busi_root):
+    (busi_root / "benign" / "benign (3).png").write_bytes(header_only_png(12000, 10000))
+    config = make_config(tmp_path, data={"source": "busi", "root": str(busi_root)})
+    with pytest.raises(IngestError) as error:
+        ingest(config)
+    assert "\n  benign/benign (3).png: image is 12000x10000 (WxH) = 120 MP, above data.max_pixels" \
+        in str(error.value)
+    rows, rejected = ingest(make_config(tmp_path, data={"source": "busi", "root": str(busi_root),
+                                                        "on_error": "skip"}))
+    assert len(rows) == 17 and [(r.source_path, r.reason) for r in rejected] == [
+        ("benign/benign (3).png", "bad_input")]
+
+
+def test_sixteen_bit_source_is_resized_then_scaled(tmp_path):
+    root = tmp_path / "set"
+    root.mkdir()
+    ramp = np.tile(np.linspace(0, 4095, 256), (128, 1)).astype(np.uint16)  # 12 bits in 16
+    cv2.imwrite(str(root / "deep.png"), ramp)
+    (tmp_path / "m.csv").write_text("path,label\ndeep.png,normal\n")
+    config = make_config(tmp_path, data={"source": "csv", "root": str(root),
+                                         "manifest": str(tmp_path / "m.csv"), "image_size": 32})
+    rows, _ = ingest(config)
+    image = cv2.imread(str(config.paths.prepared / "images" / "img-000000.png"), cv2.IMREAD_UNCHANGED)
+    expected = np.rint(cv2.resize(ramp.astype(np.float32), (32, 16), interpolation=cv2.INTER_AREA)
+                       * 255 / 4095)
+    assert image.dtype == np.uint8 and rows[0]["bit_depth"] == 12
+    assert np.abs(image[8:24].astype(int) - expected).max() <= 1  # absolute 12-bit scale kept
+
+
+def test_labels_left_out_of_classes_are_excluded_and_listed(tmp_path, small_phantom):
+    config = make_config(tmp_path, phantom=small_phantom, data={"classes": ["normal", "malignant"]})
+    rows, rejected = ingest(config)  # on_error: fail, and nothing failed
+    assert {r["label"] for r in rows} == {"normal", "malignant"}
+    assert rejected and {r.reason for r in rejected} == {"excluded_label"}
+    assert all(r.source_path.startswith("phantom/benign/") for r in rejected)
+    assert rejected[0].problem == ("label 'benign' maps to no class of data.classes ['normal', "
+                                   "'malignant'] (left out; map it with data.label_map to use it)")
+    assert_groups_within_one_split(rows)
+    assert len(list((config.paths.prepared / "images").iterdir())) == len(rows)
+
+
+def write_csv_set(tmp_path, lines, images):
+    """A csv source under tmp_path/set: ``images`` maps a file name to its (H, W) uint8 pixels."""
+    root = tmp_path / "set"
+    root.mkdir(exist_ok=True)
+    for name, pixels in images.items():
+        cv2.imwrite(str(root / name), pixels)
+    (tmp_path / "m.csv").write_text("\n".join(["path,label,mask_path", *lines]) + "\n")
+    return {"source": "csv", "root": str(root), "manifest": str(tmp_path / "m.csv")}
+
+
+def test_lesion_label_without_mask_is_a_bad_input_unless_masks_are_optional(tmp_path):
+    images = {f"{n}.png": smooth_image(n) for n in range(4)}
+    images["m.png"] = disc_mask((96, 128), (40, 40), 10)
+    data = write_csv_set(tmp_path, ["0.png,benign,m.png", "1.png,benign,", "2.png,normal,",
+                                    "3.png,malignant,m.png"], images)
+    with pytest.raises(IngestError, match=r"\n  1\.png: label 'benign' is a lesion label but the "
+                                          r"input has no mask \(mask_path\)"):
+        ingest(make_config(tmp_path, data=data))
+    rows, rejected = ingest(make_config(tmp_path, data={**data, "on_error": "skip"}))
+    assert [r["source_path"] for r in rows] == ["0.png", "2.png", "3.png"]
+    assert [r.source_path for r in rejected] == ["1.png"]
+    rows, rejected = ingest(make_config(tmp_path, data={**data, "require_lesion_masks": False}))
+    assert len(rows) == 4 and not rejected
+    assert {r["source_path"]: r["has_mask"] for r in rows} == {"0.png": True, "1.png": False,
+                                                                "2.png": False, "3.png": True}
+
+
+def test_near_duplicates_with_conflicting_labels_drop_keep_or_fail(tmp_path):
+    base = smooth_image(1)
+    images = {"a.png": base, "a-copy.png": np.roll(base, 2, axis=1),  # near-identical pair
+              "b.png": smooth_image(2), "c.png": smooth_image(3)}
+    data = write_csv_set(tmp_path, ["a.png,normal,", "a-copy.png,malignant,", "b.png,normal,",
+                                    "c.png,normal,"], images)
+    data["require_lesion_masks"] = False
+    rows, rejected = ingest(make_config(tmp_path, data=data))
+    assert [r["source_path"] for r in rows] == ["b.png", "c.png"]
+    assert {(r.source_path, r.reason) for r in rejected} == {
+        ("a.png", "near_duplicate_conflict"), ("a-copy.png", "near_duplicate_conflict")}
+    assert "a-copy.png (malignant), a.png (normal)" in rejected[0].problem
+    with (tmp_path / "prepared" / "rejected.csv").open() as stream:
+        assert [r["problem"] for r in csv.DictReader(stream)] == [r.problem for r in rejected]
+    assert rejection_counts(rejected) == {"near_duplicate_conflict": 2}
+    assert sorted(p.name for p in (tmp_path / "prepared" / "images").iterdir()) == [
+        f"img-00000{i}.png" for i in (2, 3)]
+    rows, rejected = ingest(make_config(tmp_path, data={**data, "near_duplicate_conflicts": "keep"}))
+    assert len(rows) == 4 and not rejected
+    with pytest.raises(IngestError, match=r"^1 set\(s\) of near-duplicate images with conflicting "
+                                          r"labels; set data.near_duplicate_conflicts"):
+        ingest(make_config(tmp_path, data={**data, "near_duplicate_conflicts": "fail"}))
+    (tmp_path / "m.csv").write_text("path,label\na.png,normal\na-copy.png,malignant\n")
+    with pytest.raises(IngestError, match="no usable images: all 2 are duplicates or label conflicts"):
+        ingest(make_config(tmp_path, data=data))
+
+
+KILLED_RUN = """
+import sys
+from pathlib import Path
+from builders import make_config
+from controlbreast.data.ingest import ingest
+ingest(make_config(Path(sys.argv[1]), data={"workers": 2},
+                   phantom={"patients_per_class": 400, "render_size": 128}))
+"""
+
+
+def test_killed_ingest_leaves_no_workers_and_the_next_run_cleans_up(tmp_path, small_phantom):
+    paths = [str(Path(controlbreast.__file__).parents[1]), str(Path(__file__).parents[1])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    run = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".prepared.build-*/images/img-00001*.png")):  # mid-way
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    workers = psutil.Process(run.pid).children(recursive=True)
+    assert len(workers) == 2
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
+    stale = list(tmp_path.glob(".prepared.build-*"))
+    assert len(stale) == 1 and stale[0].name.startswith(f".prepared.build-{run.pid}-")
+    rows, _ = ingest(make_config(tmp_path, phantom=small_phantom))
+    assert rows and not list(tmp_path.glob(".prepared.build-*"))

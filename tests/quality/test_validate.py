@@ -109,6 +109,19 @@ def test_mask_of_the_wrong_size(data):
     assert failed["masks are readable and the size of their image"] == {b}
 
 
+def test_lesion_image_without_mask_unless_masks_are_optional(tmp_path, data):
+    config, manifest = data
+    b = one(manifest, "train", "benign")
+    manifest.loc[manifest["id"] == b, "has_mask"] = "False"
+    manifest.to_csv(config.paths.prepared / "manifest.csv", index=False)
+    (config.paths.prepared / "masks" / f"{b}.png").unlink()
+    failed, message = failing(config)
+    assert failed["lesion images have a mask"] == {b}
+    assert "data.require_lesion_masks" in message
+    relaxed = make_config(tmp_path, phantom=PHANTOM, data={"require_lesion_masks": False})
+    assert validate(relaxed, "prepared")["passed"]
+
+
 def test_missing_class_in_val(data):
     config, manifest = data
     manifest.loc[(manifest["split"] == "val") & (manifest["label"] == "benign"), "split"] = "train"
@@ -162,4 +175,4 @@ def test_shared_busi_copy_passes_the_gate_with_defaults(tmp_path):
     ingest(config)
     make_controls(config)
     report = validate(config, "prepared")
-    assert report["passed"] and report["images"] == 610
+    assert report["passed"] and report["images"] == 602

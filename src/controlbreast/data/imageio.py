@@ -1,8 +1,11 @@
 """Reading source images of any common medical format into 8-bit grayscale, and writing PNGs.
 
 Sources hand us PNG/JPEG/TIFF at 8 or 16 bits (often RGB though the content is grayscale) and
-DICOM. Everything becomes a (H, W) uint8 array here, or a ``SampleError`` that names the file and
-the problem: zero bytes, truncated or corrupt data, an unsupported mode, a multi-frame DICOM.
+DICOM. Everything becomes a (H, W) uint8 or uint16 array here (``read_native``: ingest resizes
+before it scales to 8 bits, so a large 16-bit image never gets a full-size float copy), a uint8
+one (``read_gray``), or a ``SampleError`` that names the file and the problem: zero bytes,
+truncated or corrupt data, an unsupported mode, a multi-frame DICOM, more pixels than allowed
+(checked from the header, before decoding).
 """
 
 from __future__ import annotations
@@ -35,32 +38,69 @@ def read_bytes(path: Path, name: str) -> bytes:
     return data
 
 
-def to_uint8(pixels: np.ndarray) -> tuple[np.ndarray, int]:
+def check_size(name: str, width: int, height: int, max_pixels: int | None) -> None:
+    """Refuse an image larger than ``max_pixels`` from its header, before any pixel is decoded.
+
+    A PNG of a few KB can declare 20000 x 20000 pixels (a decompression bomb); decoding it would
+    take gigabytes. Raising ``SampleError`` makes it one bad input that ``on_error: skip`` skips.
+    """
+    if max_pixels is not None and width * height > max_pixels:
+        raise SampleError(name, f"image is {width}x{height} (WxH) = {width * height / 1e6:.0f} MP, "
+                                f"above data.max_pixels ({max_pixels / 1e6:g} MP)")
+
+
+def scale_bits(pixels: np.ndarray) -> int:
+    """Bits that hold the largest value of integer pixels (at least 8): the absolute scale."""
+    if pixels.dtype == np.uint8 or pixels.size == 0:
+        return 8
+    return max(8, int(pixels.max()).bit_length())
+
+
+def to_uint8(pixels: np.ndarray, bits: int | None = None) -> tuple[np.ndarray, int]:
     """Scale integer or float pixels to uint8 and report the source bit depth.
 
     Integers keep their absolute scale: a 12-bit image stored in 16 bits maps its 0..4095 range,
-    not its own min..max, so two images of one scanner stay comparable. Floats are min-max scaled.
+    not its own min..max, so two images of one scanner stay comparable. ``bits`` overrides the
+    depth found in ``pixels`` (a resized copy may have lost the full image's maximum). Floats are
+    min-max scaled. Works in float32: one 4-byte copy, never int64/float64 ones.
     """
     if pixels.dtype == np.uint8:
         return pixels, 8
     if np.issubdtype(pixels.dtype, np.integer):
-        values = pixels.astype(np.int64)
-        if values.min() < 0:
-            values = values - values.min()
-        bits = max(8, int(values.max()).bit_length())
-        scaled = values * 255.0 / float(2**bits - 1)
+        if pixels.min() < 0:
+            pixels = (pixels.astype(np.int64) - int(pixels.min())).astype(np.float32)
+        bits = bits or scale_bits(pixels)
+        scaled = pixels.astype(np.float32) * np.float32(255.0 / float(2**bits - 1))
         return np.clip(np.rint(scaled), 0, 255).astype(np.uint8), bits
-    return _min_max_uint8(pixels.astype(np.float64)), 32
+    return _min_max(pixels.astype(np.float64), 255, np.uint8), 32
 
 
-def _min_max_uint8(values: np.ndarray) -> np.ndarray:
+def _min_max(values: np.ndarray, top: int, dtype: type) -> np.ndarray:
     low, high = float(values.min()), float(values.max())
     if high <= low:
-        return np.zeros(values.shape, dtype=np.uint8)
-    return np.clip(np.rint((values - low) * 255.0 / (high - low)), 0, 255).astype(np.uint8)
+        return np.zeros(values.shape, dtype=dtype)
+    values = (values - low) * (top / (high - low))
+    return np.clip(np.rint(values, out=values), 0, top).astype(dtype)
 
 
-def _pil_to_gray(image: Image.Image, name: str) -> tuple[np.ndarray, int]:
+def to_native(pixels: np.ndarray) -> np.ndarray:
+    """uint8 or uint16 pixels of any decoded array, keeping the integer scale.
+
+    uint8/uint16 pass unchanged, so a 16-bit source is resized before it is ever widened. Other
+    integers are shifted to start at 0 when negative, and wider than 16 bits lose their low bits
+    (the absolute scale is kept); floats are min-max scaled to the full 16-bit range.
+    """
+    if pixels.dtype in (np.uint8, np.uint16):
+        return pixels
+    if pixels.dtype.kind in "ui":
+        low = min(0, int(pixels.min()))
+        shifted = pixels.astype(np.int64) - low
+        drop = max(0, int(shifted.max()).bit_length() - 16)
+        return (shifted >> drop).astype(np.uint16)
+    return _min_max(pixels.astype(np.float64), 2**16 - 1, np.uint16)
+
+
+def _pil_native(image: Image.Image, name: str) -> np.ndarray:
     if image.mode in _CONVERTIBLE_MODES:
         image = image.convert("L")
     elif image.mode not in _GRAY_MODES:
@@ -68,35 +108,57 @@ def _pil_to_gray(image: Image.Image, name: str) -> tuple[np.ndarray, int]:
     pixels = np.asarray(image)
     if pixels.ndim != 2:
         raise SampleError(name, f"expected a 2-D image, got shape {pixels.shape}")
-    return to_uint8(pixels)
+    if pixels.dtype.byteorder == ">":
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))
+    return pixels
 
 
-def decode_raster(data: bytes, name: str) -> tuple[np.ndarray, int]:
-    """Decode PNG/JPEG/TIFF bytes to (H, W) uint8 and the source bit depth."""
+def decode_raster_native(data: bytes, name: str,
+                         max_pixels: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode PNG/JPEG/TIFF bytes to (H, W) uint8 or uint16 (its own depth) and its bit depth.
+
+    The size is checked from the header before decoding (see ``check_size``).
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:
+            check_size(name, *image.size, max_pixels)
             if getattr(image, "n_frames", 1) > 1:
                 raise SampleError(name, f"has {image.n_frames} frames; expected one image")
             image.load()
-            return _pil_to_gray(image, name)
+            pixels = to_native(_pil_native(image, name))
+            return pixels, scale_bits(pixels)
     except UnidentifiedImageError:
         raise SampleError(name, "not a readable image (unknown or corrupt format)") from None
+    except Image.DecompressionBombError:  # Pillow's own check runs first, above ~179 MP
+        raise SampleError(name, "image too large: above Pillow's decompression-bomb limit of "
+                                f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise SampleError(name, f"corrupt or truncated image ({error})") from None
 
 
-def decode_dicom(data: bytes, name: str) -> tuple[np.ndarray, int, str | None]:
-    """Decode a DICOM to (H, W) uint8 with its modality and VOI LUT (window) applied.
+def decode_raster(data: bytes, name: str, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode PNG/JPEG/TIFF bytes to (H, W) uint8 and the source bit depth."""
+    pixels, bits = decode_raster_native(data, name, max_pixels)
+    return to_uint8(pixels, bits)
 
-    MONOCHROME1 (white = low values) is inverted. Returns the PatientID too, which callers must
-    only ever store hashed.
+
+def decode_dicom_native(data: bytes, name: str, max_pixels: int | None = None
+                        ) -> tuple[np.ndarray, int, str | None]:
+    """Decode a DICOM to (H, W) uint16 with its modality and VOI LUT (window) applied.
+
+    The window's output is min-max scaled to the full 16-bit range; MONOCHROME1 (white = low
+    values) is inverted. Rows x Columns are checked before the pixel data is decoded. Returns
+    BitsStored and the PatientID too, which callers must only ever store keyed-hashed.
     """
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
         dataset = pydicom.dcmread(io.BytesIO(data))
+        check_size(name, int(dataset.get("Columns", 0)), int(dataset.get("Rows", 0)), max_pixels)
         pixels = dataset.pixel_array
+    except SampleError:
+        raise
     except Exception as error:  # pydicom raises many types for bad files
         raise SampleError(name, f"corrupt or unreadable DICOM ({error})") from None
     if pixels.ndim != 2:
@@ -106,21 +168,38 @@ def decode_dicom(data: bytes, name: str) -> tuple[np.ndarray, int, str | None]:
         values = values.max() - values
     bits = int(dataset.get("BitsStored", 8))
     patient = str(dataset.get("PatientID", "")).strip() or None
-    return _min_max_uint8(values), bits, patient
+    return _min_max(values, 2**16 - 1, np.uint16), bits, patient
 
 
-def read_gray(path: Path, name: str) -> tuple[np.ndarray, int, str, str | None]:
-    """Read any supported image: (H, W) uint8, bit depth, sha256 of the file, DICOM PatientID."""
+def decode_dicom(data: bytes, name: str, max_pixels: int | None = None
+                 ) -> tuple[np.ndarray, int, str | None]:
+    """Decode a DICOM to (H, W) uint8 (see ``decode_dicom_native``), its BitsStored and PatientID."""
+    pixels, bits, patient = decode_dicom_native(data, name, max_pixels)
+    return to_uint8(pixels)[0], bits, patient
+
+
+def read_native(path: Path, name: str, max_pixels: int | None = None
+                ) -> tuple[np.ndarray, int, str, str | None]:
+    """Read any supported image at its own depth: (H, W) uint8 or uint16, source bit depth, sha256
+    of the file, DICOM PatientID (or None). Nothing is decoded beyond ``max_pixels``."""
     data = read_bytes(path, name)
     digest = hashlib.sha256(data).hexdigest()
     if path.suffix.lower() in DICOM_SUFFIXES or data[128:132] == b"DICM":
-        pixels, bits, patient = decode_dicom(data, name)
+        pixels, bits, patient = decode_dicom_native(data, name, max_pixels)
         return pixels, bits, digest, patient
-    pixels, bits = decode_raster(data, name)
+    pixels, bits = decode_raster_native(data, name, max_pixels)
     return pixels, bits, digest, None
 
 
-def read_mask(paths: list[Path], names: list[str], shape: tuple[int, int]) -> np.ndarray:
+def read_gray(path: Path, name: str, max_pixels: int | None = None
+              ) -> tuple[np.ndarray, int, str, str | None]:
+    """Read any supported image: (H, W) uint8, bit depth, sha256 of the file, DICOM PatientID."""
+    pixels, bits, digest, patient = read_native(path, name, max_pixels)
+    return to_uint8(pixels)[0], bits, digest, patient
+
+
+def read_mask(paths: list[Path], names: list[str], shape: tuple[int, int],
+              max_pixels: int | None = None) -> np.ndarray:
     """Union of one or more mask files as (H, W) bool; any non-zero pixel is lesion.
 
     Multi-part masks (BUSI's ``_mask_1``, ``_mask_2``) are merged. A mask whose size differs from
@@ -128,7 +207,7 @@ def read_mask(paths: list[Path], names: list[str], shape: tuple[int, int]) -> np
     """
     merged = np.zeros(shape, dtype=bool)
     for path, name in zip(paths, names, strict=True):
-        pixels, _ = decode_raster(read_bytes(path, name), name)
+        pixels, _ = decode_raster_native(read_bytes(path, name), name, max_pixels)
         if pixels.shape != shape:
             raise SampleError(name, f"mask is {pixels.shape[1]}x{pixels.shape[0]} (WxH) but its "
                                     f"image is {shape[1]}x{shape[0]}")

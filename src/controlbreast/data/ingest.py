@@ -5,8 +5,11 @@ Output layout (``paths.prepared``)::
     images/<id>.png     (S, S) uint8 grayscale, S = data.image_size
     masks/<id>.png      (S, S) uint8 0/255 lesion mask, for images whose source has one
     manifest.csv        one row per image (``data/manifest.py``: PreparedRow)
-    rejected.csv        inputs left out, with the reason: bad inputs under data.on_error=skip,
-                        and exact duplicates (one copy kept, or none if their labels conflict)
+    rejected.csv        inputs left out (source_path, problem): bad inputs under
+                        data.on_error=skip, labels mapped to no class, exact duplicates (one copy
+                        kept, or none if their labels conflict) and near-duplicates whose labels
+                        conflict (data.near_duplicate_conflicts); counted per reason
+                        (records.REASONS) in metrics/ingest.json
 
 Workers write each image into a folder built beside the destination, swapped in only at the end,
 so an interrupted or failed run leaves the previous output (or nothing), never a half-written set.
@@ -16,20 +19,29 @@ because another file was bad. Same params and inputs give byte-identical files.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from controlbreast.config import Config, DataConfig, PhantomConfig
-from controlbreast.data.imageio import encode_png
+from controlbreast.config import (
+    GROUP_SECRET_ENV,
+    GROUP_SECRET_FILE_ENV,
+    Config,
+    DataConfig,
+    PhantomConfig,
+)
+from controlbreast.data.imageio import encode_png, scale_bits, to_uint8
 from controlbreast.data.manifest import PreparedRow, manifest_bytes
 from controlbreast.data.phantom import phantom_candidates
+from controlbreast.data.pool import worker_pool
 from controlbreast.data.preprocess import fit_to_square
-from controlbreast.data.records import Candidate
+from controlbreast.data.privacy import group_key
+from controlbreast.data.privacy import path_renamer as renamer
+from controlbreast.data.records import REASONS, Candidate, Rejection
 from controlbreast.data.sources import busi_candidates, csv_candidates
 from controlbreast.data.splits import (
     assign_splits,
@@ -37,8 +49,12 @@ from controlbreast.data.splits import (
     near_duplicate_pairs,
     perceptual_hash,
 )
-from controlbreast.errors import IngestError, SampleError
+from controlbreast.errors import ConfigError, IngestError, SampleError
 from controlbreast.outputs import atomic_folder, csv_bytes
+
+# Columns kept as they were, so an unchanged data set gives a byte-identical folder (DVC reruns
+# nothing downstream); the reason of each row is in its problem text and in the metrics.
+REJECTED_COLUMNS = ("source_path", "problem")
 
 
 @dataclass(frozen=True)
@@ -61,15 +77,23 @@ def image_id(index: int) -> str:
     return f"img-{index:06d}"
 
 
-def prepare(candidate: Candidate, index: int, size: int, mode: str,
-            build: Path) -> Prepared | SampleError:
-    """Load, resize and write one candidate into ``build``; a bad input returns its error."""
+def prepare(candidate: Candidate, index: int, size: int, mode: str, build: Path,
+            needs_mask: bool = False) -> Prepared | SampleError:
+    """Load, resize and write one candidate into ``build``; a bad input returns its error.
+
+    The image is resized at its own depth and only then scaled to 8 bits (a 16-bit source never
+    gets a full-size float copy). ``needs_mask``: a lesion label whose input has no mask is bad.
+    """
     try:
         raw = candidate.load()
     except SampleError as error:
         return error
+    if needs_mask and raw.mask is None:
+        return SampleError(candidate.source_path, f"label {candidate.source_label!r} is a lesion "
+                           "label but the input has no mask (mask_path); add it, or set "
+                           "data.require_lesion_masks: false")
     name = image_id(index)
-    image = fit_to_square(raw.image, size, mode)
+    image = to_uint8(fit_to_square(raw.image, size, mode), scale_bits(raw.image))[0]
     (build / "images" / f"{name}.png").write_bytes(encode_png(image))
     if raw.mask is not None:
         mask = fit_to_square(raw.mask.astype(np.float32), size, mode) >= 0.5
@@ -89,15 +113,34 @@ def discover(cfg: DataConfig, phantom_cfg: PhantomConfig) -> tuple[list[Candidat
     return sorted(found, key=lambda c: c.source_path), errors
 
 
+def exclude_unmapped(candidates: list[Candidate], cfg: DataConfig) -> tuple[
+        list[Candidate], list[Rejection]]:
+    """Leave out candidates whose label maps to no class: the user chose ``data.classes``, so a
+    label outside it (``classes: [normal, malignant]`` on three-class data) is excluded and
+    listed, not an error."""
+    kept, excluded = [], []
+    for candidate in candidates:
+        if cfg.to_class(candidate.source_label) is None:
+            excluded.append(Rejection(candidate.source_path, f"label {candidate.source_label!r} maps "
+                                      f"to no class of data.classes {list(cfg.classes)} (left out; "
+                                      "map it with data.label_map to use it)", "excluded_label"))
+        else:
+            kept.append(candidate)
+    return kept, excluded
+
+
 def load_all(candidates: list[Candidate], cfg: DataConfig,
              build: Path) -> Iterator[Prepared | SampleError]:
-    """``prepare`` every candidate into ``build``, in order, over ``cfg.workers`` processes."""
-    jobs = ((c, i, cfg.image_size, cfg.resize, build) for i, c in enumerate(candidates))
+    """``prepare`` every candidate into ``build``, in order, over ``cfg.workers`` processes
+    (which die with this one, see ``pool``). ``candidates[i]`` gets id ``image_id(i)``."""
+    lesion = set(cfg.lesion_labels) if cfg.require_lesion_masks else set()
+    jobs = ((c, i, cfg.image_size, cfg.resize, build, c.source_label in lesion)
+            for i, c in enumerate(candidates))
     bar = dict(total=len(candidates), desc="ingest", unit="img")
     if cfg.workers == 1:
         yield from tqdm((prepare(*job) for job in jobs), **bar)
         return
-    with ProcessPoolExecutor(cfg.workers) as pool:
+    with worker_pool(cfg.workers) as pool:
         chunk = max(1, len(candidates) // (cfg.workers * 16))
         yield from tqdm(pool.map(prepare, *zip(*jobs, strict=True), chunksize=chunk), **bar)
 
@@ -109,19 +152,23 @@ def _partition(results: Iterable[Prepared | SampleError]) -> tuple[list[Prepared
     return good, bad
 
 
-def _check(good: list[Prepared], errors: list[SampleError], cfg: DataConfig) -> None:
+def _fail_on(errors: list[SampleError], cfg: DataConfig, when: str = "") -> None:
     if errors and cfg.on_error == "fail":
         listed = "\n".join(f"  {e}" for e in errors[:20])
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        raise IngestError(f"{len(errors)} bad input(s); set data.on_error: skip to leave them out "
-                          f"and list them in rejected.csv:\n{listed}{more}")
+        raise IngestError(f"{len(errors)} bad input(s){when}; set data.on_error: skip to leave "
+                          f"them out and list them in rejected.csv:\n{listed}{more}")
+
+
+def _check(good: list[Prepared], errors: list[SampleError], cfg: DataConfig) -> None:
+    _fail_on(errors, cfg)
     if not good:
         raise IngestError("no usable images: the data set is empty" +
                           (f" ({len(errors)} inputs rejected)" if errors else ""))
 
 
 def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
-        list[Prepared], list[tuple[Prepared, SampleError]]]:
+        list[Prepared], list[tuple[Prepared, Rejection]]]:
     """Keep one copy of byte-identical inputs; drop every copy when their labels disagree.
     Returns the kept samples (input order) and each dropped one with its reason.
 
@@ -137,18 +184,59 @@ def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
         labels = {cfg.to_class(p.candidate.source_label) for p in group}
         if len(labels) > 1:
             others = ", ".join(p.candidate.source_path for p in group)
-            dropped += [(p, SampleError(p.candidate.source_path, f"identical images with "
-                                        f"conflicting labels {sorted(labels)}: {others}"))
+            dropped += [(p, Rejection(p.candidate.source_path, f"identical images with conflicting "
+                                      f"labels {sorted(labels)}: {others}", "label_conflict"))
                         for p in group]
             continue
         kept.append(first)
-        dropped += [(p, SampleError(p.candidate.source_path,
-                                    f"exact duplicate of {first.candidate.source_path}")) for p in rest]
+        dropped += [(p, Rejection(p.candidate.source_path, "exact duplicate of "
+                                  f"{first.candidate.source_path}", "duplicate")) for p in rest]
     return kept, dropped  # dicts keep first-seen order, so kept is in input order
 
 
-def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int) -> list[dict]:
-    """Manifest rows (ids in source-path order), with merged groups and assigned splits."""
+def near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> list[list[Prepared]]:
+    """Sets of near-duplicates (joined through ``data.near_duplicate_bits``) whose labels disagree.
+
+    A lesion saved twice, once as benign and once as malignant, is a label conflict as much as a
+    byte-identical copy is (BUSI has such pairs: one frame with calipers, one without).
+    """
+    pairs = near_duplicate_pairs([p.phash for p in good], cfg.near_duplicate_bits)
+    if not pairs:
+        return []
+    members: dict[str, list[Prepared]] = {}
+    for prepared, group in zip(good, merge_groups([p.image_id for p in good], pairs), strict=True):
+        members.setdefault(group, []).append(prepared)
+    return [group for group in members.values()
+            if len({cfg.to_class(p.candidate.source_label) for p in group}) > 1]
+
+
+def resolve_near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> tuple[
+        list[Prepared], list[tuple[Prepared, Rejection]]]:
+    """Apply ``data.near_duplicate_conflicts``: drop every member (listed), keep them (warned) or
+    fail. Returns the kept samples (input order) and each dropped one with its reason."""
+    conflicts = near_duplicate_conflicts(good, cfg)
+    described = [", ".join(f"{p.candidate.source_path} ({cfg.to_class(p.candidate.source_label)})"
+                           for p in group) for group in conflicts]
+    if conflicts and cfg.near_duplicate_conflicts == "fail":
+        listed = "\n".join(f"  {line}" for line in described[:20])
+        raise IngestError(f"{len(conflicts)} set(s) of near-duplicate images with conflicting "
+                          "labels; set data.near_duplicate_conflicts: drop (or keep):\n" + listed)
+    if not conflicts or cfg.near_duplicate_conflicts == "keep":
+        if conflicts:
+            print(f"WARNING: kept {len(conflicts)} set(s) of near-duplicates with conflicting labels "
+                  "(data.near_duplicate_conflicts: keep)", file=sys.stderr)
+        return good, []
+    dropped = [(p, Rejection(p.candidate.source_path, "near-duplicate images with conflicting "
+                             f"labels: {text}", "near_duplicate_conflict"))
+               for group, text in zip(conflicts, described, strict=True) for p in group]
+    gone = {p.image_id for p, _ in dropped}
+    return [p for p in good if p.image_id not in gone], dropped
+
+
+def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int,
+                  rename: Callable[[str], str] = str) -> list[dict]:
+    """Manifest rows (ids in source-path order), with merged groups and assigned splits.
+    ``rename`` maps a source path to what the manifest shows (see ``data.anonymise_paths``)."""
     own_groups = [p.candidate.group or p.group or p.image_id for p in good]
     pairs = near_duplicate_pairs([p.phash for p in good], cfg.near_duplicate_bits)
     groups = merge_groups(own_groups, pairs)
@@ -157,7 +245,7 @@ def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int) -> list[dict
     splits = assign_splits(groups, labels, fractions, seed)
     return [
         {"id": p.image_id, "label": label, "source_label": p.candidate.source_label,
-         "split": split, "group": group, "source_path": p.candidate.source_path,
+         "split": split, "group": group, "source_path": rename(p.candidate.source_path),
          "orig_height": p.orig_shape[0], "orig_width": p.orig_shape[1], "bit_depth": p.bit_depth,
          "has_mask": p.has_mask, "sha256": p.sha256, "phash": f"{p.phash:016x}"}
         for p, label, group, split in zip(good, labels, groups, splits, strict=True)
@@ -171,10 +259,23 @@ def _remove(build: Path, dropped: Iterable[Prepared]) -> None:
         (build / "masks" / f"{prepared.image_id}.png").unlink(missing_ok=True)
 
 
-def _write_tables(build: Path, rows: list[dict], errors: list[SampleError]) -> None:
+def path_renamer(cfg: DataConfig, paths: Iterable[str]) -> Callable[[str], str]:
+    """Identity, or with ``data.anonymise_paths`` a keyed renaming of every source path (and of
+    paths quoted in rejection messages). Needs the group secret for a real source."""
+    if not cfg.anonymise_paths:
+        return str
+    key = group_key(cfg)
+    if key is None:
+        raise ConfigError(f"data.anonymise_paths needs a secret: set {GROUP_SECRET_ENV} (or "
+                          f"{GROUP_SECRET_FILE_ENV}), or data.allow_unkeyed_groups: true")
+    return renamer(paths, key)
+
+
+def _write_tables(build: Path, rows: list[dict], rejected: list[Rejection],
+                  rename: Callable[[str], str]) -> None:
     (build / "manifest.csv").write_bytes(manifest_bytes(rows, PreparedRow))
-    rejected = [{"source_path": e.source_path, "problem": e.problem} for e in errors]
-    (build / "rejected.csv").write_bytes(csv_bytes(rejected, ("source_path", "problem")))
+    listed = [{"source_path": rename(r.source_path), "problem": rename(r.problem)} for r in rejected]
+    (build / "rejected.csv").write_bytes(csv_bytes(listed, REJECTED_COLUMNS))
 
 
 def split_counts(rows: list[dict]) -> dict[str, int]:
@@ -186,19 +287,40 @@ def split_counts(rows: list[dict]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def ingest(config: Config) -> tuple[list[dict], list[SampleError]]:
-    """Run the ingest stage: manifest rows and rejected inputs. Raises ``IngestError``."""
+def rejection_counts(rejected: list[Rejection]) -> dict[str, int]:
+    """Rejected inputs per reason (see ``records.REASONS``), for metrics and logs."""
+    return {reason: n for reason in REASONS if (n := sum(r.reason == reason for r in rejected))}
+
+
+def _load_checked(candidates: list[Candidate], cfg: DataConfig, build: Path) -> tuple[
+        list[Prepared], list[Rejection]]:
+    loaded, bad = _partition(load_all(candidates, cfg, build))
+    _check(loaded, bad, cfg)
+    good, dropped = drop_exact_duplicates(loaded, cfg)
+    good, conflicting = resolve_near_duplicate_conflicts(good, cfg)
+    if not good:
+        raise IngestError(f"no usable images: all {len(loaded)} are duplicates or label conflicts")
+    _remove(build, (prepared for prepared, _ in dropped + conflicting))
+    rejected = [Rejection(e.source_path, e.problem) for e in bad]
+    return good, rejected + [reason for _, reason in dropped + conflicting]
+
+
+def ingest(config: Config) -> tuple[list[dict], list[Rejection]]:
+    """Run the ingest stage: manifest rows and rejected inputs. Raises ``IngestError``.
+
+    Problems found while listing the inputs stop an ``on_error: fail`` run before any image is
+    decoded.
+    """
     cfg = config.data
     candidates, errors = discover(cfg, config.phantom)
+    _fail_on(errors, cfg, " found while listing the inputs")
+    rename = path_renamer(cfg, [c.source_path for c in candidates] + [e.source_path for e in errors])
+    candidates, excluded = exclude_unmapped(candidates, cfg)
     with atomic_folder(Path(config.paths.prepared)) as build:
         (build / "images").mkdir()
         (build / "masks").mkdir()
-        loaded, bad = _partition(load_all(candidates, cfg, build))
-        errors = errors + bad
-        _check(loaded, errors, cfg)
-        good, dropped = drop_exact_duplicates(loaded, cfg)
-        _remove(build, (prepared for prepared, _ in dropped))
-        errors += [reason for _, reason in dropped]
-        rows = manifest_rows(good, cfg, config.seed)
-        _write_tables(build, rows, errors)
-    return rows, errors
+        good, dropped = _load_checked(candidates, cfg, build)
+        rejected = [Rejection(e.source_path, e.problem) for e in errors] + excluded + dropped
+        rows = manifest_rows(good, cfg, config.seed, rename)
+        _write_tables(build, rows, rejected, rename)
+    return rows, rejected

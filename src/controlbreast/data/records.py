@@ -12,7 +12,8 @@ import numpy as np
 class RawSample:
     """One image as a source read it, before resizing.
 
-    ``image`` is (H, W) uint8 grayscale; ``mask`` is (H, W) bool of the same size, or None when
+    ``image`` is (H, W) uint8 or uint16 grayscale at the source's own depth (ingest scales it to
+    8 bits after resizing, see ``imageio.to_uint8``); ``mask`` is (H, W) bool of the same size, or None when
     the source has no mask for it. ``sha256`` fingerprints the source bytes (the image file, or the
     generated pixels for the phantom) so the manifest records exactly what was read. ``group`` is a
     group found inside the file (a salted hash of a DICOM PatientID), never a raw identifier.
@@ -37,3 +38,23 @@ class Candidate:
     source_label: str
     group: str | None
     load: Callable[[], RawSample]
+
+
+REASONS = ("bad_input", "excluded_label", "duplicate", "label_conflict", "near_duplicate_conflict")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An input left out of the prepared set, as listed in ``rejected.csv``.
+
+    ``reason`` is one of ``REASONS``: a ``bad_input`` fails the run unless ``data.on_error`` is
+    skip; the others are left out on purpose (a label mapped to no class, a repeated copy, copies
+    whose labels disagree) and never fail it.
+    """
+
+    source_path: str
+    problem: str
+    reason: str = "bad_input"
+
+    def __str__(self) -> str:
+        return f"{self.source_path}: {self.problem}"

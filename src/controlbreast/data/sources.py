@@ -8,14 +8,16 @@ so manifests never carry a user's absolute paths.
 from __future__ import annotations
 
 import csv
-import hashlib
+import io
+import os
 import re
 from collections import defaultdict
 from functools import partial
 from pathlib import Path
 
 from controlbreast.config import DataConfig
-from controlbreast.data.imageio import read_gray, read_mask
+from controlbreast.data.imageio import read_mask, read_native
+from controlbreast.data.privacy import group_key, keyed_group
 from controlbreast.data.records import Candidate, RawSample
 from controlbreast.errors import ConfigError, ManifestError, SampleError
 
@@ -25,66 +27,95 @@ CSV_REQUIRED = ("path", "label")
 CSV_OPTIONAL = ("mask_path", "group_id")
 
 
-def salted_group(identifier: str, salt: str) -> str:
-    """A stable, non-identifying group key for a patient identifier."""
-    return "pid-" + hashlib.sha256(f"{salt}:{identifier}".encode()).hexdigest()[:16]
-
-
-def load_file_sample(root: Path, image: str, masks: tuple[str, ...], salt: str) -> RawSample:
-    """Read one image (and its merged masks, if any) from ``root``; raises ``SampleError``."""
-    pixels, bits, digest, patient = read_gray(root / image, image)
-    mask = read_mask([root / m for m in masks], list(masks), pixels.shape) if masks else None
-    group = salted_group(patient, salt) if patient else None
+def load_file_sample(root: Path, image: str, masks: tuple[str, ...], key: bytes | None,
+                     max_pixels: int | None = None) -> RawSample:
+    """Read one image at its own depth (and its merged masks, if any) from ``root``; raises
+    ``SampleError``, also for an image above ``max_pixels`` (before decoding it)."""
+    pixels, bits, digest, patient = read_native(root / image, image, max_pixels)
+    mask = (read_mask([root / m for m in masks], list(masks), pixels.shape, max_pixels)
+            if masks else None)
+    group = keyed_group(patient, key, image) if patient else None
     return RawSample(image=pixels, mask=mask, sha256=digest, bit_depth=bits, group=group)
 
 
-def _candidate(cfg: DataConfig, image: str, label: str, masks: tuple[str, ...],
+def _candidate(cfg: DataConfig, key: bytes | None, image: str, label: str, masks: tuple[str, ...],
                group: str | None) -> Candidate:
     root = Path(cfg.root).resolve()
-    load = partial(load_file_sample, root, image, masks, cfg.group_salt)
+    load = partial(load_file_sample, root, image, masks, key, cfg.max_pixels)
     return Candidate(source_path=image, source_label=label, group=group, load=load)
 
 
-def _busi_folder(cfg: DataConfig, folder: Path) -> tuple[list[Candidate], list[SampleError]]:
-    images: dict[str, str] = {}
-    masks: dict[str, list[str]] = defaultdict(list)
+def unreadable_name(name: str) -> str | None:
+    """``name`` with undecodable bytes escaped (``\\xe9``) when it is not valid UTF-8, else None.
+
+    Python keeps such bytes as surrogates, which no CSV, JSON or MLflow write accepts: better one
+    line naming the file at listing time than a crash after every image was decoded.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return None
+
+
+def _busi_files(folder: Path) -> tuple[list[Path], list[SampleError]]:
+    files, errors = [], []
     for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
+        escaped = unreadable_name(path.name)
+        if escaped is None:
+            files.append(path)
+        else:
+            errors.append(SampleError(f"{folder.name}/{escaped}", "file name is not valid UTF-8; "
+                                      "rename the file"))
+    return files, errors
+
+
+def _busi_folder(cfg: DataConfig, key: bytes | None,
+                 folder: Path) -> tuple[list[Candidate], list[SampleError]]:
+    images: dict[str, str] = {}
+    masks: dict[str, list[str]] = defaultdict(list)
+    files, errors = _busi_files(folder)
+    for path in files:
         match = _BUSI_NAME.match(path.stem)
         relative = f"{folder.name}/{path.name}"
         if match["mask"]:
             masks[match["stem"]].append(relative)
         else:
             images[match["stem"]] = relative
-    errors = [SampleError(parts[0], "mask without an image")
-              for stem, parts in masks.items() if stem not in images]
+    if cfg.to_class(folder.name) is None:  # left out by the user: listed by ingest, not checked
+        return [_candidate(cfg, key, image, folder.name, (), None) for image in images.values()], []
+    errors += [SampleError(parts[0], "mask without an image")
+               for stem, parts in masks.items() if stem not in images]
     candidates = []
     for stem, image in sorted(images.items()):
         if not masks.get(stem):
             errors.append(SampleError(image, f"missing mask (expected '{stem}_mask.png')"))
             continue
-        candidates.append(_candidate(cfg, image, folder.name, tuple(sorted(masks[stem])), None))
+        candidates.append(_candidate(cfg, key, image, folder.name, tuple(sorted(masks[stem])), None))
     return candidates, errors
 
 
 def busi_candidates(cfg: DataConfig) -> tuple[list[Candidate], list[SampleError]]:
     """The "Dataset_BUSI_with_GT" layout: ``<label>/<label> (N).png`` + ``..._mask[_K].png``.
 
-    Numbers may have gaps; extra ``_mask_1``, ``_mask_2`` parts are merged into one mask. A folder
-    whose name maps to no configured class is reported, not guessed.
+    Numbers may have gaps; extra ``_mask_1``, ``_mask_2`` parts are merged into one mask. The
+    images of a folder whose name maps to no configured class are listed too: ingest leaves them
+    out and says so.
     """
     root = Path(cfg.root)
     if not root.is_dir():
         raise ConfigError(f"data.root {root} is not a folder")
+    key = group_key(cfg)
     candidates: list[Candidate] = []
     errors: list[SampleError] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if cfg.to_class(folder.name) is None:
-            errors.append(SampleError(f"{folder.name}/", f"unknown label folder {folder.name!r} "
-                                      f"(classes: {list(cfg.classes)}; add it to data.label_map)"))
+        escaped = unreadable_name(folder.name)
+        if escaped is not None:
+            errors.append(SampleError(f"{escaped}/", "folder name is not valid UTF-8; rename it"))
             continue
-        found, problems = _busi_folder(cfg, folder)
+        found, problems = _busi_folder(cfg, key, folder)
         candidates += found
         errors += problems
     return candidates, errors
@@ -97,38 +128,52 @@ def _inside(root: Path, relative: str, row: int, column: str) -> str:
     return resolved.relative_to(root).as_posix()
 
 
-def _csv_row(cfg: DataConfig, root: Path, number: int, row: dict) -> Candidate:
+def _csv_row(cfg: DataConfig, key: bytes | None, root: Path, number: int, row: dict) -> Candidate:
     image, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
     if not image or not label:
         raise SampleError(f"row {number}", "empty path or label")
     image = _inside(root, image, number, "path")
-    if cfg.to_class(label) is None:
-        raise SampleError(image, f"unknown label {label!r} (classes: {list(cfg.classes)}; "
-                                 "add it to data.label_map)")
     mask = (row.get("mask_path") or "").strip()
     masks = (_inside(root, mask, number, "mask_path"),) if mask else ()
     group = (row.get("group_id") or "").strip()
-    return _candidate(cfg, image, label, masks, salted_group(group, cfg.group_salt) if group else None)
+    where = f"{cfg.manifest} (column group_id)"
+    return _candidate(cfg, key, image, label, masks, keyed_group(group, key, where) if group else None)
+
+
+def read_manifest_text(manifest: Path) -> str:
+    """The manifest's text as UTF-8 (a byte-order mark is accepted); ``ManifestError`` naming the
+    file and the line of the first byte that is not UTF-8 (spreadsheets often save latin-1)."""
+    try:
+        data = manifest.read_bytes()
+    except OSError as error:
+        raise ManifestError(f"{manifest}: cannot read the manifest ({error.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ManifestError(f"{manifest}: line {line} is not UTF-8 (byte 0x{data[error.start]:02x}); "
+                            "re-save the file as UTF-8") from None
 
 
 def csv_candidates(cfg: DataConfig) -> tuple[list[Candidate], list[SampleError]]:
     """A manifest ``path,label[,mask_path][,group_id]`` with paths relative to ``data.root``.
 
-    ``group_id`` (a patient or study) is stored only as a salted hash.
+    ``group_id`` (a patient or study) is stored only as a keyed hash (see ``privacy``). Labels
+    that map to no class are listed too: ingest leaves them out and says so.
     """
     root, manifest = Path(cfg.root).resolve(), Path(cfg.manifest)
-    with manifest.open(newline="") as stream:
-        reader = csv.DictReader(stream)
-        columns = set(reader.fieldnames or ())
-        missing = [c for c in CSV_REQUIRED if c not in columns]
-        unknown = sorted(columns - set(CSV_REQUIRED) - set(CSV_OPTIONAL))
-        if missing or unknown:
-            raise ManifestError(f"{manifest}: missing columns {missing}, unknown columns {unknown}; "
-                             f"expected {list(CSV_REQUIRED)} and optionally {list(CSV_OPTIONAL)}")
-        candidates, errors = [], []
-        for number, row in enumerate(reader, start=2):
-            try:
-                candidates.append(_csv_row(cfg, root, number, row))
-            except SampleError as error:
-                errors.append(error)
+    reader = csv.DictReader(io.StringIO(read_manifest_text(manifest), newline=""))
+    columns = set(reader.fieldnames or ())
+    missing = [c for c in CSV_REQUIRED if c not in columns]
+    unknown = sorted(columns - set(CSV_REQUIRED) - set(CSV_OPTIONAL))
+    if missing or unknown:
+        raise ManifestError(f"{manifest}: missing columns {missing}, unknown columns {unknown}; "
+                            f"expected {list(CSV_REQUIRED)} and optionally {list(CSV_OPTIONAL)}")
+    key = group_key(cfg)
+    candidates, errors = [], []
+    for number, row in enumerate(reader, start=2):
+        try:
+            candidates.append(_csv_row(cfg, key, root, number, row))
+        except SampleError as error:
+            errors.append(error)
     return candidates, errors

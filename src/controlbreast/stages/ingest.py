@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 
 from controlbreast.config import load_config
-from controlbreast.data.ingest import ingest, split_counts
+from controlbreast.data.ingest import ingest, rejection_counts, split_counts
 from controlbreast.outputs import write_atomic
 from controlbreast.tracking import stage_run
 
@@ -25,7 +25,10 @@ def main(params: Path) -> None:
         mlflow.log_metrics({"images": len(rows), "rejected": len(rejected),
                             "images_per_second": len(rows) / seconds,
                             **{f"count/{key}": value for key, value in counts.items()}})
-    metrics = {"images": len(rows), "rejected": len(rejected), "counts": counts}
+    reasons = rejection_counts(rejected)
+    metrics = {"images": len(rows), "rejected": len(rejected), "rejected_by_reason": reasons,
+               "counts": counts}
     write_atomic(Path(config.paths.metrics) / "ingest.json", json.dumps(metrics, indent=2).encode())
-    print(f"ingest: {len(rows)} images, {len(rejected)} rejected, {seconds:.1f} s "
-          f"-> {config.paths.prepared}")
+    listed = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
+    print(f"ingest: {len(rows)} images, {len(rejected)} rejected{f' ({listed})' if listed else ''}, "
+          f"{seconds:.1f} s -> {config.paths.prepared}")
