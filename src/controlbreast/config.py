@@ -345,13 +345,17 @@ class VariationConfig(Section):
 class GenerateConfig(Section):
     """``generate``: ``per_class`` synthetic images per class, each from a training-split control.
 
+    ``auto`` makes what the classifier arms draw (``classify.data.synthetic_needed``): the larger
+    of the real training split's size and ``round(classifier.mix_ratio * n_real)``, shared across
+    classes in the real training split's proportions (read from the prepared manifest).
+
     Image ``i`` of the set draws its noise and its control variation from seed ``seed * 1_000_000
     + i``; controls of a class are visited in a seeded order, all before any repeats. ``sampling``
     is the sampler of the set; null uses the ``sampling`` section (the training stages' validation
     sampler, which a few images can afford at more steps than a whole set can).
     """
 
-    per_class: PositiveInt = 106
+    per_class: PositiveInt | Literal["auto"] = "auto"
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0
     variation: VariationConfig = VariationConfig()
     sampling: SamplingConfig | None = None

@@ -15,6 +15,9 @@ training, so every synthetic image's ``control_id`` must be a real training id.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,11 +62,32 @@ def check_provenance(folder: Path, train_ids: set[str]) -> None:
                          f"training split (a leak into validation/test), e.g. {outside[:5]}")
 
 
-def draw(images: ImageSet, count: int, seed: int, folder: Path) -> ImageSet:
-    """``count`` images drawn without replacement with ``seed``, kept in their set's order."""
+def arm_draws(n_real: int, mix_ratio: float) -> dict[str, int]:
+    """How many synthetic images each arm draws when the real training split has ``n_real``."""
+    return {"real+synthetic": round(mix_ratio * n_real), "synthetic": n_real}
+
+
+def synthetic_needed(train_labels: Sequence[str], classes: Sequence[str], mix_ratio: float) -> dict[str, int]:
+    """Synthetic images per class (``generate.per_class: auto``) that let every arm draw its count.
+
+    The arms draw uniformly from the whole set, so the set takes the real training split's class
+    proportions: then the ``synthetic`` arm (with ``mix_ratio`` <= 1, the whole set) has the real
+    split's class counts exactly, and ``real+synthetic`` those proportions in expectation.
+    """
+    counts = Counter(train_labels)
+    n_real = sum(counts[c] for c in classes)
+    if not n_real:
+        raise DataError("the prepared manifest has no training image of the configured classes")
+    total = max(arm_draws(n_real, mix_ratio).values())
+    return {c: math.ceil(total * counts[c] / n_real) for c in classes}
+
+
+def draw(images: ImageSet, count: int, seed: int, folder: Path, why: str = "") -> ImageSet:
+    """``count`` images drawn without replacement with ``seed``, kept in their set's order;
+    ``why`` (which arm needs them and what to change) completes the error when there are too few."""
     if count > len(images):
-        raise DataError(f"{folder}: {count} synthetic images needed but only {len(images)} there "
-                         "(generate more, or lower classifier.mix_ratio)")
+        raise DataError(f"{folder}: {count} synthetic images needed but only {len(images)} there"
+                        f"{f' ({why})' if why else ''}")
     chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
     return images.subset(np.sort(chosen))
 
@@ -80,7 +104,12 @@ def load_training_data(config: Config, arm: str, seed: int) -> TrainingData:
     folder = Path(config.paths.synthetic)
     synthetic = load_image_set(folder, classes)
     check_provenance(folder, set(train.ids))
+    more = "set generate.per_class: auto (or raise it) and run generate again"
+    needs = arm_draws(len(train), config.classifier.mix_ratio)
     if arm == "synthetic":
-        return TrainingData(draw(synthetic, len(train), seed, folder), val, 0, len(train))
-    extra = draw(synthetic, round(config.classifier.mix_ratio * len(train)), seed, folder)
+        why = f"the synthetic arm draws as many as the {len(train)} real training images; {more}"
+        return TrainingData(draw(synthetic, needs[arm], seed, folder, why), val, 0, len(train))
+    why = (f"real+synthetic draws round(classifier.mix_ratio {config.classifier.mix_ratio:g} x "
+           f"{len(train)} real); {more}, or lower classifier.mix_ratio")
+    extra = draw(synthetic, needs[arm], seed, folder, why)
     return TrainingData(concatenate(train, extra), val, len(train), len(extra))
