@@ -176,3 +176,58 @@ def test_predict_on_a_busi_folder_scores_scans_only(busi_root, tmp_path):
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 6 and not any("_mask" in row["image"] for row in rows)
     assert "left out 7 mask files" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A tiny classifier logged as the project's MLflow model, behind MLflow's real scoring app
+    (uvicorn on 127.0.0.1, an ephemeral port), as `mlflow models serve` runs it."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from controlbreast.classify.predict import log_pyfunc
+
+    root = tmp_path_factory.mktemp("served")
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    with mlflow.start_run():
+        info = log_pyfunc(tiny_folder(root))
+    app = scoring_server.init(mlflow.pyfunc.load_model(info.model_uri))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/invocations"
+    server.should_exit = True
+    thread.join(10)
+
+
+def post(url: str, images: list[bytes]) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    body = convert_input_example_to_serving_input(pd.DataFrame({"image": images})).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_the_served_model_answers_a_corrupt_image_with_one_line_and_no_trace(served):
+    good = cv2.imencode(".png", np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8))[1]
+    status, body = post(served, [good.tobytes()])
+    assert status == 200 and len(json.loads(body)["predictions"]) == 1
+    status, body = post(served, [good.tobytes(), good.tobytes()[:60]])
+    answer = json.loads(body)
+    assert status == 400 and answer["error_code"] == "INVALID_PARAMETER_VALUE"
+    reason = answer["message"].splitlines()[-1]
+    assert reason.startswith("Error: row 1: ") and ("corrupt" in reason or "not a readable image" in reason)
+    assert "stack_trace" not in answer and "Traceback" not in body
+    assert "/src/" not in body and ".py" not in body

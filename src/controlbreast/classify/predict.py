@@ -11,6 +11,7 @@ any size; base64 in JSON requests); its output has one probability column per cl
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -24,7 +25,7 @@ from torch import nn
 from controlbreast.classify.models import CARD, ModelCard, load_classifier, probabilities
 from controlbreast.classify.transforms import decode_image, fit_images, normalise, scale
 from controlbreast.data.imageio import encode_png, read_bytes
-from controlbreast.errors import DataError, ModelError, SampleError
+from controlbreast.errors import ControlBreastError, DataError, ModelError, SampleError
 
 MASK_NAME = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)  # BUSI: "x_mask.png", "x_mask_1.png"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
@@ -79,10 +80,22 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
         self.predictor = Predictor.from_folder(Path(context.artifacts["classifier"]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """Probabilities per row. Errors leave as ``MlflowException``: the scoring server returns
+        any other exception with its full stack trace (source paths and all) in the response."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
         images = [bytes(value) for value in model_input["image"]]
         names = [f"row {i}" for i in range(len(images))]
-        return pd.DataFrame(self.predictor.predict_encoded(images, names),
-                            columns=list(self.predictor.card.classes))
+        try:
+            scores = self.predictor.predict_encoded(images, names)
+        except ControlBreastError as error:  # a bad input: the client's to fix, one line
+            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+        except Exception as error:  # a bug: the trace goes to the server's log, not to the client
+            logging.getLogger(__name__).exception("scoring failed")
+            raise MlflowException(f"internal error while scoring ({type(error).__name__}); see the "
+                                  "server log", error_code=INTERNAL_ERROR) from None
+        return pd.DataFrame(scores, columns=list(self.predictor.card.classes))
 
 
 def _pinned(packages: Sequence[str]) -> list[str]:
