@@ -368,7 +368,7 @@ class SyntheticEvalConfig(Section):
     classifier (``<paths.classifiers>/real/seed-<classifier_seed>``; null: the seed with the best
     validation AUC). ``kid_subset_size`` is capped at the smallest set compared.
     ``inception_weights``: a local torch-fidelity Inception-v3 weights file
-    (``weights-inception-2015-12-05-*.pth``, a pickle: only use one you trust) adds the
+    (``weights-inception-2015-12-05-*.pth``, read as tensors only, or ``.safetensors``) adds the
     conventional Inception FID; null skips it (nothing is ever downloaded). A synthetic image
     counts as a likely copy when its nearest training image has feature cosine >= ``copy_cosine``
     or SSIM >= ``copy_ssim``.
