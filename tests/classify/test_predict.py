@@ -192,6 +192,7 @@ def served(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("served")
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow.set_experiment("served")
     with mlflow.start_run():
         info = log_pyfunc(tiny_folder(root))
     app = scoring_server.init(mlflow.pyfunc.load_model(info.model_uri))
