@@ -20,7 +20,7 @@ def test_repository_params_parse():
     [
         ({"data": {"image_sise": 64}}, "data.image_sise", "unknown key"),
         ({"dat": {}}, "dat", "unknown key"),
-        ({"data": {"image_size": "big"}}, "data.image_size", "integer"),
+        ({"data": {"image_size": "big"}}, "data.image_size", "expected a number"),
         ({"data": {"image_size": 8}}, "data.image_size", "greater than or equal to 16"),
         ({"data": {"split": {"train": 0.9, "val": 0.2, "test": 0.1}}}, "data.split", "must be 1"),
         ({"data": {"source": "busi"}}, "data", "needs data.root"),
@@ -37,6 +37,34 @@ def test_bad_params_name_the_key_and_the_file(raw, key, message):
     text = str(error.value)
     assert text.startswith("my-params.yaml: invalid parameters")
     assert f"  {key}:" in text and message in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "message"),
+    [
+        ({"train_base": {"steps": True}}, "train_base.steps", "expected a number, got true"),
+        ({"classifier": {"mix_ratio": "1.5"}}, "classifier.mix_ratio", "got the string '1.5'"),
+        ({"classifier": {"seeds": [0, True]}}, "classifier.seeds", "item 1: expected a number"),
+        ({"synthetic_eval": {"classifier_seed": False}}, "synthetic_eval.classifier_seed", "got false"),
+        ({"data": {"workers": True}}, "data.workers", "expected a number"),
+        ({"diffusion": {"hflip": 1}}, "diffusion.hflip", "expected true or false"),
+        ({"diffusion": {"pixel": {"attention": [0, 0, 0, 1]}}}, "diffusion.pixel.attention", "true or false"),
+    ],
+)
+def test_values_that_fit_only_by_coercion_are_refused(raw, key, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, "my-params.yaml")
+    line = next(line for line in str(error.value).splitlines() if line.startswith(f"  {key}: "))
+    assert message in line
+
+
+def test_numbers_keep_their_usual_yaml_spellings(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("classifier:\n  learning_rate: 1e-3\n  weight_decay: 1.5E-4\n  mix_ratio: 2\n"
+                      "evaluate:\n  positive_class: benign\nsynthetic_eval:\n  inception_weights: w.pth\n")
+    config = load_config(params)
+    assert config.classifier.learning_rate == 0.001 and config.classifier.weight_decay == 0.00015
+    assert config.classifier.mix_ratio == 2.0 and config.synthetic_eval.inception_weights == Path("w.pth")
 
 
 def test_load_config_reports_missing_and_malformed_files(tmp_path):

@@ -15,7 +15,7 @@ PACKAGE = "controlbreast"
 
 # Lowest first: a module may import its own layer and lower ones, never a higher one.
 LAYERS = (
-    ("errors", "digests", "outputs", "config", "grids", "tracking"),
+    ("errors", "digests", "outputs", "config", "grids", "tracking", "mixing"),
     ("data",),
     ("controls",),
     ("quality",),

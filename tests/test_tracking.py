@@ -1,11 +1,19 @@
-"""tracking: runs carry the commit and whether the tree had uncommitted changes."""
+"""tracking: runs carry the commit, dirtiness, host and pid; killed runs are closed; stores are created
+once under a lock; params carry no secret and no absolute path."""
 
+import os
+import signal
+import socket
 import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import mlflow
 
 from builders import make_config
-from controlbreast.tracking import git_commit, git_dirty, stage_run
+from controlbreast.tracking import git_commit, git_dirty, loggable_params, stage_run, use_store
 
 
 def git(*args, cwd):
@@ -38,3 +46,97 @@ def test_outside_a_repository_there_is_no_commit(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert git_commit() is None and git_dirty() is None
+
+
+def python_env() -> dict:
+    """The environment of a child Python that imports this checkout's package."""
+    import os
+
+    import controlbreast
+
+    src = str(Path(controlbreast.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+
+
+def test_processes_creating_the_store_at_once_all_succeed(tmp_path):
+    go = tmp_path / "go"
+    code = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from controlbreast.config import parse_config
+        from controlbreast.tracking import use_store
+        config = parse_config({{"paths": {{"mlruns": {str(tmp_path / "mlruns")!r}}}}})
+        while not Path({str(go)!r}).exists():
+            time.sleep(0.01)
+        print(use_store(config))
+    """)
+    children = [subprocess.Popen([sys.executable, "-c", code], env=python_env(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    time.sleep(4)  # all three have imported MLflow and wait for the same instant
+    go.touch()
+    results = [child.communicate(timeout=120) for child in children]
+    assert [child.returncode for child in children] == [0, 0, 0], [err[-500:] for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1  # one experiment, created once
+
+
+def test_a_killed_stage_run_is_closed_as_killed_by_the_next(tmp_path, capfd):
+    ready = tmp_path / "ready"
+    code = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        import mlflow
+        from controlbreast.config import parse_config
+        from controlbreast.tracking import stage_run
+        config = parse_config({{"paths": {{"mlruns": {str(tmp_path / "mlruns")!r}}}}})
+        with stage_run(config, "train_classifier", ("seed",)) as run:
+            with mlflow.start_run(run_name="real", nested=True) as nested:
+                Path({str(ready)!r}).write_text(run.info.run_id + " " + nested.info.run_id)
+                time.sleep(600)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code], env=python_env())
+    deadline = time.time() + 120
+    while not ready.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+    killed = ready.read_text().split()
+    config = make_config(tmp_path)
+    use_store(config)
+    assert {mlflow.get_run(run_id).info.status for run_id in killed} == {"RUNNING"}
+    with stage_run(config, "evaluate", ("seed",)) as run:
+        pass
+    closed = f"marked 2 run(s) of killed processes as KILLED: {', '.join(sorted(killed))}"
+    assert closed in capfd.readouterr().err
+    for run_id in killed:
+        info = mlflow.get_run(run_id).info
+        assert info.status == "KILLED" and info.end_time is not None
+    own = mlflow.get_run(run.info.run_id)
+    assert own.info.status == "FINISHED" and own.data.tags["pid"] == str(os.getpid())
+    assert own.data.tags["host"] == socket.gethostname()
+
+
+def test_params_carry_no_secret_and_no_absolute_path(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    monkeypatch.chdir(repo)
+    outside = tmp_path / "elsewhere" / "busi"
+    config = make_config(repo, data={"source": "busi", "root": str(outside)},
+                         synthetic_eval={"inception_weights": str(repo / "weights" / "inception.pth")})
+    with stage_run(config, "ingest", ("data", "synthetic_eval", "paths")) as run:
+        pass
+    params = mlflow.get_run(run.info.run_id).data.params
+    assert not [key for key in params if "salt" in key or "secret" in key]
+    assert params["synthetic_eval.inception_weights"] == "weights/inception.pth"
+    assert params["paths.prepared"] == "prepared"
+    assert params["data.root"].startswith("busi#") and len(params["data.root"]) == len("busi#") + 8
+    assert not [value for value in params.values() if str(tmp_path) in value]
+    assert loggable_params({"a": {"api_secret": "x", "b": str(repo / "x")}}, repo) == {"a.b": "x"}
+
+
+def test_nested_runs_land_in_the_projects_experiment(tmp_path):
+    config = make_config(tmp_path)
+    with stage_run(config, "train_classifier", ("seed",)) as run, mlflow.start_run(nested=True) as nested:
+        pass
+    assert nested.info.experiment_id == run.info.experiment_id
+    assert mlflow.get_experiment(run.info.experiment_id).name == config.tracking.experiment

@@ -145,8 +145,12 @@ def predict(images: Annotated[list[Path], typer.Argument(help="Image files or fo
             model: Annotated[str, typer.Option(
                 help="A registry alias (champion, candidate), a model folder or an MLflow model URI.")
             ] = "champion",
-            params: Params = Path("params.yaml")) -> None:
-    """Print per-class probabilities of images (CSV), with the preprocessing of training."""
+            params: Params = Path("params.yaml"),
+            strict: Annotated[bool, typer.Option(
+                "--strict", help="Exit non-zero when a file cannot be read (its row is printed anyway).")
+            ] = False) -> None:
+    """Print per-class probabilities of images (CSV, one row per file, an error column for files
+    that cannot be read), with the preprocessing of training; folders skip *_mask* files."""
     from controlbreast.stages import predict as stage
 
-    _run(lambda: stage.main(params, images, model))
+    _run(lambda: stage.main(params, images, model, strict))

@@ -7,11 +7,21 @@ or an out-of-range value stops the run before any work, with an error naming the
 
 from __future__ import annotations
 
+import re
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from controlbreast.errors import ConfigError
 
@@ -23,10 +33,62 @@ GROUP_SECRET_ENV = "CONTROLBREAST_GROUP_SECRET"
 GROUP_SECRET_FILE_ENV = "CONTROLBREAST_GROUP_SECRET_FILE"
 
 
+def _scalar_types(annotation: Any) -> set[Any]:
+    """The plain types a field admits: ``Annotated`` and unions unwrapped, a ``Literal`` as itself."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar_types(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return set().union(*(_scalar_types(arg) for arg in get_args(annotation)))
+    if origin is Literal:
+        return {Literal}
+    return {origin or annotation}
+
+
+def _item_annotation(annotation: Any) -> Any | None:
+    """``X`` of a ``tuple[X, ...]`` field (also inside ``Annotated``/``| None``), else None."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _item_annotation(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        items = [_item_annotation(arg) for arg in get_args(annotation)]
+        return next((item for item in items if item is not None), None)
+    if origin is tuple and len(get_args(annotation)) == 2 and get_args(annotation)[1] is Ellipsis:
+        return get_args(annotation)[0]
+    return None
+
+
+def _coercion_problem(annotation: Any, value: Any) -> str | None:
+    """Why ``value`` would only pass by pydantic's lax coercion (``true`` as 1, ``"3"`` as 3,
+    ``1`` as true), or None. Ints stay accepted for floats: YAML writes ``2.0`` as ``2`` too."""
+    kinds = _scalar_types(annotation)
+    numeric = bool(kinds & {int, float}) and bool not in kinds
+    if numeric and isinstance(value, bool):
+        return f"expected a number, got {str(value).lower()}"
+    if numeric and isinstance(value, str) and not kinds & {str, Path, Literal}:
+        return f"expected a number, got the string {value!r}"
+    if kinds == {bool} and not isinstance(value, bool):
+        return f"expected true or false, got {value!r}"
+    item = _item_annotation(annotation)
+    if item is not None and isinstance(value, list | tuple):
+        return next((f"item {n}: {problem}" for n, entry in enumerate(value)
+                     if (problem := _coercion_problem(item, entry))), None)
+    return None
 
 
 class Section(BaseModel):
+    """A params section: unknown keys, and values that only fit by coercion, are errors."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_coercion(cls, value: Any, info: ValidationInfo) -> Any:
+        """Pydantic's lax mode would read ``steps: true`` as one step; refuse it instead."""
+        problem = _coercion_problem(cls.model_fields[info.field_name].annotation, value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class PathsConfig(Section):
@@ -307,13 +369,17 @@ class VariationConfig(Section):
 class GenerateConfig(Section):
     """``generate``: ``per_class`` synthetic images per class, each from a training-split control.
 
+    ``auto`` makes what the classifier arms draw (``mixing.synthetic_needed``): the larger
+    of the real training split's size and ``round(classifier.mix_ratio * n_real)``, shared across
+    classes in the real training split's proportions (read from the prepared manifest).
+
     Image ``i`` of the set draws its noise and its control variation from seed ``seed * 1_000_000
     + i``; controls of a class are visited in a seeded order, all before any repeats. ``sampling``
     is the sampler of the set; null uses the ``sampling`` section (the training stages' validation
     sampler, which a few images can afford at more steps than a whole set can).
     """
 
-    per_class: PositiveInt = 106
+    per_class: PositiveInt | Literal["auto"] = "auto"
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0
     variation: VariationConfig = VariationConfig()
     sampling: SamplingConfig | None = None
@@ -326,7 +392,7 @@ class SyntheticEvalConfig(Section):
     classifier (``<paths.classifiers>/real/seed-<classifier_seed>``; null: the seed with the best
     validation AUC). ``kid_subset_size`` is capped at the smallest set compared.
     ``inception_weights``: a local torch-fidelity Inception-v3 weights file
-    (``weights-inception-2015-12-05-*.pth``, a pickle: only use one you trust) adds the
+    (``weights-inception-2015-12-05-*.pth``, read as tensors only, or ``.safetensors``) adds the
     conventional Inception FID; null skips it (nothing is ever downloaded). A synthetic image
     counts as a likely copy when its nearest training image has feature cosine >= ``copy_cosine``
     or SSIM >= ``copy_ssim``.
@@ -447,7 +513,8 @@ def _describe(error: ValidationError, source: Path) -> str:
     lines = [f"{source}: invalid parameters"]
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
+        message = "unknown key" if item["type"] == "extra_forbidden" else message
         lines.append(f"  {key}: {message}")
     return "\n".join(lines)
 
@@ -460,11 +527,21 @@ def parse_config(raw: dict, source: Path | str = "params.yaml") -> Config:
         raise ConfigError(_describe(error, Path(source))) from None
 
 
+class _ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading ``1e-3`` as a float, as YAML 1.2 (and DVC's parser) do;
+    PyYAML alone reads it as a string, which strict numbers would refuse."""
+
+
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
 def load_config(path: Path | str = "params.yaml") -> Config:
     """Read and validate a params file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_ParamsLoader)  # a SafeLoader
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such params file") from None
     except yaml.YAMLError as error:

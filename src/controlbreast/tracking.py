@@ -3,12 +3,19 @@
 Every stage logs to the same SQLite store (``<paths.mlruns>/mlflow.db``) with artifacts under
 ``<paths.mlruns>/artifacts``, so ``mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db`` from
 the repository root shows all of them. Runs are tagged with the stage, the git commit and
-whether the tree had uncommitted changes (``git_dirty``).
+whether the tree had uncommitted changes (``git_dirty``), and with the ``host`` and ``pid`` that ran
+them, so that a run whose process was killed can be closed as ``KILLED`` by the next stage.
+Creating or migrating the store is serialised by a file lock beside it (two stages started at once
+would otherwise race in alembic). Params never carry secrets, salts or absolute paths.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -58,18 +65,87 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+SECRET_WORDS = ("secret", "salt", "password", "token")
+
+
+def repository_root() -> Path:
+    """The git work tree's root, else the working directory (what relative params refer to)."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                                check=True, timeout=10)
+        return Path(result.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return Path.cwd()
+
+
+def portable_value(value: Any, root: Path) -> Any:
+    """An absolute path as it may be logged: relative to ``root`` when inside it, else its file name
+    and a short hash of the full path (which tells two files apart without naming the folders)."""
+    if not isinstance(value, str) or not os.path.isabs(value):
+        return value
+    path = Path(value)
+    if path.is_relative_to(root):
+        return path.relative_to(root).as_posix() or "."
+    return f"{path.name}#{hashlib.sha256(value.encode()).hexdigest()[:8]}"
+
+
+def loggable_params(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    """Flat params without keys that name a secret or a salt, absolute paths made portable:
+    MLflow params are shown to everyone who reads the store and copied wherever it goes."""
+    return {key: portable_value(value, root) for key, value in flatten(params).items()
+            if not any(word in key.lower() for word in SECRET_WORDS)}
+
+
 def use_store(config: Config) -> str:
-    """Point MLflow at the project's store and experiment; returns the experiment id."""
+    """Point MLflow at the project's store and experiment; returns the experiment id.
+
+    The first use of a SQLite store creates and migrates it; a file lock beside it makes a second
+    process wait instead of failing in alembic (or creating the experiment twice).
+    """
     import mlflow
+    from filelock import FileLock
 
     mlruns = Path(config.paths.mlruns)
     mlruns.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri(mlruns))
-    experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    artifacts = (mlruns.resolve() / "artifacts").as_uri()
-    return mlflow.create_experiment(config.tracking.experiment, artifact_location=artifacts)
+    with FileLock(mlruns / "mlflow.db.lock", timeout=300):
+        experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
+        if experiment is None:
+            artifacts = (mlruns.resolve() / "artifacts").as_uri()
+            mlflow.create_experiment(config.tracking.experiment, artifact_location=artifacts)
+    # the active experiment: nested runs (started without an id) would go to "Default" otherwise
+    return mlflow.set_experiment(config.tracking.experiment).experiment_id
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists on this host (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_dead_runs(experiment_id: str) -> list[str]:
+    """Mark ``RUNNING`` runs of this host whose process is gone as ``KILLED`` (with their nested
+    runs); a killed process cannot end its run, which would otherwise stay running forever.
+    Returns the ids of the runs closed."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
+    host = socket.gethostname()
+    dead = {run.info.run_id for run in running if run.data.tags.get("host") == host
+            and run.data.tags.get("pid", "").isdigit() and not process_alive(int(run.data.tags["pid"]))}
+    while children := {run.info.run_id for run in running
+                       if run.data.tags.get("mlflow.parentRunId") in dead} - dead:
+        dead |= children  # nested runs (arm, then seed) die with their stage's process
+    now = int(time.time() * 1000)
+    for run_id in sorted(dead):
+        client.set_terminated(run_id, status="KILLED", end_time=now)
+    return sorted(dead)
 
 
 @contextmanager
@@ -78,14 +154,18 @@ def stage_run(config: Config, stage: str, sections: tuple[str, ...]) -> Iterator
     import mlflow
 
     experiment_id = use_store(config)
-    tags = {"stage": stage}
+    closed = close_dead_runs(experiment_id)
+    if closed:
+        print(f"tracking: marked {len(closed)} run(s) of killed processes as KILLED: {', '.join(closed)}",
+              file=sys.stderr)
+    tags = {"stage": stage, "host": socket.gethostname(), "pid": str(os.getpid())}
     commit = git_commit()
     if commit:
         tags["git_commit"] = commit
         tags["git_dirty"] = str(git_dirty()).lower()
     with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=tags) as run:
         dumped = config.model_dump(mode="json")
-        mlflow.log_params(flatten({key: dumped[key] for key in sections}))
+        mlflow.log_params(loggable_params({key: dumped[key] for key in sections}, repository_root()))
         yield run
 
 

@@ -1,12 +1,14 @@
 """What each arm trains on, and that no validation or test image leaks into training."""
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from classifier_builders import split_ids, write_synthetic
+from classifier_builders import prepare_phantom, split_ids, write_synthetic
 from controlbreast.classify.data import check_provenance, load_training_data
 from controlbreast.errors import ControlBreastError
+from controlbreast.mixing import synthetic_needed
 
 
 def with_paths(config, **paths):
@@ -79,3 +81,58 @@ def test_missing_synthetic_set_and_unknown_arm_are_clear(config, tmp_path):
     with pytest.raises(ValueError, match="unknown arm"):
         load_training_data(config, "fake", seed=0)
     assert not Path(tmp_path / "none").exists()
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A prepared phantom set alone (no classifiers), with auto synthetic counts."""
+    root = tmp_path_factory.mktemp("auto")
+    return prepare_phantom(root, generate={"per_class": "auto"})
+
+
+def with_generate(config, **settings):
+    return config.model_copy(update={"generate": config.generate.model_copy(update=settings)})
+
+
+def test_synthetic_needed_follows_the_real_proportions_and_the_larger_draw():
+    labels = ["a"] * 6 + ["b"] * 3 + ["c"]
+    assert synthetic_needed(labels, ("a", "b", "c"), 1.0) == {"a": 6, "b": 3, "c": 1}
+    assert synthetic_needed(labels, ("a", "b", "c"), 0.5) == {"a": 6, "b": 3, "c": 1}
+    assert synthetic_needed(labels, ("a", "b", "c"), 2.5) == {"a": 15, "b": 8, "c": 3}
+    with pytest.raises(ControlBreastError, match="no training image"):
+        synthetic_needed(["x"], ("a", "b"), 1.0)
+
+
+@pytest.mark.parametrize("mix_ratio", [1.0, 1.7])
+def test_auto_per_class_makes_what_every_arm_draws(prepared, tmp_path, mix_ratio):
+    from controlbreast.generation.generate import plan, shortfall, training_rows
+
+    config = with_paths(with_classifier(prepared, mix_ratio=mix_ratio), synthetic=tmp_path / "synthetic")
+    train = training_rows(config.paths.prepared)
+    rows = plan(config, train)
+    assert shortfall(config, train) is None
+    assert len(rows) >= round(mix_ratio * len(train))
+    write_synthetic(config, [row["control_id"] for row in rows])
+    synthetic = load_training_data(config, "synthetic", seed=0)
+    mixed = load_training_data(config, "real+synthetic", seed=0)
+    assert mixed.synthetic_images == round(mix_ratio * len(train))
+    if mix_ratio <= 1:  # the whole set: the real training split's class counts exactly
+        real_counts = Counter(row.label for row in train)
+        drawn = Counter(config.data.classes[label] for label in synthetic.train.labels)
+        assert drawn == real_counts
+
+
+def test_a_fixed_per_class_too_small_is_named_before_sampling_and_at_training(prepared, tmp_path):
+    from controlbreast.generation.generate import plan, shortfall, training_rows
+
+    config = with_paths(with_generate(prepared, per_class=3), synthetic=tmp_path / "synthetic")
+    train = training_rows(config.paths.prepared)
+    needed = -(-len(train) // 3)
+    problem = shortfall(config, train)
+    assert "generate.per_class 3 x 3 classes = 9 images" in problem
+    assert f"the synthetic arm draws {len(train)}" in problem and f"at least {needed}" in problem
+    assert shortfall(with_generate(config, per_class=needed), train) is None
+    write_synthetic(config, [row["control_id"] for row in plan(config, train)])
+    with pytest.raises(ControlBreastError) as error:
+        load_training_data(config, "synthetic", seed=0)
+    assert "generate.per_class: auto" in str(error.value) and "mix_ratio" not in str(error.value)

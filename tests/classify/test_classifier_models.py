@@ -10,13 +10,14 @@ from controlbreast.classify.models import (
     CARD,
     WEIGHTS,
     ModelCard,
+    check_classifier,
     create_classifier,
     load_classifier,
     normalisation,
     probabilities,
     save_classifier,
 )
-from controlbreast.errors import ModelError
+from controlbreast.errors import ConfigError, ModelError
 
 TINY = {"channels": [8, 8, 16, 16], "stem_width": 8}
 
@@ -64,3 +65,25 @@ def test_unusable_weights_or_folders_are_clear_errors(tmp_path):
         create_classifier("resnet10t", 3, TINY, tmp_path / "other.safetensors")
     with pytest.raises(ModelError, match="not a classifier folder"):
         load_classifier(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "key", "reason"),
+    [
+        ("resnet_nosuch", {}, "classifier.model", "Unknown model (resnet_nosuch)"),
+        ("resnet10t", {"chanels": [8, 8, 16, 16]}, "classifier.model_kwargs", "unexpected keyword argument"),
+        ("resnet10t", {**TINY, "drop_rate": "high"}, "classifier.model_kwargs", "could not convert string"),
+        ("vit_tiny_patch16_224", {}, "classifier.model_kwargs", "doesn't match model (224)"),
+    ],
+)
+def test_a_model_timm_cannot_build_or_run_is_a_config_error_naming_the_key(name, kwargs, key, reason):
+    with pytest.raises(ConfigError) as error:
+        check_classifier(name, 3, kwargs, 32, "my-params.yaml")
+    message = str(error.value)
+    assert message.startswith(f"my-params.yaml: {key}: ") and reason in message
+    assert "\n" not in message
+
+
+def test_a_buildable_model_passes_the_check_without_weights():
+    check_classifier("resnet10t", 3, TINY, 32)
+    check_classifier("vit_tiny_patch16_224", 2, {"img_size": 32, "patch_size": 8}, 32)

@@ -36,7 +36,21 @@ def run_predict(*args: str):
 
 
 def parse(output: str) -> dict[str, list[float]]:
-    return {row.pop("image"): [float(v) for v in row.values()] for row in csv.DictReader(io.StringIO(output))}
+    rows = list(csv.DictReader(io.StringIO(output)))
+    assert all(row.pop("error") == "" for row in rows)
+    return {row.pop("image"): [float(v) for v in row.values()] for row in rows}
+
+
+def tiny_folder(root: Path) -> Path:
+    """An untrained tiny classifier folder (fast to build; predict only needs a real model)."""
+    from controlbreast.classify.models import ModelCard, create_classifier, save_classifier
+
+    tiny = {"channels": [8, 8, 16, 16], "stem_width": 8}
+    model = create_classifier("resnet10t", 3, tiny)
+    card = ModelCard(model="resnet10t", classes=("normal", "benign", "malignant"), image_size=32,
+                     resize="pad", mean=0.45, std=0.22, model_kwargs=tiny)
+    save_classifier(root / "model", model, card)
+    return root / "model"
 
 
 def test_pyfunc_model_and_serving_give_the_folders_probabilities(setup):
@@ -89,19 +103,43 @@ def test_any_size_and_mode_gets_trainings_preprocessing(setup, tmp_path):
                                predictor.predict_pixels([fitted]), atol=1e-12)
 
 
-def test_a_bad_image_is_a_clear_error(setup, tmp_path):
-    _, folder, files = setup
+def test_a_bad_file_gets_an_error_row_and_the_others_their_scores(tmp_path):
+    folder = tiny_folder(tmp_path)
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8))
     broken = tmp_path / "broken.png"
-    broken.write_bytes(files[0].read_bytes()[:60])
+    broken.write_bytes(good.read_bytes()[:60])
     with pytest.raises(SampleError, match=r"broken\.png"):
-        Predictor.from_folder(folder).predict_files([files[0], broken])
-    result = run_predict(str(files[0]), str(broken), "--model", str(folder))
-    assert result.exit_code == 1
-    assert "error:" in result.stderr and "broken.png" in result.stderr
-    assert "Traceback" not in result.output and result.stdout == ""
-    missing = run_predict(str(tmp_path / "nowhere.png"), "--model", str(folder))
-    assert missing.exit_code == 1 and "nowhere.png" in missing.stderr and "not found" in missing.stderr
+        Predictor.from_folder(folder).predict_files([good, broken])
+    args = [str(good), str(broken), str(tmp_path / "nowhere.png"), "--model", str(folder)]
+    result = run_predict(*args)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["image"] for row in rows] == args[:3]
+    assert rows[0]["error"] == "" and rows[2]["error"] == "file not found" and rows[1]["error"]
+    assert rows[1]["malignant"] == "" and "Traceback" not in result.output
+    expected = Predictor.from_folder(folder).predict_files([good])[0]
+    printed = [float(rows[0][c]) for c in ("normal", "benign", "malignant")]
+    np.testing.assert_allclose(printed, expected, atol=5e-7)
+    assert "2 of 3 files could not be read" in result.stderr
+    strict = run_predict(*args, "--strict")
+    assert strict.exit_code == 1 and strict.stdout == result.stdout
+    assert strict.stderr.startswith("error: 2 of 3 files could not be read") and "--strict" in strict.stderr
 
+
+def test_an_alias_outside_the_project_says_what_it_needs(tmp_path, monkeypatch):
+    image = tmp_path / "scan.png"
+    cv2.imwrite(str(image), np.zeros((20, 20), np.uint8))
+    monkeypatch.chdir(tmp_path)
+    result = run_predict(str(image))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith("error: params.yaml: no such params file; --model champion names a "
+                                    "model of the project's registry")
+    assert "--params PATH" in result.stderr and "--model DIR" in result.stderr
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    result = run_predict(str(image), "--model", "candidate")
+    assert result.exit_code == 1 and "mlruns/mlflow.db: no MLflow store" in result.stderr
+    assert not (tmp_path / "mlruns").exists()  # no empty store made as a side effect
 
 def test_bad_model_sources_are_clear_errors(setup, tmp_path):
     trained, _, files = setup
@@ -113,13 +151,84 @@ def test_bad_model_sources_are_clear_errors(setup, tmp_path):
     assert result.exit_code == 1 and "cannot load the model" in result.stderr
 
 
-def test_folders_expand_to_their_images(setup, tmp_path):
-    _, _, files = setup
+def test_folders_expand_to_their_images_and_leave_masks_out(tmp_path):
     (tmp_path / "sub").mkdir()
-    for n, file in enumerate(files):
-        (tmp_path / "sub" / f"{n}.PNG").write_bytes(file.read_bytes())
+    scans = [tmp_path / "sub" / f"benign ({n}).PNG" for n in range(3)]
+    for scan in scans:
+        cv2.imwrite(str(scan), np.zeros((8, 8), np.uint8))
+        cv2.imwrite(str(scan.with_name(scan.stem + "_mask.png")), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(tmp_path / "sub" / "benign (0)_mask_1.png"), np.zeros((8, 8), np.uint8))
     (tmp_path / "sub" / "notes.txt").write_text("not an image")
-    assert image_files([tmp_path, files[0]]) == [*(tmp_path / "sub" / f"{n}.PNG" for n in range(3)), files[0]]
+    named_mask = tmp_path / "sub" / "benign (1)_mask.png"
+    assert image_files([tmp_path, named_mask]) == ([*scans, named_mask], 4)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ControlBreastError, match="no image files"):
         image_files([tmp_path / "empty"])
+    (tmp_path / "masks").mkdir()
+    cv2.imwrite(str(tmp_path / "masks" / "a_mask.png"), np.zeros((8, 8), np.uint8))
+    with pytest.raises(ControlBreastError, match="only 1 mask files"):
+        image_files([tmp_path / "masks"])
+
+
+def test_predict_on_a_busi_folder_scores_scans_only(busi_root, tmp_path):
+    result = run_predict(str(busi_root / "benign"), "--model", str(tiny_folder(tmp_path)))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 6 and not any("_mask" in row["image"] for row in rows)
+    assert "left out 7 mask files" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A tiny classifier logged as the project's MLflow model, behind MLflow's real scoring app
+    (uvicorn on 127.0.0.1, an ephemeral port), as `mlflow models serve` runs it."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from controlbreast.classify.predict import log_pyfunc
+
+    root = tmp_path_factory.mktemp("served")
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow.set_experiment("served")
+    with mlflow.start_run():
+        info = log_pyfunc(tiny_folder(root))
+    app = scoring_server.init(mlflow.pyfunc.load_model(info.model_uri))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/invocations"
+    server.should_exit = True
+    thread.join(10)
+
+
+def post(url: str, images: list[bytes]) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    body = convert_input_example_to_serving_input(pd.DataFrame({"image": images})).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_the_served_model_answers_a_corrupt_image_with_one_line_and_no_trace(served):
+    good = cv2.imencode(".png", np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8))[1]
+    status, body = post(served, [good.tobytes()])
+    assert status == 200 and len(json.loads(body)["predictions"]) == 1
+    status, body = post(served, [good.tobytes(), good.tobytes()[:60]])
+    answer = json.loads(body)
+    assert status == 400 and answer["error_code"] == "INVALID_PARAMETER_VALUE"
+    reason = answer["message"].splitlines()[-1]
+    assert reason.startswith("Error: row 1: ") and ("corrupt" in reason or "not a readable image" in reason)
+    assert "stack_trace" not in answer and "Traceback" not in body
+    assert "/src/" not in body and ".py" not in body

@@ -101,3 +101,16 @@ def test_mlflow_runs_nest_arms_and_seeds_with_epochs_and_models(config):
     assert [c["name"] for c in info.signature.inputs.to_dict()] == ["image"]
     assert [c["name"] for c in info.signature.outputs.to_dict()] == ["normal", "benign", "malignant"]
     assert info.saved_input_example_info is not None
+
+
+def test_the_stage_checks_the_timm_model_before_any_run_or_data(tmp_path):
+    from builders import make_config
+    from classifier_builders import write_params
+    from controlbreast.errors import ConfigError
+    from controlbreast.stages import train_classifier as stage
+
+    bad = make_config(tmp_path, classifier={"model": "resnet10t", "model_kwargs": {"widths": [8]}})
+    params = write_params(bad, tmp_path / "params.yaml")
+    with pytest.raises(ConfigError, match=r"classifier\.model_kwargs: .*argument 'widths'"):
+        stage.main(params, ["real"])
+    assert not Path(bad.paths.mlruns).exists()  # stopped before opening a run (and before the data)

@@ -6,7 +6,7 @@ import torch
 import torch_fidelity
 
 from controlbreast.data.datasets import load_image_set
-from controlbreast.errors import ControlBreastError
+from controlbreast.errors import ControlBreastError, ModelError
 from controlbreast.evaluation.fidelity import (
     EXTRACTOR,
     FeatureSpace,
@@ -108,3 +108,26 @@ def test_inception_fid_from_a_local_weights_file(tmp_path, phantom):
     features = inception(images.images[:4])
     assert features.shape == (4, 2048) and torch.isfinite(features).all()
     torch.testing.assert_close(inception(images.images[:4]), features)
+
+
+class Marker:
+    """A pickle whose loading would create a file: what a crafted weights file does."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_a_crafted_inception_pickle_runs_no_code_and_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    crafted = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    torch.save({"Conv2d_1a_3x3.conv.weight": Marker(marker)}, crafted)
+    assert not marker.exists()
+    with pytest.raises(ModelError) as error:
+        FeatureSpace.inception(crafted)
+    assert not marker.exists()
+    message = str(error.value)
+    assert message.startswith(f"synthetic_eval.inception_weights={crafted}: not a plain weights file")
+    assert "\n" not in message

@@ -24,8 +24,7 @@ from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.data.manifest import SyntheticRow, read_manifest
 from controlbreast.errors import DataError
-
-ARMS = ("real", "real+synthetic", "synthetic")
+from controlbreast.mixing import ARMS, arm_draws
 
 
 @dataclass(frozen=True)
@@ -57,11 +56,12 @@ def check_provenance(folder: Path, train_ids: set[str]) -> None:
                          f"training split (a leak into validation/test), e.g. {outside[:5]}")
 
 
-def draw(images: ImageSet, count: int, seed: int, folder: Path) -> ImageSet:
-    """``count`` images drawn without replacement with ``seed``, kept in their set's order."""
+def draw(images: ImageSet, count: int, seed: int, folder: Path, why: str = "") -> ImageSet:
+    """``count`` images drawn without replacement with ``seed``, kept in their set's order;
+    ``why`` (which arm needs them and what to change) completes the error when there are too few."""
     if count > len(images):
-        raise DataError(f"{folder}: {count} synthetic images needed but only {len(images)} there "
-                         "(generate more, or lower classifier.mix_ratio)")
+        raise DataError(f"{folder}: {count} synthetic images needed but only {len(images)} there"
+                        f"{f' ({why})' if why else ''}")
     chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
     return images.subset(np.sort(chosen))
 
@@ -78,7 +78,12 @@ def load_training_data(config: Config, arm: str, seed: int) -> TrainingData:
     folder = Path(config.paths.synthetic)
     synthetic = load_image_set(folder, classes, schema=SyntheticRow)
     check_provenance(folder, set(train.ids))
+    more = "set generate.per_class: auto (or raise it) and run generate again"
+    needs = arm_draws(len(train), config.classifier.mix_ratio)
     if arm == "synthetic":
-        return TrainingData(draw(synthetic, len(train), seed, folder), val, 0, len(train))
-    extra = draw(synthetic, round(config.classifier.mix_ratio * len(train)), seed, folder)
+        why = f"the synthetic arm draws as many as the {len(train)} real training images; {more}"
+        return TrainingData(draw(synthetic, needs[arm], seed, folder, why), val, 0, len(train))
+    why = (f"real+synthetic draws round(classifier.mix_ratio {config.classifier.mix_ratio:g} x "
+           f"{len(train)} real); {more}, or lower classifier.mix_ratio")
+    extra = draw(synthetic, needs[arm], seed, folder, why)
     return TrainingData(concatenate(train, extra), val, len(train), len(extra))

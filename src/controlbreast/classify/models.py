@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from controlbreast.errors import ModelError
+from controlbreast.errors import ConfigError, ModelError
 
 WEIGHTS = "model.safetensors"
 CARD = "classifier.json"
@@ -77,6 +77,43 @@ def create_classifier(name: str, classes: int, model_kwargs: dict[str, Any] | No
         lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
         raise ModelError(f"{pretrained}: cannot load into {name}: "
                          f"{' '.join(lines) or type(error).__name__}") from None
+
+
+def _reason(error: Exception) -> str:
+    """The first line of an exception's message (timm and torch put the cause there)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def check_classifier(name: str, classes: int, model_kwargs: dict[str, Any], image_size: int,
+                     source: str = "params.yaml") -> None:
+    """Build ``name`` and run one (2, 1, image_size, image_size) batch on the meta device.
+
+    A wrong timm name or argument would otherwise surface as a long traceback after the data has
+    loaded; on the meta device nothing is allocated or computed, so this costs milliseconds once
+    timm is imported (about 2 s, which is why ``load_config`` does not do it). Raises
+    ``ConfigError`` naming ``classifier.model`` or ``classifier.model_kwargs``.
+    """
+    import timm
+
+    with torch.device("meta"):
+        try:
+            model = timm.create_model(name, pretrained=False, in_chans=1, num_classes=classes,
+                                      **model_kwargs)
+        except Exception as error:  # timm raises RuntimeError for a name, anything for an argument
+            key = "model" if str(error).startswith("Unknown model") else "model_kwargs"
+            raise ConfigError(f"{source}: classifier.{key}: timm cannot build {name!r} with "
+                              f"{model_kwargs}: {_reason(error)}") from None
+        try:
+            outputs = model(torch.empty(2, 1, image_size, image_size))
+        except NotImplementedError:  # an operation without a meta kernel: nothing to conclude
+            return
+        except Exception as error:
+            raise ConfigError(f"{source}: classifier.model_kwargs: {name!r} with {model_kwargs} fails on a "
+                              f"{image_size} px image (data.image_size): {_reason(error)}") from None
+    if tuple(outputs.shape) != (2, classes):
+        raise ConfigError(f"{source}: classifier.model_kwargs: {name!r} gives outputs of shape "
+                          f"{tuple(outputs.shape)}, not (batch, {classes} classes)")
 
 
 def normalisation(model: nn.Module) -> tuple[float, float]:

@@ -11,6 +11,8 @@ any size; base64 in JSON requests); its output has one probability column per cl
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -23,8 +25,9 @@ from torch import nn
 from controlbreast.classify.models import CARD, ModelCard, load_classifier, probabilities
 from controlbreast.classify.transforms import decode_image, fit_images, normalise, scale
 from controlbreast.data.imageio import encode_png, read_bytes
-from controlbreast.errors import DataError, ModelError
+from controlbreast.errors import ControlBreastError, DataError, ModelError, SampleError
 
+MASK_NAME = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)  # BUSI: "x_mask.png", "x_mask_1.png"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 REQUIREMENTS = ("torch", "timm", "safetensors", "numpy", "pandas", "opencv-python-headless",
                 "pillow", "pydicom", "pydantic", "pyyaml", "scikit-learn", "tqdm")
@@ -52,6 +55,23 @@ class Predictor:
     def predict_files(self, paths: Sequence[Path]) -> np.ndarray:
         return self.predict_encoded([read_bytes(Path(p), str(p)) for p in paths], [str(p) for p in paths])
 
+    def score_files(self, paths: Sequence[Path]) -> tuple[np.ndarray, list[str]]:
+        """(N, C) probabilities, NaN for a file that cannot be read, and each file's problem ("" if
+        none): one bad file in a folder should not cost the others their scores."""
+        images, problems = [], []
+        for path in map(Path, paths):
+            try:
+                images.append(decode_image(read_bytes(path, str(path)), str(path)))
+                problems.append("")
+            except SampleError as error:
+                images.append(None)
+                problems.append(error.problem)
+        scores = np.full((len(images), len(self.card.classes)), np.nan)
+        good = [i for i, image in enumerate(images) if image is not None]
+        if good:
+            scores[good] = self.predict_pixels([images[i] for i in good])
+        return scores, problems
+
 
 class ClassifierModel(mlflow.pyfunc.PythonModel):
     """MLflow pyfunc: table of encoded images in, table of class probabilities out."""
@@ -60,10 +80,22 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
         self.predictor = Predictor.from_folder(Path(context.artifacts["classifier"]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """Probabilities per row. Errors leave as ``MlflowException``: the scoring server returns
+        any other exception with its full stack trace (source paths and all) in the response."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
         images = [bytes(value) for value in model_input["image"]]
         names = [f"row {i}" for i in range(len(images))]
-        return pd.DataFrame(self.predictor.predict_encoded(images, names),
-                            columns=list(self.predictor.card.classes))
+        try:
+            scores = self.predictor.predict_encoded(images, names)
+        except ControlBreastError as error:  # a bad input: the client's to fix, one line
+            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+        except Exception as error:  # a bug: the trace goes to the server's log, not to the client
+            logging.getLogger(__name__).exception("scoring failed")
+            raise MlflowException(f"internal error while scoring ({type(error).__name__}); see the "
+                                  "server log", error_code=INTERNAL_ERROR) from None
+        return pd.DataFrame(scores, columns=list(self.predictor.card.classes))
 
 
 def _pinned(packages: Sequence[str]) -> list[str]:
@@ -104,18 +136,29 @@ def log_pyfunc(folder: Path, name: str = "model", registered_model_name: str | N
                                    registered_model_name=registered_model_name)
 
 
-def image_files(paths: Sequence[Path]) -> list[Path]:
-    """The given files, and the image files (by suffix) inside given folders, sorted."""
+def is_mask(path: Path) -> bool:
+    """A lesion mask by its name (BUSI's ``<image>_mask.png``, ``<image>_mask_1.png``), not a scan."""
+    return bool(MASK_NAME.search(Path(path).stem))
+
+
+def image_files(paths: Sequence[Path]) -> tuple[list[Path], int]:
+    """The given files, and the image files (by suffix) inside given folders, sorted; mask files
+    found in folders are left out (a file named explicitly is kept). Returns the files and how
+    many masks were left out."""
     files: list[Path] = []
+    skipped = 0
     for path in map(Path, paths):
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise DataError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)})")
-            files.extend(found)
+            scans = [p for p in found if not is_mask(p)]
+            if not scans:
+                raise DataError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)})"
+                                + (f", only {len(found)} mask files" if found else ""))
+            files.extend(scans)
+            skipped += len(found) - len(scans)
         else:
             files.append(path)
-    return files
+    return files, skipped
 
 
 def load_predictor(source: str) -> Predictor:

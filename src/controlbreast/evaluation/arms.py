@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from controlbreast.classify.data import ARMS
 from controlbreast.classify.models import CARD, set_threads
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import auc, macro_auc
@@ -51,6 +50,7 @@ from controlbreast.evaluation.classification import (
     sensitivity_specificity,
     youden_threshold,
 )
+from controlbreast.mixing import ARMS
 
 COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"))
 

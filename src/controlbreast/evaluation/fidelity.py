@@ -12,11 +12,13 @@ included: torch-fidelity's default for it, VGG16, would download weights). Its
 
 Here features are extracted once per set (``FeatureSpace``) and the metrics computed with
 torch-fidelity's own feature-level functions, so per-class figures cost no second pass.
-Inception-v3 FID is offered only with a local weights file.
+Inception-v3 FID is offered only with a local weights file, which is read as tensors only
+(``SafeInceptionV3``): torch-fidelity's own loader unpickles it, so a crafted file would run code.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torch_fidelity import FeatureExtractorBase
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from controlbreast.classify.models import load_classifier
 from controlbreast.classify.transforms import normalise
-from controlbreast.errors import MissingInputError
+from controlbreast.errors import MissingInputError, ModelError
 
 EXTRACTOR = "controlbreast-classifier"
 LAYER = "penultimate"
-INCEPTION = "inception-v3-compat"
+INCEPTION = "controlbreast-inception-v3"
 
 
 class ClassifierFeatures(FeatureExtractorBase):
@@ -89,13 +92,47 @@ class ImageTensors(Dataset):
         return torch.from_numpy(np.ascontiguousarray(self.images[index]))[None].repeat(self.channels, 1, 1)
 
 
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict of tensors from a safetensors file or a PyTorch file read with
+    ``weights_only=True`` (no code runs); anything else is a ``ModelError`` naming the key."""
+    key = f"synthetic_eval.inception_weights={path}"
+    try:
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, torch and safetensors each raise their own kind
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ModelError(f"{key}: not a plain weights file, refused without running it ({first})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{key}: expected a state dict of tensors, got {type(state).__name__}")
+    return state
+
+
+class SafeInceptionV3(FeatureExtractorInceptionV3):
+    """torch-fidelity's Inception-v3 (FID's conventional features) without its loader's
+    ``torch.load(path, weights_only=False)``: the file is read by ``read_weights`` and the parent
+    gets those tensors back, serialised here in memory, so it never unpickles the user's file."""
+
+    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path=None, **kwargs):
+        if feature_extractor_weights_path is None:
+            raise ValueError("SafeInceptionV3 needs a local weights file (it never downloads)")
+        buffer = io.BytesIO()
+        torch.save(read_weights(Path(feature_extractor_weights_path)), buffer)
+        buffer.seek(0)
+        super().__init__(name, features_list, feature_extractor_weights_path=buffer, **kwargs)
+
+
 def register() -> None:
-    """Register ``ClassifierFeatures`` with torch-fidelity (once per process)."""
+    """Register ``ClassifierFeatures`` and ``SafeInceptionV3`` with torch-fidelity (once per process)."""
     import torch_fidelity
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-    if EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
-        torch_fidelity.register_feature_extractor(EXTRACTOR, ClassifierFeatures)
+    for name, extractor in ((EXTRACTOR, ClassifierFeatures), (INCEPTION, SafeInceptionV3)):
+        if name not in FEATURE_EXTRACTORS_REGISTRY:
+            torch_fidelity.register_feature_extractor(name, extractor)
 
 
 class FeatureSpace:

@@ -37,6 +37,7 @@ from controlbreast.diffusion.sampling import generate
 from controlbreast.digests import folder_digest
 from controlbreast.errors import DataError, MissingInputError, ModelError
 from controlbreast.generation.variation import Variation, apply_variation, draw_variation
+from controlbreast.mixing import arm_draws, synthetic_needed
 from controlbreast.outputs import atomic_folder
 
 SEED_STRIDE = 1_000_000
@@ -94,18 +95,47 @@ def training_rows(prepared: Path) -> list[PreparedRow]:
     return [row for row in rows if row.split == "train"]
 
 
+def class_counts(config: Config, train: Sequence[PreparedRow]) -> dict[str, int]:
+    """Images to make per class: ``generate.per_class``, or with ``auto`` what the classifier
+    arms draw from the set, given the training rows of the prepared manifest."""
+    per_class = config.generate.per_class
+    if per_class == "auto":
+        return synthetic_needed([row.label for row in train], config.data.classes,
+                                config.classifier.mix_ratio)
+    return dict.fromkeys(config.data.classes, per_class)
+
+
+def shortfall(config: Config, train: Sequence[PreparedRow]) -> str | None:
+    """Why a fixed ``generate.per_class`` gives fewer images than a classifier arm will draw (the
+    arms fail then, after this stage's whole run), or None when it is enough or ``auto``."""
+    per_class = config.generate.per_class
+    classes = config.data.classes
+    n_real = sum(1 for row in train if row.label in classes)
+    draws = arm_draws(n_real, config.classifier.mix_ratio)
+    needed = max(draws.values())
+    if per_class == "auto" or per_class * len(classes) >= needed:
+        return None
+    made = per_class * len(classes)
+    return (f"generate.per_class {per_class} x {len(classes)} classes = {made} images, but the "
+            f"synthetic arm draws {draws['synthetic']} (the real training split's size) and "
+            f"real+synthetic {draws['real+synthetic']} (round(classifier.mix_ratio "
+            f"{config.classifier.mix_ratio:g} x {n_real})); set generate.per_class: auto "
+            f"(or at least {-(-needed // len(classes))})")
+
+
 def plan(config: Config, train: Sequence[PreparedRow]) -> list[dict]:
-    """The rows of the set to make, without images: ``generate.per_class`` per class, each with a
+    """The rows of the set to make, without images: ``class_counts`` per class, each with a
     control of its own class from ``train``, visited in a seeded order (all before any repeat)."""
     cfg, rows = config.generate, []
     if any(row.split != "train" for row in train):
         raise DataError("controls for synthetic images must come from the training split only")
+    counts = class_counts(config, train)
     for class_index, label in enumerate(config.data.classes):
         ids = sorted(row.id for row in train if row.label == label)
         if not ids:
             raise DataError(f"no training image of class {label!r} to take a control from")
         order = np.random.default_rng([cfg.seed, class_index]).permutation(len(ids))
-        for k in range(cfg.per_class):
+        for k in range(counts[label]):
             index = len(rows)
             seed = cfg.seed * SEED_STRIDE + index
             rows.append({"id": f"syn-{index:06d}", "label": label, "control_id": ids[order[k % len(ids)]],
@@ -154,15 +184,15 @@ def set_sampling(config: Config) -> SamplingConfig:
 def generate_set(config: Config, progress: bool = True) -> dict:
     """Make the configured synthetic set in ``paths.synthetic``; returns counts and timings."""
     start = time.perf_counter()
+    train = training_rows(config.paths.prepared)
     generator = load_generator(config)
-    rows = [{**row, "model_hash": generator.model_hash}
-            for row in plan(config, training_rows(config.paths.prepared))]
+    rows = [{**row, "model_hash": generator.model_hash} for row in plan(config, train)]
     controls = varied_controls(config.paths.controls, rows, generator.channels)
     sampled = time.perf_counter()
     images = render(generator, rows, controls, set_sampling(config), progress=progress)
     sampling_seconds = time.perf_counter() - sampled
     write_set(Path(config.paths.synthetic), rows, images, controls, generator.channels)
-    return {"images": len(rows), "per_class": config.generate.per_class,
+    return {"images": len(rows), **{f"images_{c}": n for c, n in class_counts(config, train).items()},
             "controls_used": len({row["control_id"] for row in rows}),
             "sampling_seconds": sampling_seconds, "seconds": time.perf_counter() - start,
             "images_per_second": len(rows) / max(sampling_seconds, 1e-9)}

@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 
 from controlbreast.classify.arms import train_arm
+from controlbreast.classify.models import check_classifier
 from controlbreast.classify.registry import promote_if_better, register_candidate
 from controlbreast.config import load_config
 from controlbreast.tracking import stage_run
@@ -18,6 +19,8 @@ from controlbreast.tracking import stage_run
 def main(params: Path, arms: Sequence[str]) -> None:
     """Train ``arms`` (one nested run each, one per seed inside), then register the best model."""
     config = load_config(params)
+    check_classifier(config.classifier.model, len(config.data.classes), config.classifier.model_kwargs,
+                     config.data.image_size, str(params))
     with stage_run(config, "train_classifier", ("data", "classifier")):
         mlflow.set_tag("arms", ",".join(arms))
         start = time.perf_counter()
