@@ -113,6 +113,18 @@ def evaluate(params: Params = Path("params.yaml")) -> None:
     _run(lambda: stage.main(params))
 
 
+@app.command()
+def promote(params: Params = Path("params.yaml"),
+            version: Annotated[str | None, typer.Option(
+                help="Registry version (default: the candidate).")] = None,
+            yes: Annotated[bool, typer.Option(
+                "--yes", help="Apply; without it, only report.")] = False) -> None:
+    """Compare the candidate classifier with the champion on validation; move `champion` with --yes."""
+    from controlbreast.stages import promote as stage
+
+    _run(lambda: stage.main(params, version, yes))
+
+
 checkpoints_app = typer.Typer(help="List or prune training checkpoints (never removed automatically).",
                               no_args_is_help=True)
 app.add_typer(checkpoints_app, name="checkpoints")

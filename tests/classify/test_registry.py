@@ -6,8 +6,10 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
 from builders import make_config
+from classifier_builders import write_params
 from controlbreast.classify.predict import log_pyfunc
 from controlbreast.classify.registry import (
     CANDIDATE,
@@ -16,6 +18,7 @@ from controlbreast.classify.registry import (
     promote_if_better,
     register_candidate,
 )
+from controlbreast.cli import app
 from controlbreast.tracking import use_store
 
 
@@ -51,7 +54,7 @@ def test_champion_moves_only_to_a_better_candidate_on_the_same_validation_images
     assert version.tags["val_auc"] == "0.700000" and version.tags["arm"] == "real"
 
 
-def test_stage_registers_each_invocations_best_and_logs_the_verdict(trained_classifiers):
+def test_stage_registers_a_candidate_and_only_promote_moves_the_champion(trained_classifiers, tmp_path):
     config = trained_classifiers.config
     use_store(config)
     client = MlflowClient()
@@ -63,11 +66,14 @@ def test_stage_registers_each_invocations_best_and_logs_the_verdict(trained_clas
     first, second = (client.get_model_version(REGISTERED_NAME, v) for v in ("1", "2"))
     assert float(first.tags["val_auc"]) == pytest.approx(best[0], abs=1e-6)
     assert float(second.tags["val_auc"]) == pytest.approx(best[1], abs=1e-6)
-    assert second.tags["val_ids"] == first.tags["val_ids"]
-    promoted = float(second.tags["val_auc"]) > float(first.tags["val_auc"])
-    assert aliases() == {CANDIDATE: "2", CHAMPION: "2" if promoted else "1"}
-    stage_runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                    filter_string="tags.stage = 'train_classifier'")
-    tags = {r.data.tags["arms"]: r.data.tags for r in stage_runs}
-    assert tags["real+synthetic,synthetic"]["registry.promoted"] == str(promoted)
-    assert tags["real"]["registry.reason"] == "no champion yet"
+    assert aliases() == {CANDIDATE: "2"}  # training decides nothing
+    params = write_params(config, tmp_path / "params.yaml")
+    dry = CliRunner().invoke(app, ["promote", "--params", str(params)])
+    assert dry.exit_code == 0 and "version 2 would become champion" in dry.output
+    assert aliases() == {CANDIDATE: "2"}
+    done = CliRunner().invoke(app, ["promote", "--params", str(params), "--yes"])
+    assert done.exit_code == 0 and "version 2 is now champion" in done.output
+    assert aliases() == {CANDIDATE: "2", CHAMPION: "2"}
+    again = CliRunner().invoke(app, ["promote", "--params", str(params), "--version", "1", "--yes"])
+    worse = float(first.tags["val_auc"]) <= float(second.tags["val_auc"])
+    assert ("stays a candidate" in again.output) == worse

@@ -1,5 +1,7 @@
 """The MLflow Model Registry: each training stage registers its best model as ``candidate``; it
-becomes ``champion`` only when it beats the current champion on the validation split.
+becomes ``champion`` only by ``controlbreast promote --yes`` (a decision, not a stage output: a
+rerun of ``dvc repro`` never moves the champion), and only when it beats the current champion on
+the validation split.
 
 Validation AUCs are comparable only on the same validation images, so each version carries the
 AUC and a digest of the validation ids as tags. A champion measured on other images (another data
@@ -11,6 +13,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from controlbreast.errors import ModelError
 
 REGISTERED_NAME = "controlbreast-classifier"
 CANDIDATE, CHAMPION = "candidate", "champion"
@@ -53,25 +57,48 @@ def _champion():
         return None
 
 
-def promote_if_better(version: str) -> Promotion:
-    """Move ``champion`` to ``version`` when its validation AUC beats the champion's; the verdict
-    and its reason are written to the version's ``promotion`` tag."""
+def verdict(version: str) -> Promotion:
+    """Whether ``version`` should become ``champion``: a better validation AUC on the same validation
+    images, or no comparable champion. Reads the registry, changes nothing."""
     from mlflow import MlflowClient
 
-    client = MlflowClient()
-    candidate = client.get_model_version(REGISTERED_NAME, version)
+    candidate = MlflowClient().get_model_version(REGISTERED_NAME, version)
     champion = _champion()
     auc = float(candidate.tags["val_auc"])
     if champion is None:
         promoted, reason = True, "no champion yet"
+    elif str(champion.version) == str(version):
+        promoted, reason = False, "it is the champion already"
     elif champion.tags.get("val_ids") != candidate.tags["val_ids"]:
         promoted, reason = True, "champion was validated on other images (not comparable)"
     else:
         best = float(champion.tags["val_auc"])
         promoted = auc > best
         reason = f"validation AUC {auc:.4f} {'>' if promoted else '<='} champion's {best:.4f}"
-    if promoted:
+    return Promotion(str(version), promoted, reason, str(champion.version) if champion else None)
+
+
+def promote_if_better(version: str) -> Promotion:
+    """Apply ``verdict``: move ``champion`` to ``version`` when it wins; the verdict and its reason
+    are written to the version's ``promotion`` tag either way."""
+    from mlflow import MlflowClient
+
+    decision = verdict(version)
+    client = MlflowClient()
+    if decision.promoted:
         client.set_registered_model_alias(REGISTERED_NAME, CHAMPION, version)
     client.set_model_version_tag(REGISTERED_NAME, version, "promotion",
-                                 f"{'promoted' if promoted else 'not promoted'}: {reason}")
-    return Promotion(version, promoted, reason, str(champion.version) if champion else None)
+                                 f"{'promoted' if decision.promoted else 'not promoted'}: {decision.reason}")
+    return decision
+
+
+def candidate_version() -> str:
+    """The version the ``candidate`` alias points at; a ``ModelError`` when there is none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(REGISTERED_NAME, CANDIDATE).version)
+    except MlflowException:
+        raise ModelError(f"no {REGISTERED_NAME!r} version has the alias {CANDIDATE!r} "
+                         "(run train-classifier with classifier.registry: true)") from None

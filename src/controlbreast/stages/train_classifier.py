@@ -1,5 +1,6 @@
 """``controlbreast train-classifier``: arms × seeds → ``<paths.classifiers>/<arm>/seed-<k>/``; the
-best of them on validation is registered as ``candidate`` and promoted when it beats the champion."""
+best of them on validation is registered as ``candidate`` (``controlbreast promote`` decides on the
+champion)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import mlflow
 
 from controlbreast.classify.arms import train_arm
 from controlbreast.classify.models import check_classifier
-from controlbreast.classify.registry import promote_if_better, register_candidate
+from controlbreast.classify.registry import register_candidate
 from controlbreast.config import load_config
 from controlbreast.tracking import stage_run
 
@@ -30,14 +31,10 @@ def main(params: Path, arms: Sequence[str]) -> None:
         if config.classifier.registry:
             version = register_candidate(best.model_uri, best.val_auc, best.val_ids,
                                          {"arm": best.arm, "seed": str(best.seed), "run_id": best.run_id})
-            promotion = promote_if_better(version)
-            mlflow.set_tags({"registry.version": version, "registry.promoted": str(promotion.promoted),
-                             "registry.reason": promotion.reason,
-                             "registry.previous_champion": promotion.previous_champion or ""})
+            mlflow.set_tag("registry.version", version)
     for model in models:
         print(f"train-classifier: {model.arm} seed {model.seed}: val AUC {model.val_auc:.3f} "
               f"(epoch {model.epoch}) -> {model.folder}")
     if config.classifier.registry:
-        verdict = "promoted to champion" if promotion.promoted else "not promoted"
-        print(f"registry: version {version} ({best.arm} seed {best.seed}) is candidate, {verdict}: "
-              f"{promotion.reason}")
+        print(f"registry: version {version} ({best.arm} seed {best.seed}) is candidate; "
+              "`controlbreast promote` compares it with the champion")
