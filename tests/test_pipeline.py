@@ -1,6 +1,7 @@
 """The real thing end to end: a git + DVC repository, ``dvc repro``, MLflow store, push and pull."""
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -53,7 +54,10 @@ def project(tmp_path_factory) -> Path:
     params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     run("git", "init", "-q", cwd=root)
+    run("git", "config", "user.email", "ci@example.org", cwd=root)
+    run("git", "config", "user.name", "CI", cwd=root)
     run("dvc", "init", "-q", cwd=root)
+    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots", dirs_exist_ok=True)  # plot templates
     run("dvc", "remote", "add", "-d", "local", str(root.parent / "remote"), cwd=root)
     run("dvc", "repro", cwd=root)
     return root
@@ -108,3 +112,45 @@ def test_changing_a_controls_param_reruns_only_controls(project):
     output = run("dvc", "repro", cwd=project)
     assert "Stage 'ingest' didn't change, skipping" in output
     assert "Running stage 'controls'" in output
+
+
+@pytest.mark.slow
+def test_a_comment_in_training_code_marks_only_the_stages_that_run_it(project):
+    source = project / "src" / "controlbreast" / "diffusion" / "train.py"
+    original = source.read_text()
+    source.write_text(original + "\n# a comment: no behaviour changes, but the stages that run it rerun\n")
+    try:
+        changed = set(json.loads(run("dvc", "status", "--json", cwd=project)))
+    finally:
+        source.write_text(original)
+    assert {"train_base", "train_controlnet"} <= changed
+    assert not changed & {"ingest", "controls", "validate", "train_classifier", "evaluate"}
+
+
+@pytest.mark.slow
+def test_results_are_committed_and_compared_across_commits(project, tmp_path):
+    run("git", "add", "-A", cwd=project)
+    run("git", "commit", "-qm", "first results", cwd=project)
+    tracked = run("git", "ls-files", "metrics", "reports", cwd=project).split()
+    assert {"metrics/classifier.json", "metrics/ingest.json", "reports/classifier/roc.csv"} <= set(tracked)
+    assert not [path for path in tracked if path.startswith(("reports/synthetic", "reports/data_quality"))]
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["evaluate"]["bootstrap_seed"] = 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    run("dvc", "repro", cwd=project)
+    run("git", "add", "-A", cwd=project)
+    run("git", "commit", "-qm", "another bootstrap seed", cwd=project)
+    diff = json.loads(run("dvc", "metrics", "diff", "--json", "HEAD~1", "HEAD", cwd=project))
+    assert diff["metrics/classifier.json"], "the intervals moved with the bootstrap seed"
+    plots = run("dvc", "plots", "diff", "--json", "HEAD~1", "HEAD", cwd=project)
+    assert "reports/classifier/roc.csv" in plots
+
+    run("dvc", "exp", "run", "--set-param", "evaluate.bootstrap_seed=2", cwd=project)
+    table = run("dvc", "exp", "show", "--csv", cwd=project).splitlines()
+    assert (len(table) >= 3 and "metrics/classifier.json" in table[0]) or "auc" in table[0]
+
+    run("dvc", "push", cwd=project)
+    run("dvc", "artifacts", "get", str(project), "controlnet", "-o", str(tmp_path / "controlnet"),
+        cwd=tmp_path)
+    assert (tmp_path / "controlnet" / "diffusion_pytorch_model.safetensors").is_file()
