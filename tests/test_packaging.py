@@ -1,0 +1,66 @@
+"""``pip install .`` must give a working package: ``pyproject.toml`` declares every distribution the
+code imports, and the pinned lock (``requirements.txt``) satisfies every declared range."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def declared(extra: str | None = None) -> dict[str, Requirement]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    listed = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    return {canonicalize_name(r.name): r for r in map(Requirement, listed)}
+
+
+def pinned() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)", line.strip())
+        if match:
+            pins[canonicalize_name(match[1])] = match[2]
+    return pins
+
+
+def imported_modules() -> dict[str, set[str]]:
+    """Third-party top-level module → the package's files importing it."""
+    found: dict[str, set[str]] = {}
+    for path in (REPO / "src" / "controlbreast").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            tops = {name.split(".")[0] for name in names} - set(sys.stdlib_module_names)
+            for top in tops - {"controlbreast"}:
+                found.setdefault(top, set()).add(path.name)
+    return found
+
+
+def test_every_imported_distribution_is_declared():
+    owners, wanted = packages_distributions(), set(declared())
+    # One module can come from several distributions (mlflow, mlflow-skinny): one declared is enough.
+    missing = sorted(f"{module} from {owners.get(module)} (imported by {sorted(files)[:3]})"
+                     for module, files in imported_modules().items()
+                     if not {canonicalize_name(d) for d in owners.get(module, [module])} & wanted)
+    assert not missing, f"pyproject.toml [project.dependencies] lacks {missing}"
+
+
+def test_the_pinned_lock_satisfies_every_declared_range():
+    pins = pinned()
+    for extra in (None, "dev"):
+        for name, requirement in declared(extra).items():
+            assert name in pins, f"requirements.txt does not pin {name}, which pyproject.toml declares"
+            assert requirement.specifier.contains(pins[name], prereleases=True), (
+                f"requirements.txt pins {name}=={pins[name]}, outside pyproject.toml's {requirement}")
