@@ -4,12 +4,15 @@ code imports, and the pinned lock (``requirements.txt``) satisfies every declare
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -64,3 +67,26 @@ def test_the_pinned_lock_satisfies_every_declared_range():
             assert name in pins, f"requirements.txt does not pin {name}, which pyproject.toml declares"
             assert requirement.specifier.contains(pins[name], prereleases=True), (
                 f"requirements.txt pins {name}=={pins[name]}, outside pyproject.toml's {requirement}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("CONTROLBREAST_TEST_INSTALL"),
+                    reason="installs every dependency into a new venv (about 3 to 7 minutes): "
+                           "set CONTROLBREAST_TEST_INSTALL=1 to run it")
+def test_pip_install_into_an_empty_venv_imports_every_subpackage(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], capture_output=True,
+                             text=True, cwd=tmp_path)
+    assert install.returncode == 0, install.stderr[-2000:]
+    probe = ("import importlib, pkgutil, controlbreast\n"
+             "names = [m.name for m in pkgutil.walk_packages(controlbreast.__path__, 'controlbreast.')"
+             " if not m.name.endswith('__main__')]\n"
+             "[importlib.import_module(n) for n in names]\nprint(len(names))")
+    imported = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    sources = list((REPO / "src" / "controlbreast").rglob("*.py"))
+    assert int(imported.stdout) == len(sources) - 2  # all but the top __init__ and __main__
+    cli = subprocess.run([str(venv / "bin" / "controlbreast"), "--help"], capture_output=True)
+    assert cli.returncode == 0
