@@ -16,7 +16,6 @@ import hashlib
 import json
 import math
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,22 +27,10 @@ from controlbreast.config import Config, RangeConfig
 from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.errors import ConfigError
 from controlbreast.generation.generate import generate_set, model_hash, set_sampling
+from controlbreast.tuning.search import reporter, suggest
 from controlbreast.tuning.tuned import apply_tuned
 
 KEY_FILE = "cache-key.json"
-
-
-def suggest(trial: optuna.Trial, config: Config) -> dict[str, float]:
-    """The trial's value of each searched dimension (``tune.dimensions()``)."""
-    values = {}
-    for name, dimension in config.tune.dimensions().items():
-        if name == "synthetic_count":
-            values[name] = trial.suggest_int(name, math.ceil(dimension.low), math.floor(dimension.high),
-                                             log=dimension.log, step=int(dimension.step or 1))
-        else:
-            values[name] = trial.suggest_float(name, dimension.low, dimension.high, log=dimension.log,
-                                               step=dimension.step)
-    return values
 
 
 def trial_config(config: Config, values: dict[str, float]) -> Config:
@@ -127,21 +114,6 @@ class Objective:
                                       data=self.data(config, folder, seed))
             scores.append(result.card.val_auc)
         return sum(scores) / len(scores)
-
-
-def reporter(trial: optuna.Trial, offset: int) -> Callable[[int, dict[str, float]], None]:
-    """An ``on_epoch`` callback: reports the best validation AUC so far at step ``offset + epoch``
-    (seeds one after another, so trials compare at the same seed and epoch) and prunes when told."""
-    best = -math.inf
-
-    def report(epoch: int, metrics: dict[str, float]) -> None:
-        nonlocal best
-        best = max(best, metrics["val_auc"])
-        trial.report(best, offset + epoch)
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"validation AUC {best:.3f} at step {offset + epoch}")
-
-    return report
 
 
 def cache_entries(config: Config) -> list[dict]:

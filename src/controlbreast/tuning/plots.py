@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from optuna.trial import TrialState
 
 
@@ -40,6 +41,7 @@ def history(study: optuna.Study, path: Path) -> Path | None:
         axis.axvline(number, color="0.8", linestyle=":", linewidth=1)
     axis.set(xlabel="trial number", ylabel="validation macro AUC (mean over seeds)",
              title=f"Optimisation history ({len(pruned)} pruned: dotted)")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.legend()
     return _save(figure, path)
 
@@ -78,7 +80,7 @@ def landscape(study: optuna.Study, path: Path) -> Path | None:
     axis.scatter([best.params["guidance_scale"]], [best.params["mix_ratio"]], marker="*", s=300,
                  facecolors="none", edgecolors="tab:red")
     axis.set(xlabel="guidance scale (classifier-free)", ylabel="mix ratio (synthetic / real)",
-             yscale="log", title="Validation AUC landscape (star: best)")
+             title="Validation AUC landscape (star: best)")
     return _save(figure, path)
 
 

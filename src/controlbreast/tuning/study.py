@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,16 +53,19 @@ def open_storage(url: str, tune: TuneConfig, timeout: float = 10.0) -> BaseStora
         ensure_sqlite_folder(url)
         retry = RetryHeartbeatStaleTrialCallback(max_retry=tune.retry_failed) if tune.retry_failed else None
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=tune.heartbeat_interval,
-                          grace_period=tune.grace_period, heartbeat_stale_trial_callback=retry)
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.x; we rely on them
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=tune.heartbeat_interval,
+                              grace_period=tune.grace_period, heartbeat_stale_trial_callback=retry)
     except Exception as error:  # SQLAlchemy, driver, URL and connection errors alike
         raise ConfigError(f"tune.storage: cannot open {url!r}: {type(error).__name__}: {error}") from None
 
 
 def make_pruner(tune: TuneConfig, steps: int) -> optuna.pruners.BasePruner:
-    """Median (after 2 trials and the first epoch), Hyperband over ``steps`` epochs, or none."""
+    """Median (after 2 complete trials, from a third of the ``steps`` epochs on: the first epochs'
+    AUC is noise), Hyperband over ``steps`` epochs, or none."""
     if tune.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, steps // 3))
     if tune.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(steps, 2))
     return optuna.pruners.NopPruner()
