@@ -72,9 +72,9 @@ def run_tune(config: Config, args: WorkerArgs, report_folder: Path) -> dict:
     """Run the study with ``args.workers`` workers (1: in this process); returns ``tune.json``."""
     if args.workers > 1 and ":memory:" in args.storage:
         raise ConfigError("tune.storage: an in-memory database cannot be shared by workers")
-    check_mix_fits(config, len(training_rows(config.paths.prepared)))
     tune = config.tune.model_copy(update={"storage": args.storage})
     study = open_study(tune, open_storage(args.storage, tune), args.study_name, steps(config))
+    check_mix_fits(config, len(training_rows(config.paths.prepared)))
     before, start = finished(study), time.perf_counter()
     if args.workers == 1:
         worker(args)
