@@ -22,6 +22,7 @@ from controlbreast.errors import MissingInputError
 from controlbreast.outputs import read_csv
 from controlbreast.stages import generate, train_classifier, tune
 from controlbreast.tracking import tracking_uri
+from controlbreast.tuning.objective import cache_entries, prune_cache
 from controlbreast.tuning.tuned import apply_tuned, tuned_values
 
 TUNE = {"n_trials": 3, "per_class": 4, "guidance_scale": {"low": 1.0, "high": 2.0, "step": 1.0},
@@ -110,11 +111,14 @@ def test_trials_sharing_a_guidance_share_a_cached_set(tuned):
     for run in trials:
         by_guidance.setdefault(run.data.params["guidance_scale"], set()).add(run.data.params["synthetic_set"])
     assert all(len(sets) == 1 for sets in by_guidance.values())
-    folders = sorted(Path(config.paths.tune_cache).iterdir())
+    folders = sorted(p for p in Path(config.paths.tune_cache).iterdir() if p.is_dir())
     assert len(folders) == len(by_guidance)
     for folder in folders:
         rows = read_csv(folder / "manifest.csv")
         assert {row["control_split"] for row in rows} == {"train"} and len(rows) == 12
+    entries = cache_entries(config)  # what `controlbreast tune --list-cache` prints
+    assert [entry["folder"] for entry in entries] == folders and all(entry["current"] for entry in entries)
+    assert prune_cache(config) == []  # only sets of other models are pruned
 
 
 def test_a_rerun_finds_the_study_complete(tuned, capsys):

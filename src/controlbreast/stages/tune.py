@@ -25,6 +25,7 @@ def main(params: Path, workers: int | None = None, storage: str | None = None) -
     report = Path(config.paths.reports) / "tune"
     with stage_run(config, "tune", SECTIONS) as run:
         if config.tune.n_trials == 0:
+            report.mkdir(parents=True, exist_ok=True)  # a DVC output, present even when empty
             summary = {"n_trials": 0, "best_params": {}, "note": "tuning off: params.yaml's values hold"}
         else:
             args = WorkerArgs(str(params), storage or config.tune.storage, study_name(config),

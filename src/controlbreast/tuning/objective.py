@@ -12,6 +12,7 @@ sharing a guidance value share a set and a rerun of the stage samples nothing ag
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -56,10 +57,13 @@ def cached_set(config: Config, models_hash: str) -> Path:
     key = set_key(config, models_hash)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(config.paths.tune_cache) / digest
-    if not (folder / "manifest.csv").is_file():
-        generate_set(config.model_copy(update={"paths": config.paths.model_copy(
-            update={"synthetic": folder})}), progress=False)
-        (folder / KEY_FILE).write_text(json.dumps(key, indent=2, sort_keys=True))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{digest}.lock", "w") as lock:  # workers wait for, not redo, a set
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / KEY_FILE).is_file():
+            generate_set(config.model_copy(update={"paths": config.paths.model_copy(
+                update={"synthetic": folder})}), progress=False)
+            (folder / KEY_FILE).write_text(json.dumps(key, indent=2, sort_keys=True))
     return folder
 
 
@@ -120,7 +124,7 @@ def cache_entries(config: Config) -> list[dict]:
     """The cached sets: folder, images, MiB, and whether the current models drew them."""
     root, current = Path(config.paths.tune_cache), model_hash(config.paths.models)
     entries = []
-    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
+    for folder in sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")):
         key_file = folder / KEY_FILE
         key = json.loads(key_file.read_text()) if key_file.is_file() else {}
         images = list((folder / "images").glob("*.png"))

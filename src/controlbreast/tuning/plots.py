@@ -87,6 +87,9 @@ def landscape(study: optuna.Study, path: Path) -> Path | None:
 def render_all(study: optuna.Study, folder: Path) -> list[Path]:
     """Every figure that the study has data for, under ``folder``."""
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.png"):  # a figure this study has no data for must not linger
+        stale.unlink()
     made = [history(study, folder / "history.png"), importances(study, folder / "importances.png"),
             landscape(study, folder / "landscape.png")]
     return [path for path in made if path is not None]
