@@ -62,10 +62,11 @@ def open_storage(url: str, tune: TuneConfig, timeout: float = 10.0) -> BaseStora
 
 
 def make_pruner(tune: TuneConfig, steps: int) -> optuna.pruners.BasePruner:
-    """Median (after 2 complete trials, from a third of the ``steps`` epochs on: the first epochs'
-    AUC is noise), Hyperband over ``steps`` epochs, or none."""
+    """Median (after 3 complete trials, from half the ``steps`` epochs on: early epochs' AUC is
+    noise, and pruning saves only classifier epochs, the set being drawn already), Hyperband over
+    ``steps`` epochs, or none."""
     if tune.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, steps // 3))
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, steps // 2))
     if tune.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(steps, 2))
     return optuna.pruners.NopPruner()
