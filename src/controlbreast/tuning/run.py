@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from controlbreast.classify.models import set_threads
 from controlbreast.config import Config, load_config
 from controlbreast.errors import ConfigError
 from controlbreast.generation.generate import model_hash, training_rows
@@ -58,10 +58,8 @@ def steps(config: Config) -> int:
 
 def worker(args: WorkerArgs) -> None:
     """One worker: build the objective, join the study, run trials until it holds ``n_trials``."""
-    import torch
-
     config = load_config(args.params)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
+    set_threads(config.tune.threads)  # sampling too, not only the classifiers
     tune = config.tune.model_copy(update={"storage": args.storage})
     study = open_study(tune, open_storage(args.storage, tune), args.study_name, steps(config))
     logger = TrialLogger(args.tracking_uri, args.experiment_id, args.parent_run_id)
