@@ -49,8 +49,8 @@ def create(url: str, name: str, **tune) -> None:
 def test_two_worker_processes_complete_one_study(tmp_path):
     url = sqlite_url(tmp_path)
     create(url, "shared")
-    run_workers(cheap_worker, (url, "shared", 12, FAST), workers=2)
-    assert_recorded_once(load(url, "shared"), 12, workers=2)
+    run_workers(cheap_worker, (url, "shared", 10, FAST), workers=2)
+    assert_recorded_once(load(url, "shared"), 10, workers=2)
 
 
 def free_port() -> int:
