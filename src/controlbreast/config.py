@@ -424,8 +424,9 @@ class TuneConfig(Section):
     (and optionally ``controlnet_scale`` and ``synthetic_count``, the per-class size of the trial's
     synthetic set; null: not searched) on the **validation** split.
 
-    ``n_trials``: finished (complete or pruned) trials the study should hold; 0 turns tuning off and
-    ``generate``/``train_classifiers`` keep params.yaml's values. Each trial draws ``per_class``
+    ``n_trials``: finished (complete or pruned) trials the study should hold; 0 (the default when a
+    params file has no ``tune`` section) turns tuning off and ``generate``/``train_classifiers`` keep
+    params.yaml's values. Each trial draws ``per_class``
     images per class (unless ``synthetic_count`` is searched), trains ``real+synthetic`` with each of
     ``seeds`` and scores the mean validation macro AUC. ``storage``: any SQLAlchemy URL (SQLite by
     default, beside the repository in ``optuna/``, which DVC never deletes) or ``grpc://HOST:PORT``
@@ -435,7 +436,7 @@ class TuneConfig(Section):
     than two for these small models when anything else shares the cores.
     """
 
-    n_trials: Annotated[int, Field(ge=0, le=10_000)] = 6
+    n_trials: Annotated[int, Field(ge=0, le=10_000)] = 0
     seeds: tuple[int, ...] = (0,)
     sampler_seed: int = 0
     pruner: Literal["median", "hyperband", "none"] = "median"

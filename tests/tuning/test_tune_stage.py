@@ -147,12 +147,12 @@ def test_tuning_off_keeps_params_and_a_missing_result_is_named(tmp_path):
     config = make_config(tmp_path, tune={"n_trials": 0})
     assert tuned_values(config) == {} and apply_tuned(config, {}).classifier == config.classifier
     with pytest.raises(MissingInputError, match=r"tune\.json: no tuning result"):
-        tuned_values(make_config(tmp_path))
+        tuned_values(make_config(tmp_path, tune={"n_trials": 3}))
 
 
 def test_the_cli_names_an_unopenable_storage_in_one_line(tmp_path):
     raw = {"paths": {name: str(tmp_path / name) for name in ("metrics", "mlruns", "prepared", "models")},
-           "tune": {"storage": "nosuchdialect://x"}}
+           "tune": {"n_trials": 2, "storage": "nosuchdialect://x"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     result = CliRunner().invoke(app, ["tune", "--params", str(tmp_path / "params.yaml")])
     assert result.exit_code == 2
