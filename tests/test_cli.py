@@ -14,7 +14,7 @@ CLI = [str(Path(sys.executable).parent / "controlbreast")]
 
 
 @pytest.mark.parametrize("stage", ["ingest", "controls", "train-classifier", "evaluate", "predict",
-                                   "generate", "evaluate-synthetic"])
+                                   "generate", "evaluate-synthetic", "tune"])
 def test_every_stage_has_help(stage):
     result = CliRunner().invoke(app, [stage, "--help"])
     assert result.exit_code == 0 and "--params" in result.output

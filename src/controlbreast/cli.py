@@ -166,3 +166,34 @@ def predict(images: Annotated[list[Path], typer.Argument(help="Image files or fo
     from controlbreast.stages import predict as stage
 
     _run(lambda: stage.main(params, images, model, strict))
+
+
+@app.command()
+def tune(params: Params = Path("params.yaml"),
+         workers: Annotated[int | None, typer.Option(
+             min=1, help="Worker processes on the study (default tune.workers).")] = None,
+         storage: Annotated[str | None, typer.Option(
+             help="Study storage: a SQLAlchemy URL or grpc://HOST:PORT (default tune.storage).")] = None,
+         list_cache: Annotated[bool, typer.Option(
+             "--list-cache", help="List the cached synthetic sets of tuning and exit.")] = False,
+         prune_cache: Annotated[bool, typer.Option(
+             "--prune-cache", help="Delete cached sets that other models drew.")] = False,
+         ) -> None:
+    """Optuna: guidance scale and synthetic mix ratio on the validation split (N workers, one study)."""
+    from controlbreast.stages import tune as stage
+
+    if list_cache or prune_cache:
+        _run(lambda: stage.cache(params, prune_cache))
+    else:
+        _run(lambda: stage.main(params, workers, storage))
+
+
+@app.command("tune-server")
+def tune_server(storage: Annotated[str, typer.Option(help="The RDB storage to serve (SQLAlchemy URL).")],
+                host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it local.")
+                                ] = "127.0.0.1",
+                port: Annotated[int, typer.Option(help="Port to listen on.")] = 13000) -> None:
+    """Serve a study storage over gRPC so workers on other machines join with --storage grpc://HOST:PORT."""
+    from controlbreast.tuning.server import serve
+
+    _run(lambda: serve(storage, host, port))

@@ -10,15 +10,21 @@ import mlflow
 from controlbreast.config import load_config
 from controlbreast.generation.generate import generate_set, shortfall, training_rows
 from controlbreast.tracking import stage_run
+from controlbreast.tuning.tuned import apply_tuned, tuned_values
 
 
 def main(params: Path) -> None:
-    """Generate the configured synthetic set; log its params, counts and timing to MLflow."""
+    """Generate the configured synthetic set (with the tuned guidance when ``tune.n_trials`` > 0);
+    log its params (the applied values), counts and timing to MLflow."""
     config = load_config(params)
+    tuned = tuned_values(config)
+    config = apply_tuned(config, tuned)
     problem = shortfall(config, training_rows(config.paths.prepared))
     if problem:  # a warning, not an error: evaluate-synthetic alone can use a smaller set
         print(f"generate: warning: {problem}", file=sys.stderr)
     with stage_run(config, "generate", ("seed", "generate", "sampling", "controls")):
+        mlflow.set_tag("tuned", str(bool(tuned)).lower())
+        mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items() if key != "mix_ratio"})
         summary = generate_set(config)
         mlflow.log_metrics(summary)
     print(f"generate: {summary['images']} images from {summary['controls_used']} training controls in "

@@ -15,15 +15,22 @@ from controlbreast.classify.models import check_classifier
 from controlbreast.classify.registry import register_candidate
 from controlbreast.config import load_config
 from controlbreast.tracking import stage_run
+from controlbreast.tuning.tuned import apply_tuned, tuned_values
 
 
 def main(params: Path, arms: Sequence[str]) -> None:
-    """Train ``arms`` (one nested run each, one per seed inside), then register the best model."""
+    """Train ``arms`` (one nested run each, one per seed inside), then register the best model.
+    ``real+synthetic`` takes the tuned mix ratio when ``tune.n_trials`` > 0 (the real arm, trained
+    before tuning, reads no tuning result)."""
     config = load_config(params)
     check_classifier(config.classifier.model, len(config.data.classes), config.classifier.model_kwargs,
                      config.data.image_size, str(params))
+    tuned = tuned_values(config) if "real+synthetic" in arms else {}
+    tuned = {key: value for key, value in tuned.items() if key == "mix_ratio"}
+    config = apply_tuned(config, tuned)
     with stage_run(config, "train_classifier", ("data", "classifier")):
         mlflow.set_tag("arms", ",".join(arms))
+        mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         start = time.perf_counter()
         models = [model for arm in arms for model in train_arm(config, arm)]
         mlflow.log_metric("seconds", time.perf_counter() - start)

@@ -1,0 +1,72 @@
+"""``controlbreast tune``: Optuna searches guidance scale and mix ratio on the validation split →
+``<paths.metrics>/tune.json`` (read by ``generate`` and ``train_classifiers``) and
+``<paths.reports>/tune/*.png``; the study lives in ``tune.storage``, each trial a nested MLflow run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+
+from controlbreast.config import load_config
+from controlbreast.outputs import write_atomic
+from controlbreast.tracking import stage_run, tracking_uri
+from controlbreast.tuning.tuned import tune_json
+
+SECTIONS = ("tune", "classifier", "generate", "sampling")
+
+
+def main(params: Path, workers: int | None = None, storage: str | None = None) -> None:
+    """Tune (or, with ``tune.n_trials: 0``, record that nothing is tuned), log, write tune.json."""
+    from controlbreast.tuning.run import WorkerArgs, run_tune, study_name
+
+    config = load_config(params)
+    report = Path(config.paths.reports) / "tune"
+    with stage_run(config, "tune", SECTIONS) as run:
+        if config.tune.n_trials == 0:
+            report.mkdir(parents=True, exist_ok=True)  # a DVC output, present even when empty
+            summary = {"n_trials": 0, "best_params": {}, "note": "tuning off: params.yaml's values hold"}
+        else:
+            args = WorkerArgs(str(params), storage or config.tune.storage, study_name(config),
+                              tracking_uri(Path(config.paths.mlruns)), run.info.experiment_id,
+                              run.info.run_id, workers or config.tune.workers)
+            summary = run_tune(config, args, report)
+            _log(summary, report)
+        write_atomic(tune_json(config), json.dumps(summary, indent=2).encode())
+    _print(summary, tune_json(config))
+
+
+def _log(summary: dict, report: Path) -> None:
+    mlflow.log_params({f"best.{key}": value for key, value in summary["best_params"].items()})
+    mlflow.set_tag("optuna.study", summary["study"])
+    metrics = {f"trials_{state}": count for state, count in summary["trials"].items()}
+    metrics |= {"trials_per_minute": summary["trials_per_minute"], "seconds": summary["seconds"]}
+    if summary["best_val_auc"] is not None:
+        metrics["best_val_auc"] = summary["best_val_auc"]
+    mlflow.log_metrics(metrics)
+    for name in summary["figures"]:
+        mlflow.log_artifact(str(report / name), artifact_path="tune")
+
+
+def _print(summary: dict, path: Path) -> None:
+    if not summary["best_params"]:
+        print(f"tune: {summary['note']} -> {path}")
+        return
+    best = ", ".join(f"{key} {value:.3g}" for key, value in summary["best_params"].items())
+    print(f"tune: study {summary['study']}: {summary['trials']}, {summary['trials_per_minute']:.2f} "
+          f"trials/min; best {best}: validation AUC {summary['best_val_auc']:.3f} (optimistic) -> {path}")
+
+
+def cache(params: Path, prune: bool = False) -> None:
+    """List the cached synthetic sets of tuning; with ``prune``, delete those of other models."""
+    from controlbreast.tuning.objective import cache_entries, prune_cache
+
+    config = load_config(params)
+    for entry in cache_entries(config):
+        state = "current models" if entry["current"] else "other models"
+        print(f"{entry['folder']}: {entry['images']} images, guidance {entry['guidance_scale']}, "
+              f"{entry['mib']:.1f} MiB ({state})")
+    if prune:
+        for folder in prune_cache(config):
+            print(f"deleted {folder}")

@@ -1,0 +1,1 @@
+"""Optuna tuning of guidance scale and synthetic mix ratio on the validation split (see README)."""

@@ -1,0 +1,144 @@
+"""The objective of one trial: a synthetic set made with the trial's sampler settings from
+**training-split** controls, then ``real+synthetic`` classifiers trained with the trial's mix ratio,
+scored by the mean validation macro AUC over ``tune.seeds``.
+
+Only the real ``train`` and ``val`` rows are ever read (``load_image_set(..., splits=("train",
+"val"))``; ``plan`` takes training controls only); the test split is left to ``evaluate``.
+
+Synthetic sets are cached under ``<paths.tune_cache>/<key>/`` where ``key`` hashes everything that
+determines the set (models, sampler, guidance, ControlNet scale, count, seed, variation), so trials
+sharing a guidance value share a set and a rerun of the stage samples nothing again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from controlbreast.classify.data import TrainingData, check_provenance, concatenate, draw
+from controlbreast.classify.train import train_classifier
+from controlbreast.config import Config, RangeConfig
+from controlbreast.data.datasets import ImageSet, load_image_set
+from controlbreast.data.manifest import SyntheticRow
+from controlbreast.errors import ConfigError
+from controlbreast.generation.generate import generate_set, model_hash, set_sampling
+from controlbreast.tuning.search import reporter, suggest
+from controlbreast.tuning.tuned import apply_tuned
+
+KEY_FILE = "cache-key.json"
+
+
+def trial_config(config: Config, values: dict[str, float]) -> Config:
+    """``config`` with the trial's values applied; the set's size is ``tune.per_class`` unless
+    ``synthetic_count`` is searched."""
+    applied = apply_tuned(config, values)
+    if "synthetic_count" not in values:
+        applied = applied.model_copy(update={"generate": applied.generate.model_copy(
+            update={"per_class": config.tune.per_class})})
+    return applied
+
+
+def set_key(config: Config, models_hash: str) -> dict:
+    """Everything that determines a synthetic set (``config`` is a trial's config)."""
+    return {"model_hash": models_hash, "sampling": set_sampling(config).model_dump(mode="json"),
+            "per_class": config.generate.per_class, "seed": config.generate.seed,
+            "variation": config.generate.variation.model_dump(mode="json"),
+            "classes": list(config.data.classes), "image_size": config.data.image_size}
+
+
+def cached_set(config: Config, models_hash: str) -> Path:
+    """The folder of the trial's synthetic set, generated unless the cache has it."""
+    key = set_key(config, models_hash)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(config.paths.tune_cache) / digest
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{digest}.lock", "w") as lock:  # workers wait for, not redo, a set
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / KEY_FILE).is_file():
+            generate_set(config.model_copy(update={"paths": config.paths.model_copy(
+                update={"synthetic": folder})}), progress=False)
+            (folder / KEY_FILE).write_text(json.dumps(key, indent=2, sort_keys=True))
+    return folder
+
+
+def smallest_set(config: Config) -> int:
+    """The fewest synthetic images a trial's set can have."""
+    count = config.tune.synthetic_count
+    per_class = math.ceil(count.low) if count else config.tune.per_class
+    return per_class * len(config.data.classes)
+
+
+def check_mix_fits(config: Config, real_images: int) -> None:
+    """The largest mix ratio must find enough images in the smallest set (else every such trial fails)."""
+    mix: RangeConfig = config.tune.mix_ratio
+    needed, available = round(mix.high * real_images), smallest_set(config)
+    if needed > available:
+        raise ConfigError(f"tune.mix_ratio.high {mix.high:g} needs {needed} synthetic images "
+                          f"({real_images} real), but a trial's set has {available}: raise "
+                          "tune.per_class (or synthetic_count.low), or lower tune.mix_ratio.high")
+
+
+@dataclass
+class Objective:
+    """``objective(trial) -> mean validation AUC``; real images are loaded once per worker."""
+
+    config: Config
+    train: ImageSet
+    val: ImageSet
+    models_hash: str
+
+    @classmethod
+    def build(cls, config: Config) -> Objective:
+        real = load_image_set(config.paths.prepared, config.data.classes, splits=("train", "val"))
+        objective = cls(config, real.split("train"), real.split("val"), model_hash(config.paths.models))
+        check_mix_fits(config, len(objective.train))
+        return objective
+
+    def data(self, config: Config, folder: Path, seed: int) -> TrainingData:
+        """Real train + ``round(mix_ratio * n_real)`` images of the trial's set; real validation."""
+        synthetic = load_image_set(folder, config.data.classes, schema=SyntheticRow)
+        check_provenance(folder, set(self.train.ids))
+        extra = draw(synthetic, round(config.classifier.mix_ratio * len(self.train)), seed, folder)
+        return TrainingData(concatenate(self.train, extra), self.val, len(self.train), len(extra))
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = trial_config(self.config, suggest(trial, self.config))
+        folder = cached_set(config, self.models_hash)
+        trial.set_user_attr("synthetic_set", folder.name)
+        scores = []
+        for index, seed in enumerate(self.config.tune.seeds):
+            report = reporter(trial, index * config.classifier.epochs)
+            result = train_classifier(config, "real+synthetic", seed, on_epoch=report,
+                                      data=self.data(config, folder, seed))
+            scores.append(result.card.val_auc)
+        return sum(scores) / len(scores)
+
+
+def cache_entries(config: Config) -> list[dict]:
+    """The cached sets: folder, images, MiB, and whether the current models drew them."""
+    root, current = Path(config.paths.tune_cache), model_hash(config.paths.models)
+    entries = []
+    for folder in sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")):
+        key_file = folder / KEY_FILE
+        key = json.loads(key_file.read_text()) if key_file.is_file() else {}
+        images = list((folder / "images").glob("*.png"))
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+        entries.append({"folder": folder, "images": len(images), "mib": size,
+                        "guidance_scale": key.get("sampling", {}).get("guidance_scale"),
+                        "current": key.get("model_hash") == current})
+    return entries
+
+
+def prune_cache(config: Config) -> list[Path]:
+    """Delete the cached sets that other models than the current ones drew; returns them."""
+    stale = [entry["folder"] for entry in cache_entries(config) if not entry["current"]]
+    for folder in stale:
+        shutil.rmtree(folder)
+    return stale

@@ -1,0 +1,141 @@
+"""The study: its storage, sampler and pruner, the dimension check, workers and the summary.
+
+Workers are processes running ``study.optimize`` on one shared storage (Optuna's own scale-out):
+an RDB storage (any SQLAlchemy URL) with heartbeats, so a worker that dies mid-trial leaves that
+trial FAILED after ``tune.grace_period`` s and the others go on; or ``grpc://HOST:PORT``, a
+``controlbreast tune-server`` in front of an RDB storage (no heartbeats through the proxy).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from controlbreast.config import TuneConfig
+from controlbreast.errors import ConfigError, ControlBreastError
+
+DIMENSIONS_ATTR = "dimensions"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def dimension_spec(tune: TuneConfig) -> dict[str, dict]:
+    """The searched space as JSON, stored on the study so a changed space cannot join it."""
+    return {name: dimension.model_dump(mode="json") for name, dimension in tune.dimensions().items()}
+
+
+def ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite file (``sqlite:///optuna/tune.db``) so the first run works."""
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def open_storage(url: str, tune: TuneConfig, timeout: float = 10.0) -> BaseStorage:
+    """An RDB storage with heartbeats, or a gRPC proxy client; a storage that cannot be opened is a
+    ``ConfigError`` naming ``tune.storage``."""
+    try:
+        if url.startswith("grpc://"):
+            address = urlsplit(url)
+            if not address.hostname or not address.port:
+                raise ValueError("expected grpc://HOST:PORT")
+            proxy = optuna.storages.GrpcStorageProxy(host=address.hostname, port=address.port)
+            proxy.wait_server_ready(timeout=timeout)
+            return proxy
+        ensure_sqlite_folder(url)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=tune.retry_failed) if tune.retry_failed else None
+        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.x; we rely on them
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=tune.heartbeat_interval,
+                              grace_period=tune.grace_period, heartbeat_stale_trial_callback=retry)
+    except Exception as error:  # SQLAlchemy, driver, URL and connection errors alike
+        raise ConfigError(f"tune.storage: cannot open {url!r}: {type(error).__name__}: {error}") from None
+
+
+def make_pruner(tune: TuneConfig, steps: int) -> optuna.pruners.BasePruner:
+    """Median (after 3 complete trials, from half the ``steps`` epochs on: early epochs' AUC is
+    noise, and pruning saves only classifier epochs, the set being drawn already), Hyperband over
+    ``steps`` epochs, or none."""
+    if tune.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, steps // 2))
+    if tune.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(steps, 2))
+    return optuna.pruners.NopPruner()
+
+
+def open_study(tune: TuneConfig, storage: BaseStorage, name: str, steps: int) -> optuna.Study:
+    """Create or load study ``name``; one created with other dimensions is a ``ConfigError``."""
+    sampler = optuna.samplers.TPESampler(seed=tune.sampler_seed, n_startup_trials=3)
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                sampler=sampler, pruner=make_pruner(tune, steps), load_if_exists=True)
+    spec = dimension_spec(tune)
+    stored = study.user_attrs.get(DIMENSIONS_ATTR)
+    if stored is None:
+        study.set_user_attr(DIMENSIONS_ATTR, spec)
+    elif stored != spec:
+        raise ConfigError(f"tune.study_name: study {name!r} in the storage was created with dimensions "
+                          f"{json.dumps(stored)}, these params search {json.dumps(spec)}; choose another "
+                          "tune.study_name (or delete that study)")
+    return study
+
+
+def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
+             callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> None:
+    """Run trials until the study holds ``n_trials`` finished ones (counted over every worker);
+    this worker runs at most ``n_trials`` so failing trials cannot loop forever."""
+    if finished(study) >= n_trials:
+        return
+    done = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)
+    study.optimize(objective, n_trials=n_trials, callbacks=[*callbacks, done], gc_after_trial=True)
+
+
+def finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def run_workers(target: Callable[..., Any], args: tuple, workers: int) -> None:
+    """Run ``target(*args)`` in ``workers`` fresh processes (spawn: no forked torch or SQLite state)
+    and wait for all; one that fails is an error after the others end."""
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=target, args=args, name=f"tune-worker-{i}") for i in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    failed = [p.name for p in processes if p.exitcode != 0]
+    if failed:
+        raise ControlBreastError(f"tune: workers {failed} failed (exit codes "
+                                 f"{[p.exitcode for p in processes if p.exitcode]}); see their output above")
+
+
+def summarise(study: optuna.Study, seconds: float) -> dict:
+    """``metrics/tune.json``: best params and validation AUC, trial counts, trials per minute."""
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name.lower(): sum(t.state == state for t in trials)
+              for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    return {"study": study.study_name, "best_params": best.params if best else {},
+            "best_val_auc": best.value if best else None, "best_trial": best.number if best else None,
+            "trials": counts, "seconds": seconds,
+            "trials_per_minute": (counts["complete"] + counts["pruned"]) / max(seconds, 1e-9) * 60,
+            "note": "best_val_auc is the validation AUC of the best of many trials: optimistic "
+                    "(winner's curse); evaluate's test-split AUC is the honest number"}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 0.1 s; raise naming ``what`` after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.1)

@@ -1,0 +1,42 @@
+"""Each finished trial as a nested MLflow run under the study's parent run, logged with MLflow's
+client directly (optuna-integration's ``MLflowCallback`` is deprecated), so worker processes log
+under the parent that the ``tune`` stage opened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from optuna.trial import FrozenTrial, TrialState
+
+RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+
+
+@dataclass(frozen=True)
+class TrialLogger:
+    """An Optuna callback: one nested run per trial (params, value, state, duration, and the
+    intermediate values as the ``val_auc`` curve, step = seed index x epochs + epoch)."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        client = MlflowClient(self.tracking_uri)
+        tags = {"mlflow.parentRunId": self.parent_run_id, "stage": "tune", "optuna.study": study.study_name,
+                "optuna.trial": str(trial.number), "optuna.state": trial.state.name}
+        run = client.create_run(self.experiment_id, run_name=f"trial-{trial.number}", tags=tags)
+        stamp = int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)
+        metrics = [Metric("val_auc", value, stamp, int(step))
+                   for step, value in trial.intermediate_values.items()]
+        if trial.value is not None:
+            metrics.append(Metric("value", trial.value, stamp, 0))
+        if trial.duration is not None:
+            metrics.append(Metric("seconds", trial.duration.total_seconds(), stamp, 0))
+        params = [Param(k, str(v)) for k, v in trial.params.items()]
+        params.append(Param("synthetic_set", str(trial.user_attrs.get("synthetic_set", ""))))
+        client.log_batch(run.info.run_id, metrics=metrics, params=params,
+                         tags=[RunTag("state", trial.state.name)])
+        client.set_terminated(run.info.run_id, RUN_STATUS.get(trial.state, "FAILED"))

@@ -1,0 +1,128 @@
+"""The Optuna machinery on real storages with cheap objectives: workers sharing a study, the gRPC
+proxy, a killed worker's trial, the pruner, and the errors of a bad setup."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from controlbreast.errors import ConfigError
+from controlbreast.tuning.study import open_storage, open_study, optimize, run_workers, wait_for
+from tuning_builders import STEPS, cheap_worker, scripted, tune_config
+
+FAST = {"heartbeat_interval": 1, "grace_period": 2}
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'optuna' / 'tune.db'}"
+
+
+def load(url: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(url, tune_config(**FAST)))
+
+
+def assert_recorded_once(study: optuna.Study, n_trials: int, workers: int) -> None:
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(len(trials)))  # none lost, none twice
+    assert n_trials <= len(trials) <= n_trials + workers - 1  # at most one overshoot per other worker
+    assert {t.state for t in trials} == {TrialState.COMPLETE}
+    assert len({t.user_attrs["pid"] for t in trials}) == workers  # every worker ran trials
+
+
+def create(url: str, name: str, **tune) -> None:
+    """The study made before workers start, as ``run_tune`` does (two workers creating the same
+    tables at once would race)."""
+    config = tune_config(**FAST, **tune)
+    open_study(config, open_storage(url, config), name, STEPS)
+
+
+def test_two_worker_processes_complete_one_study(tmp_path):
+    url = sqlite_url(tmp_path)
+    create(url, "shared")
+    run_workers(cheap_worker, (url, "shared", 10, FAST), workers=2)
+    assert_recorded_once(load(url, "shared"), 10, workers=2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_workers_through_the_grpc_proxy(tmp_path):
+    url, port = sqlite_url(tmp_path), free_port()
+    server = subprocess.Popen([sys.executable, "-m", "controlbreast", "tune-server", "--storage", url,
+                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        proxy = f"grpc://127.0.0.1:{port}"
+        open_storage(proxy, tune_config(), timeout=60)  # waits until the server answers
+        run_workers(cheap_worker, (proxy, "proxied", 8, FAST), workers=2)
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0].decode()
+    assert f"serving {url} on grpc://127.0.0.1:{port}" in output
+    assert_recorded_once(load(url, "proxied"), 8, workers=2)  # the RDB behind the proxy has them
+
+
+def test_a_killed_workers_trial_fails_after_the_grace_period_and_is_retried(tmp_path):
+    import multiprocessing
+
+    url, tune = sqlite_url(tmp_path), {**FAST, "retry_failed": 1}
+    create(url, "killed", retry_failed=1)
+    worker = multiprocessing.get_context("spawn").Process(
+        target=cheap_worker, args=(url, "killed", 4, tune, "hang_first"))
+    worker.start()
+    # params set: the objective runs, so the heartbeat thread has beaten (a trial killed before its
+    # first heartbeat has none to go stale, an Optuna limitation)
+    wait_for(lambda: any(t.state == TrialState.RUNNING and t.params
+                         for t in load(url, "killed").get_trials()),
+             timeout=60, what="trial 0 running its objective")
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    time.sleep(FAST["grace_period"] + 1)  # no heartbeat for longer than the grace period
+    cheap_worker(url, "killed", 4, tune)  # the study goes on in another worker
+    trials = load(url, "killed").get_trials()
+    assert trials[0].state == TrialState.FAIL
+    retried = [t for t in trials[1:] if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == 0]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert retried[0].params == trials[0].params  # the same point, run again
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 4
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_the_pruner_prunes_a_scripted_bad_trial(tmp_path, pruner):
+    tune = tune_config(pruner=pruner, sampler_seed=1)
+    good = [0.6, 0.7, 0.8, 0.85, 0.9, 0.9]
+    curves = [good, good, good, [0.3, 0.2, 0.1, 0.1, 0.1, 0.1], good]
+    study = open_study(tune, open_storage(sqlite_url(tmp_path), tune), "pruning", STEPS)
+    optimize(study, scripted(curves), n_trials=5)
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED, TrialState.COMPLETE]
+    assert max(study.get_trials()[3].intermediate_values) < STEPS  # stopped before its last epoch
+
+
+def test_an_unopenable_storage_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"tune\.storage: cannot open 'nosuchdialect://x'"):
+        open_storage("nosuchdialect://x", tune_config())
+    with pytest.raises(ConfigError, match=r"tune\.storage: cannot open 'grpc://127\.0\.0\.1:"):
+        open_storage(f"grpc://127.0.0.1:{free_port()}", tune_config(), timeout=1)
+
+
+def test_a_same_named_study_with_other_dimensions_is_refused(tmp_path):
+    url = sqlite_url(tmp_path)
+    first = tune_config()
+    open_study(first, open_storage(url, first), "s", STEPS)
+    open_study(first, open_storage(url, first), "s", STEPS)  # the same space joins
+    other = tune_config(mix_ratio={"low": 0.1, "high": 0.5})
+    with pytest.raises(ConfigError, match=r"tune\.study_name: study 's' .* created with dimensions"):
+        open_study(other, open_storage(url, other), "s", STEPS)

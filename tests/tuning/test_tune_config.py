@@ -1,0 +1,38 @@
+"""The ``tune`` section: a bad range or an unknown dimension stops the run naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlbreast.config import parse_config
+from controlbreast.errors import ConfigError
+from controlbreast.tuning.objective import check_mix_fits
+
+
+@pytest.mark.parametrize(("tune", "message"), [
+    ({"guidance_scale": {"low": 3.0, "high": 1.0}}, r"tune\.guidance_scale: low 3 > high 1"),
+    ({"mix_ratio": {"low": 0.0, "high": 0.5, "log": True}}, r"tune\.mix_ratio: .*log needs low > 0"),
+    ({"controlnet_scale": {"low": 0.5, "high": 9.0}}, r"tune: .*controlnet_scale must lie within \[0, 5\]"),
+    ({"steps": {"low": 10, "high": 20}}, r"tune\.steps: unknown key"),
+    ({"guidance_scale": {"low": 1.0, "high": 2.0, "stride": 0.5}},
+     r"tune\.guidance_scale\.stride: unknown key"),
+    ({"pruner": "asha"}, r"tune\.pruner: Input should be 'median', 'hyperband' or 'none'"),
+    ({"heartbeat_interval": 30, "grace_period": 20}, r"grace_period must exceed heartbeat_interval"),
+])
+def test_a_bad_tune_section_names_the_key(tune, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"tune": tune}, "params.yaml")
+
+
+def test_the_optional_dimensions_join_the_search_space_in_order():
+    tune = parse_config({"tune": {"synthetic_count": {"low": 8, "high": 32}, "controlnet_scale":
+                                  {"low": 0.5, "high": 1.5}}}).tune
+    assert list(tune.dimensions()) == ["guidance_scale", "mix_ratio", "controlnet_scale", "synthetic_count"]
+    assert list(parse_config({}).tune.dimensions()) == ["guidance_scale", "mix_ratio"]
+
+
+def test_a_mix_ratio_that_no_trial_set_can_feed_is_refused():
+    config = parse_config({"tune": {"per_class": 10, "mix_ratio": {"low": 0.1, "high": 0.5}}})
+    check_mix_fits(config, real_images=60)  # 30 needed, 30 made
+    with pytest.raises(ConfigError, match=r"tune\.mix_ratio\.high 0\.5 needs 50 synthetic images"):
+        check_mix_fits(config, real_images=100)
