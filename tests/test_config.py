@@ -93,3 +93,13 @@ def test_config_is_frozen():
     config = parse_config({})
     with pytest.raises(ValueError, match="frozen"):
         config.data.image_size = 32
+
+
+def test_params_read_as_yaml_1_2_like_dvc_writes_them(tmp_path):
+    """`dvc exp run --set-param` rewrites params.yaml without quotes: `no` must stay a string."""
+    path = tmp_path / "params.yaml"
+    path.write_text("train_base:\n  mixed_precision: no\n  learning_rate: 1e-3\n"
+                    "  gradient_checkpointing: true\n")
+    config = load_config(path)
+    assert config.train_base.mixed_precision == "no"
+    assert config.train_base.learning_rate == 0.001 and config.train_base.gradient_checkpointing is True

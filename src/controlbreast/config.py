@@ -607,10 +607,17 @@ def parse_config(raw: dict, source: Path | str = "params.yaml") -> Config:
 
 
 class _ParamsLoader(yaml.SafeLoader):
-    """PyYAML's safe loader reading ``1e-3`` as a float, as YAML 1.2 (and DVC's parser) do;
-    PyYAML alone reads it as a string, which strict numbers would refuse."""
+    """PyYAML's safe loader reading scalars as YAML 1.2 (and DVC, which rewrites params.yaml on
+    ``dvc exp run --set-param``) does: ``1e-3`` is a float, and only true/false are booleans, so
+    ``mixed_precision: no`` stays the string "no" (YAML 1.1 would read False)."""
 
 
+_BOOL = "tag:yaml.org,2002:bool"
+_ParamsLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_ParamsLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                    list("tTfF"))
 _ParamsLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"))
