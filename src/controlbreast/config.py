@@ -184,7 +184,7 @@ class DataConfig(Section):
     resize: Literal["pad", "crop"] = "pad"
     split: SplitConfig = SplitConfig()
     near_duplicate_bits: Annotated[int, Field(ge=0, le=32)] = 6
-    near_duplicate_similarity: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.75
+    near_duplicate_similarity: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.6
     near_duplicate_conflicts: Literal["drop", "keep", "fail"] = "drop"
     require_lesion_masks: bool = True
     max_pixels: Annotated[int, Field(ge=1024, le=1_000_000_000)] = 100_000_000
@@ -289,6 +289,7 @@ class QualityConfig(Section):
     max_mask_coverage: Fraction = 0.7
     split_tolerance: Fraction = 0.05
     near_duplicate_bits: Annotated[int, Field(ge=0, le=32)] = 6
+    near_duplicate_similarity: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.6
     max_listed_ids: Annotated[int, Field(ge=1, le=1000)] = 5
 
 

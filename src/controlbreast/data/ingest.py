@@ -39,6 +39,7 @@ from controlbreast.data.mammo import BreastView, breast_region, orient
 from controlbreast.data.manifest import PreparedRow, manifest_bytes
 from controlbreast.data.patches import cut, patch_side, plan_patches
 from controlbreast.data.phantom import phantom_candidates
+from controlbreast.data.phantom_mammo import mammo_phantom_candidates
 from controlbreast.data.pool import worker_pool
 from controlbreast.data.preprocess import fit_mask_to_square, fit_to_square
 from controlbreast.data.privacy import group_key
@@ -193,7 +194,9 @@ def prepare(candidate: Candidate, index: int, cfg: DataConfig, build: Path,
 
 def discover(cfg: DataConfig, phantom_cfg: PhantomConfig) -> tuple[list[Candidate], list[SampleError]]:
     """Candidates of the configured source, sorted by source path, and discovery problems."""
-    if cfg.source == "phantom":
+    if cfg.source == "phantom" and phantom_cfg.modality == "mammography":
+        found, errors = mammo_phantom_candidates(phantom_cfg), []
+    elif cfg.source == "phantom":
         found, errors = phantom_candidates(phantom_cfg), []
     elif cfg.source == "busi":
         found, errors = busi_candidates(cfg)

@@ -57,7 +57,8 @@ def prepared_tables(config: Config) -> dict[str, pd.DataFrame]:
     images = image_table(folder, manifest, config.quality)
     images["is_lesion"] = images["source_label"].isin(config.data.lesion_labels)
     images["is_mammogram"] = images["modality"] == "mammography"
-    images["cross_split_twin"] = cross_split_twins(images, config.quality.near_duplicate_bits)
+    images["cross_split_twin"] = cross_split_twins(images, config.quality.near_duplicate_bits, folder,
+                                                   config.quality.near_duplicate_similarity)
     images["controls_match"] = controls_match(config.paths.controls, list(images["id"]),
                                               config.controls.channels, config.data.image_size)
     return {"manifest": manifest, "images": images, **split_tables(images, config)}
