@@ -93,3 +93,20 @@ def test_config_is_frozen():
     config = parse_config({})
     with pytest.raises(ValueError, match="frozen"):
         config.data.image_size = 32
+
+
+def test_every_profile_is_a_valid_overlay_of_params():
+    """A profile (``profiles/*.yaml``) names only keys that exist, with valid values."""
+
+    def merged(base: dict, overlay: dict) -> dict:
+        return {**base, **{k: merged(base.get(k, {}), v) if isinstance(v, dict) else v
+                           for k, v in overlay.items()}}
+
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    profiles = sorted((REPO / "profiles").glob("*.yaml"))
+    assert profiles
+    for profile in profiles:
+        config = parse_config(merged(base, yaml.safe_load(profile.read_text())), profile)
+        assert config.data.image_size >= 16
+    mammo = parse_config(merged(base, yaml.safe_load((REPO / "profiles" / "mammo-cpu.yaml").read_text())))
+    assert mammo.data.patches.enabled and mammo.phantom.modality == "mammography"
