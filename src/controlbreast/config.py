@@ -171,6 +171,14 @@ class DataConfig(Section):
     Patient ids (CSV ``group_id``, DICOM PatientID) are stored as HMAC-SHA256 keyed by a secret
     from the environment (``CONTROLBREAST_GROUP_SECRET`` or ``CONTROLBREAST_GROUP_SECRET_FILE``),
     never from params: params are logged to MLflow and written to ``dvc.lock``.
+
+    ``modality``: ``auto`` treats a DICOM whose Modality is ``MG`` (and the phantom's mammography
+    mode) as a mammogram, anything else as ultrasound; mammograms are cropped to the breast and
+    turned one way (``mammography``) and may be cut into patches (``patches``). ``bit_depth`` is
+    the depth 16-bit rasters are scaled by (e.g. 12 for 12-bit films in 16-bit PNGs); None takes
+    the file's own declaration (PNG sBIT, else 16), never an image's own maximum. Near-duplicates
+    are hash pairs within ``near_duplicate_bits`` whose pixels also correlate at least
+    ``near_duplicate_similarity`` (``splits.similarity``).
     """
 
     source: Literal["phantom", "busi", "csv"] = "phantom"

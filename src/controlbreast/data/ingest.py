@@ -5,6 +5,10 @@ Output layout (``paths.prepared``)::
     images/<id>.png     (S, S) uint8 grayscale, S = data.image_size
     masks/<id>.png      (S, S) uint8 0/255 lesion mask, for images whose source has one
     manifest.csv        one row per image (``data/manifest.py``: PreparedRow)
+
+A mammogram (``data.modality``) is first cropped to the breast and mirrored chest wall left
+(``data/mammo.py``); with ``data.patches.enabled`` it becomes lesion-centred and background patches
+``<id>-l<k>`` / ``<id>-b<k>`` (``data/patches.py``) that share its group and split.
     rejected.csv        inputs left out (source_path, problem): bad inputs under
                         data.on_error=skip, labels mapped to no class, exact duplicates (one copy
                         kept, or none if their labels conflict) and near-duplicates whose labels
