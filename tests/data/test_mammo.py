@@ -6,6 +6,7 @@ from collections import defaultdict
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from builders import make_config, mammogram, write_dicom
 from controlbreast.config import MammographyConfig, PatchConfig
@@ -114,6 +115,21 @@ def test_dicom_mammograms_are_detected_cropped_turned_and_de_identified(tmp_path
     for row in rows:
         groups[row["group"]].add(row["split"])
     assert len(groups) == 8 and all(len(s) == 1 for s in groups.values())
+
+
+def test_no_identity_reaches_mlflow_the_metrics_or_the_log(tmp_path, mammo_set, capsys):
+    from controlbreast.stages import ingest as stage
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(mammo_config(tmp_path, mammo_set).model_dump(mode="json")))
+    stage.main(params)
+    logged = capsys.readouterr()
+    texts = [logged.out.encode(), logged.err.encode()]
+    texts += [f.read_bytes() for folder in ("mlruns", "metrics", "prepared")
+              for f in (tmp_path / folder).rglob("*") if f.is_file()]
+    assert len(texts) > 10 and b"near_duplicates" in b"".join(texts)
+    for word in (b"Jane-00", b"Roe^Mary", b"19610704", b"20240219"):
+        assert not any(word in text for text in texts), word
 
 
 def test_multi_frame_dicom_is_one_bad_input(tmp_path, mammo_set):
