@@ -29,7 +29,7 @@ from controlbreast.data.records import Candidate, RawSample
 
 VIEWS = ("CC", "MLO")
 FILM_MM = 240.0  # film height
-_TOP = 4095.0  # 12-bit white
+_TOP = 4095.0  # 12-bit white; tissue is drawn at up to 0.85 of it so dense masses do not saturate
 _TAU = 2.0 * np.pi
 
 
@@ -170,7 +170,7 @@ def render_mammogram(label: str, patient_seed: int, view: str,
     if breast.coarse:
         _calcifications(values, None, _place(breast, (0.5, 0.0), mask, view), 4, False, rng)
     lesion &= mask > 0
-    values = np.where(mask > 0, values, 0.0) + rng.normal(0.0, 0.004, shape).astype(np.float32)
+    values = np.where(mask > 0, 0.85 * values, 0.0) + rng.normal(0.0, 0.004, shape).astype(np.float32)
     film = np.clip(values, 0.0, 1.0) * _TOP
     film[-round(0.05 * size):-round(0.02 * size), -round(0.2 * size):-round(0.05 * size)] = _TOP  # label
     film, lesion = (film[:, ::-1], lesion[:, ::-1]) if breast.side == "R" else (film, lesion)
