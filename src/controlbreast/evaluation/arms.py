@@ -16,7 +16,9 @@ probabilities (``ensemble``):
 - ``ece``: top-label expected calibration error over ``evaluate.calibration_bins`` bins;
 - ``confusion`` (ensemble): counts and row-normalised rates (true class → predicted class);
 - ``image_auc_<positive>`` (ensemble, patch sets only): film-level AUC of the highest
-  positive-class probability over each film's patches.
+  positive-class probability over each film's patches. Ingest centred the lesion patches with the
+  masks, so this knows where to look: an upper bound of a film reader's AUC (tiling the whole
+  breast, as ``benchmarks/mammo_patches.py`` also does, is the fair number).
 
 Each has a percentile bootstrap interval over class-stratified resamples of the test images. The
 paired differences ``real+synthetic − real`` and ``synthetic − real`` (ensembles) use the very same
