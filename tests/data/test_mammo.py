@@ -190,3 +190,26 @@ def test_near_duplicate_confirmation_keeps_different_womens_dark_films_apart():
     assert similarity(first, second) < 0.5  # same silhouette, different tissue
     copy = np.clip(dark[0].astype(np.float32) * 1.1 + 3, 0, 255).astype(np.uint8)  # re-exposed
     assert similarity(first, identity_thumbnail(np.roll(copy, 1, axis=1))) > 0.9
+
+
+def test_png_films_with_a_laterality_column_and_declared_depth(tmp_path):
+    """16-bit PNG films (12 bits used): data.modality and data.bit_depth say what the files
+    cannot, and the CSV's laterality column is recorded; the tissue still decides the turn."""
+    root = tmp_path / "png"
+    root.mkdir()
+    lines = ["path,label,mask_path,group_id,laterality"]
+    for n, side in enumerate(("L", "R", "L", "R")):
+        film, mask = mammogram(40 + n, side)
+        cv2.imwrite(str(root / f"m{n}.png"), film)
+        cv2.imwrite(str(root / f"m{n}_mask.png"), mask.astype(np.uint8) * 255)
+        # a set displayed the other way round: the column says which breast, the tissue how it lies
+        lines.append(f"m{n}.png,malignant,m{n}_mask.png,{n},{'right' if side == 'L' else 'left'}")
+    (tmp_path / "set.csv").write_text("\n".join(lines) + "\n")
+    data = {"source": "csv", "root": str(root), "manifest": str(tmp_path / "set.csv"),
+            "modality": "mammography", "bit_depth": 12, "image_size": 32, "allow_unkeyed_groups": True}
+    config = make_config(tmp_path, data=data)
+    rows = run_ingest(config).rows
+    assert [(r["laterality"], r["flipped"], r["bit_depth"]) for r in rows] == [
+        ("R", False, 12), ("L", True, 12), ("R", False, 12), ("L", True, 12)]
+    image = cv2.imread(str(config.paths.prepared / "images" / f"{rows[0]['id']}.png"), 0)
+    assert image.max() > 150  # scaled by 12 bits, not 16 (which would leave it below 70)
