@@ -11,7 +11,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from controlbreast.config import Config, parse_config
+from controlbreast.config import Config, PathsConfig, parse_config
 
 BUSI_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "busi"
 
@@ -53,11 +53,38 @@ def write_busi(root: Path, per_class: int = 6, start_seed: int = 0) -> Path:
     return root
 
 
+def mammogram(seed: int, side: str = "L", shape: tuple[int, int] = (160, 120),
+              lesion: tuple[int, int, int] | None = (80, 40, 6)) -> tuple[np.ndarray, np.ndarray]:
+    """A (H, W) 12-bit film in uint16 and its (H, W) bool lesion mask, like a screening mammogram:
+    a textured half-ellipse of tissue against the chest-wall edge (left for ``side`` "L", right for
+    "R", as films are displayed), a brighter pectoral triangle in the top chest-wall corner, a bright
+    lesion disc (``lesion`` = (row, column from the chest wall, radius), or None) and a burned-in
+    label in the far bottom corner, all on black."""
+    height, width = shape
+    reach, muscle_width, muscle_height = np.random.default_rng(seed).uniform([0.6, 0.2, 0.3], [0.8, 0.4, 0.5])
+    tissue = np.zeros(shape, np.uint8)
+    cv2.ellipse(tissue, (0, height // 2), (int(reach * width), int(0.4 * height)), 0, -90, 90, 1, -1)
+    texture = smooth_image(seed, shape).astype(np.float32) * 6 + 1200
+    film = np.where(tissue > 0, texture, 0)
+    pectoral = np.array([[0, int(0.1 * height)], [int(muscle_width * width), int(0.1 * height)],
+                         [0, int(muscle_height * height)]])
+    muscle = np.zeros(shape, np.uint8)
+    cv2.fillPoly(muscle, [pectoral], 1)
+    film = np.where((muscle > 0) & (tissue > 0), film + 700, film)
+    mask = np.zeros(shape, bool)
+    if lesion is not None:
+        disc = disc_mask(shape, (lesion[1], lesion[0]), lesion[2]) > 0
+        film, mask = np.where(disc, film + 1200, film), disc
+    film[height - 12:height - 4, width - 30:width - 6] = 4000  # burned-in label "L CC"
+    if side == "R":
+        film, mask = film[:, ::-1], mask[:, ::-1]
+    return np.clip(film, 0, 4095).astype(np.uint16), np.ascontiguousarray(mask)
+
+
 def make_config(tmp_path: Path, **sections: dict) -> Config:
     """A Config whose outputs go under ``tmp_path``; ``sections`` override params sections."""
-    raw = {"paths": {"prepared": str(tmp_path / "prepared"), "controls": str(tmp_path / "controls"),
-                     "metrics": str(tmp_path / "metrics"), "mlruns": str(tmp_path / "mlruns"),
-                     "models": str(tmp_path / "models"), "checkpoints": str(tmp_path / "checkpoints")},
+    paths = PathsConfig.model_fields  # every path under tmp_path: a test never writes into the repo
+    raw = {"paths": {name: str(tmp_path / name) for name in paths},
            "data": {"workers": 1}}
     for name, values in sections.items():
         raw[name] = {**raw.get(name, {}), **values}
@@ -65,7 +92,10 @@ def make_config(tmp_path: Path, **sections: dict) -> Config:
 
 
 def write_dicom(path, pixels: np.ndarray, photometric: str = "MONOCHROME2", patient: str = "P-42",
-                window: tuple[float, float] | None = None) -> None:
+                window: tuple[float, float] | None = None, **tags) -> None:
+    """A DICOM of ``pixels`` ((H, W), or (F, H, W) for a multi-frame file) with a name, birth and
+    study date to find if they leak; ``tags`` set more attributes (Modality="MG",
+    ImageLaterality="L", PixelSpacing=[0.1, 0.1], ...)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -74,8 +104,13 @@ def write_dicom(path, pixels: np.ndarray, photometric: str = "MONOCHROME2", pati
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.PatientID, ds.PatientName = patient, "Doe^Jane"
+    ds.PatientBirthDate, ds.StudyDate = "19610704", "20240219"
     ds.Modality = "US"
-    ds.Rows, ds.Columns = pixels.shape
+    ds.Rows, ds.Columns = pixels.shape[-2:]
+    if pixels.ndim == 3:
+        ds.NumberOfFrames = pixels.shape[0]
+    for name, value in tags.items():
+        setattr(ds, name, value)
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     if window:

@@ -103,3 +103,20 @@ def test_params_read_as_yaml_1_2_like_dvc_writes_them(tmp_path):
     config = load_config(path)
     assert config.train_base.mixed_precision == "no"
     assert config.train_base.learning_rate == 0.001 and config.train_base.gradient_checkpointing is True
+
+
+def test_every_profile_is_a_valid_overlay_of_params():
+    """A profile (``profiles/*.yaml``) names only keys that exist, with valid values."""
+
+    def merged(base: dict, overlay: dict) -> dict:
+        return {**base, **{k: merged(base.get(k, {}), v) if isinstance(v, dict) else v
+                           for k, v in overlay.items()}}
+
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    profiles = sorted((REPO / "profiles").glob("*.yaml"))
+    assert profiles
+    for profile in profiles:
+        config = parse_config(merged(base, yaml.safe_load(profile.read_text())), profile)
+        assert config.data.image_size >= 16
+    mammo = parse_config(merged(base, yaml.safe_load((REPO / "profiles" / "mammo-cpu.yaml").read_text())))
+    assert mammo.data.patches.enabled and mammo.phantom.modality == "mammography"

@@ -126,6 +126,37 @@ class SplitConfig(Section):
         return self
 
 
+class MammographyConfig(Section):
+    """How mammograms are prepared (``data/mammo.py``): breast crop and one laterality.
+
+    ``crop_margin`` widens the breast's bounding box by this fraction of its size on every side.
+    ``tissue_level`` is the grey level (0..1) under which a pixel may be background when Otsu's
+    threshold is higher (films whose background is grey). Every image is flipped so the chest wall
+    is on the left (the nipple points right); which way it faced is found from the tissue.
+    """
+
+    crop_margin: Annotated[float, Field(ge=0.0, le=0.5)] = 0.02
+    tissue_level: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.08
+
+
+class PatchConfig(Section):
+    """Lesion-centred and background patches cut from each mammogram (``data/patches.py``).
+
+    With ``enabled``, ingest writes patches of ``data.image_size`` px instead of whole images: one
+    centred on each lesion (plus a uniform jitter of up to ``jitter`` of the patch side) and
+    ``background`` from tissue away from every lesion, labelled ``background_label``. A patch spans
+    ``image_size * mm_per_px`` mm where the pixel spacing is known (and ``mm_per_px`` set), else
+    ``breast_fraction`` of the breast's width.
+    """
+
+    enabled: bool = False
+    mm_per_px: Annotated[float, Field(gt=0.0, le=5.0)] | None = 0.2
+    breast_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
+    jitter: Annotated[float, Field(ge=0.0, le=0.4)] = 0.1
+    background: Annotated[int, Field(ge=0, le=32)] = 2
+    background_label: str = "normal"
+
+
 class DataConfig(Section):
     """Which data set to ingest and how to prepare it.
 
@@ -141,9 +172,18 @@ class DataConfig(Section):
     Patient ids (CSV ``group_id``, DICOM PatientID) are stored as HMAC-SHA256 keyed by a secret
     from the environment (``CONTROLBREAST_GROUP_SECRET`` or ``CONTROLBREAST_GROUP_SECRET_FILE``),
     never from params: params are logged to MLflow and written to ``dvc.lock``.
+
+    ``modality``: ``auto`` treats a DICOM whose Modality is ``MG`` (and the phantom's mammography
+    mode) as a mammogram, anything else as ultrasound; mammograms are cropped to the breast and
+    turned one way (``mammography``) and may be cut into patches (``patches``). ``bit_depth`` is
+    the depth 16-bit rasters are scaled by (e.g. 12 for 12-bit films in 16-bit PNGs); None takes
+    the file's own declaration (PNG sBIT, else 16), never an image's own maximum. Near-duplicates
+    are hash pairs within ``near_duplicate_bits`` whose pixels also correlate at least
+    ``near_duplicate_similarity`` (``splits.similarity``).
     """
 
     source: Literal["phantom", "busi", "csv"] = "phantom"
+    modality: Literal["auto", "ultrasound", "mammography"] = "auto"
     root: Path | None = None
     manifest: Path | None = None
     classes: tuple[str, ...] = THREE_CLASSES
@@ -153,9 +193,13 @@ class DataConfig(Section):
     resize: Literal["pad", "crop"] = "pad"
     split: SplitConfig = SplitConfig()
     near_duplicate_bits: Annotated[int, Field(ge=0, le=32)] = 6
+    near_duplicate_similarity: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.6
     near_duplicate_conflicts: Literal["drop", "keep", "fail"] = "drop"
     require_lesion_masks: bool = True
     max_pixels: Annotated[int, Field(ge=1024, le=1_000_000_000)] = 100_000_000
+    bit_depth: Annotated[int, Field(ge=1, le=16)] | None = None
+    mammography: MammographyConfig = MammographyConfig()
+    patches: PatchConfig = PatchConfig()
     allow_unkeyed_groups: bool = False
     anonymise_paths: bool = False
     on_error: Literal["skip", "fail"] = "fail"
@@ -182,6 +226,9 @@ class DataConfig(Section):
             raise ValueError("source 'busi' needs data.root (the folder with benign/ malignant/ normal/)")
         if self.source == "csv" and (self.root is None or self.manifest is None):
             raise ValueError("source 'csv' needs data.root and data.manifest")
+        if self.patches.enabled and self.patches.background_label not in self.classes:
+            raise ValueError(f"patches.background_label {self.patches.background_label!r} is not "
+                             f"in classes {list(self.classes)}")
         return self
 
     def to_class(self, source_label: str) -> str | None:
@@ -192,12 +239,14 @@ class DataConfig(Section):
 
 
 class PhantomConfig(Section):
-    """The built-in generator of breast-ultrasound-like images (see ``data/phantom.py``)."""
+    """The built-in generator of breast images: ultrasound B-mode frames (``data/phantom.py``) or,
+    with ``modality: mammography``, two-view mammograms (``data/phantom_mammo.py``)."""
 
     patients_per_class: PositiveInt = 80
     max_images_per_patient: Annotated[int, Field(ge=1, le=8)] = 3
     render_size: Annotated[int, Field(ge=32, le=1024)] = 128
     seed: int = 7
+    modality: Literal["ultrasound", "mammography"] = "ultrasound"
 
 
 class ControlsConfig(Section):
@@ -235,18 +284,21 @@ class QualityConfig(Section):
 
     Intensities are fractions of the 8-bit range. ``black_level``/``saturated_level`` are the pixel
     values at or below/above which a pixel counts as black/saturated. Letterbox padding is black,
-    so ``max_black_fraction`` must leave room for it.
+    so ``max_black_fraction`` must leave room for it; a mammogram is mostly background even when
+    cropped, so it is held to ``mammography_max_black_fraction`` instead (an empty film fails).
     """
 
     min_std: Annotated[float, Field(ge=0.0, le=0.5)] = 0.02
     black_level: Annotated[int, Field(ge=0, le=255)] = 5
     saturated_level: Annotated[int, Field(ge=0, le=255)] = 250
     max_black_fraction: Fraction = 0.9
+    mammography_max_black_fraction: Fraction = 0.98
     max_saturated_fraction: Fraction = 0.1
     min_mask_coverage: Fraction = 0.001
     max_mask_coverage: Fraction = 0.7
     split_tolerance: Fraction = 0.05
     near_duplicate_bits: Annotated[int, Field(ge=0, le=32)] = 6
+    near_duplicate_similarity: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.6
     max_listed_ids: Annotated[int, Field(ge=1, le=1000)] = 5
 
 

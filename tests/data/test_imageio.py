@@ -7,10 +7,12 @@ from PIL import Image
 
 from builders import header_only_png, write_dicom
 from controlbreast.data.imageio import (
+    DicomTags,
     encode_png,
     read_gray,
     read_mask,
     read_native,
+    read_source,
     scale_bits,
     to_uint8,
 )
@@ -134,10 +136,51 @@ def test_sixteen_bit_stays_sixteen_bit_until_scaled(tmp_path):
     values = (np.linspace(0, 4095, 40 * 60).reshape(40, 60)).astype(np.uint16)
     Image.fromarray(values).save(tmp_path / "deep.png")
     pixels, bits, _, _ = read_native(tmp_path / "deep.png", "deep.png")
-    assert pixels.dtype == np.uint16 and bits == 12 == scale_bits(pixels)
+    assert pixels.dtype == np.uint16 and scale_bits(pixels) == 12
+    assert bits == 16  # the container's depth, not the image's own maximum
     np.testing.assert_array_equal(pixels, values)
-    small = to_uint8(pixels[::2, ::2], bits)[0]  # a smaller copy keeps the full image's scale
+    small = to_uint8(pixels[::2, ::2], 12)[0]  # a smaller copy keeps the full image's scale
     assert small.dtype == np.uint8 and small.max() < 255 and small.min() == 0
     write_dicom(tmp_path / "m2.dcm", np.tile(np.linspace(0, 4000, 16), (8, 1)))
     pixels, bits, _, _ = read_native(tmp_path / "m2.dcm", "m2.dcm")
-    assert pixels.dtype == np.uint16 and bits == 12 and pixels.max() == 65535  # window -> 16 bits
+    assert pixels.dtype == np.uint16 and bits == 12  # BitsStored: 0..4095 spread over 16 bits
+    assert pixels.max() == round(4000 / 4095 * 65535)
+
+
+def test_one_raw_value_is_one_grey_level_in_every_film(tmp_path):
+    """Two films of one scanner, one bright and one dark: a shared raw value maps alike."""
+    bright = np.tile(np.linspace(0, 4000, 16), (8, 1)).astype(np.uint16)
+    dark = (bright // 4).astype(np.uint16)  # max 1000: per-image scaling would stretch it to 255
+    for name, values in (("bright", bright), ("dark", dark)):
+        write_dicom(tmp_path / f"{name}.dcm", values)
+        Image.fromarray(values).save(tmp_path / f"{name}.png")
+    gray = {n: read_gray(tmp_path / n, n)[0] for n in ("bright.dcm", "dark.dcm", "bright.png", "dark.png")}
+    assert gray["dark.dcm"].max() == round(1000 / 4095 * 255) and gray["bright.dcm"].max() == 249
+    assert gray["dark.png"].max() == round(1000 / 65535 * 255)
+    assert gray["bright.png"].max() == round(4000 / 65535 * 255)
+
+
+def test_png_sbit_declares_the_depth(tmp_path):
+    values = np.tile(np.linspace(0, 1000, 16), (8, 1)).astype(np.uint16)
+    data = png_bytes(values)
+    body = b"sBIT" + bytes([12])
+    import struct
+    import zlib
+    chunk = struct.pack(">I", 1) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    at = data.find(b"IDAT") - 4
+    (tmp_path / "s.png").write_bytes(data[:at] + chunk + data[at:])
+    pixels, bits, _, _ = read_gray(tmp_path / "s.png", "s.png")
+    assert bits == 12 and pixels.max() == round(1000 / 4095 * 255)
+
+
+def test_dicom_tags_and_multi_frame(tmp_path):
+    write_dicom(tmp_path / "mg.dcm", np.full((8, 8), 100), Modality="MG", ImageLaterality="L",
+                PixelSpacing=[0.07, 0.09])
+    source = read_source(tmp_path / "mg.dcm", "mg.dcm")
+    assert source.tags == DicomTags(patient="P-42", modality="MG", laterality="L", spacing_mm=0.08)
+    write_dicom(tmp_path / "old.dcm", np.full((8, 8), 100), Laterality="R", ImagerPixelSpacing=[0.1, 0.1])
+    assert read_source(tmp_path / "old.dcm", "old.dcm").tags.laterality == "R"
+    assert read_source(tmp_path / "old.dcm", "old.dcm").tags.spacing_mm == 0.1
+    write_dicom(tmp_path / "tomo.dcm", np.zeros((3, 8, 8)), Modality="MG")
+    with pytest.raises(SampleError, match=r"tomo.dcm: multi-frame DICOM \(3 frames"):
+        read_source(tmp_path / "tomo.dcm", "tomo.dcm")

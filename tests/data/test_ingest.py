@@ -216,8 +216,10 @@ def test_sixteen_bit_source_is_resized_then_scaled(tmp_path):
     ramp = np.tile(np.linspace(0, 4095, 256), (128, 1)).astype(np.uint16)  # 12 bits in 16
     cv2.imwrite(str(root / "deep.png"), ramp)
     (tmp_path / "m.csv").write_text("path,label\ndeep.png,normal\n")
-    config = make_config(tmp_path, data={"source": "csv", "root": str(root),
-                                         "manifest": str(tmp_path / "m.csv"), "image_size": 32})
+    data = {"source": "csv", "root": str(root), "manifest": str(tmp_path / "m.csv"), "image_size": 32}
+    rows, _ = ingest(make_config(tmp_path, data=data))  # no declared depth: the container's 16 bits
+    assert rows[0]["bit_depth"] == 16
+    config = make_config(tmp_path, data={**data, "bit_depth": 12})
     rows, _ = ingest(config)
     image = cv2.imread(str(config.paths.prepared / "images" / "img-000000.png"), cv2.IMREAD_UNCHANGED)
     expected = np.rint(cv2.resize(ramp.astype(np.float32), (32, 16), interpolation=cv2.INTER_AREA)

@@ -147,3 +147,27 @@ def test_growing_the_cohort_keeps_earlier_images():
     for c in small:
         assert c.group == by_path[c.source_path].group
         assert c.load().sha256 == by_path[c.source_path].load().sha256
+
+
+def test_mammography_phantom_has_two_views_both_sides_pectoral_and_lesions():
+    from controlbreast.data.phantom_mammo import mammo_phantom_candidates, render_mammogram
+
+    candidates = mammo_phantom_candidates(PhantomConfig(modality="mammography", patients_per_class=4,
+                                                        render_size=128))
+    assert len(candidates) == 24 and all(len([c for c in candidates if c.group == g]) == 2
+                                         for g in {c.group for c in candidates})
+    samples = [(c, c.load()) for c in candidates]
+    assert {s.laterality for _, s in samples} == {"L", "R"} and {s.modality for _, s in samples} == {"MG"}
+    for candidate, sample in samples:
+        assert sample.image.dtype == np.uint16 and sample.image.shape == (128, 96)
+        assert sample.image.max() <= 4095 and sample.spacing_mm == 240 / 128
+        assert sample.mask.any() == (candidate.source_label != "normal")
+        tissue = sample.image[:, 48:] if sample.laterality == "R" else sample.image[:, :48]
+        assert tissue.mean() > 2 * np.delete(sample.image, np.s_[:48] if sample.laterality == "L"
+                                             else np.s_[48:], axis=1).mean()  # chest wall side
+    film, _, side = render_mammogram("normal", 5, "MLO", 128)
+    cc, _, _ = render_mammogram("normal", 5, "CC", 128)
+    corner = (slice(0, 20), slice(0, 12) if side == "L" else slice(84, 96))
+    assert film[corner].mean() > 1.5 * cc[corner].mean()  # the pectoral muscle, in MLO only
+    np.testing.assert_array_equal(render_mammogram("malignant", 9, "CC", 64)[0],
+                                  render_mammogram("malignant", 9, "CC", 64)[0])

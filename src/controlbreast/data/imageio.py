@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -142,13 +143,68 @@ def decode_raster(data: bytes, name: str, max_pixels: int | None = None) -> tupl
     return to_uint8(pixels, bits)
 
 
-def decode_dicom_native(data: bytes, name: str, max_pixels: int | None = None
-                        ) -> tuple[np.ndarray, int, str | None]:
+@dataclass(frozen=True)
+class DicomTags:
+    """What ingest keeps from a DICOM header besides pixels: nothing that names a person.
+
+    ``patient`` is the PatientID, which callers must only ever store keyed-hashed; ``modality``
+    is e.g. ``MG`` or ``US``; ``laterality`` ``L``/``R`` (ImageLaterality, else Laterality) or
+    None; ``spacing_mm`` the mean of PixelSpacing (else ImagerPixelSpacing), None when absent.
+    """
+
+    patient: str | None = None
+    modality: str | None = None
+    laterality: str | None = None
+    spacing_mm: float | None = None
+
+
+def _tags(dataset) -> DicomTags:
+    patient = str(dataset.get("PatientID", "")).strip() or None
+    modality = str(dataset.get("Modality", "")).strip().upper() or None
+    side = str(dataset.get("ImageLaterality", "") or dataset.get("Laterality", "")).strip().upper()
+    spacing = dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing")
+    try:
+        spacing_mm = float(np.mean([float(v) for v in spacing])) if spacing else None
+    except (TypeError, ValueError):
+        spacing_mm = None
+    return DicomTags(patient, modality, side if side in ("L", "R") else None,
+                     spacing_mm if spacing_mm and spacing_mm > 0 else None)
+
+
+def dicom_range(dataset) -> tuple[float, float]:
+    """The fixed output range of the modality + VOI transforms of ``dataset``, not of its pixels.
+
+    Scaling by this range (not by an image's own min and max) maps one raw value to one grey level
+    in every film of a scanner. Windowing outputs the stored range through the rescale (pydicom's
+    ``apply_windowing``); a VOI LUT sequence its own descriptor's bits.
+    """
+    if dataset.get("VOILUTSequence") and "WindowCenter" not in dataset:
+        return 0.0, float(2 ** int(dataset.VOILUTSequence[0].LUTDescriptor[2]) - 1)
+    if dataset.get("ModalityLUTSequence"):
+        return 0.0, float(2 ** int(dataset.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    bits = int(dataset.get("BitsStored", 8))
+    low, high = (0, 2**bits - 1) if int(dataset.get("PixelRepresentation", 0)) == 0 else (
+        -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    slope = float(dataset.get("RescaleSlope", 1) or 1)
+    intercept = float(dataset.get("RescaleIntercept", 0) or 0)
+    ends = sorted((low * slope + intercept, high * slope + intercept))
+    return ends[0], ends[1]
+
+
+def _frames(dataset, name: str) -> None:
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise SampleError(name, f"multi-frame DICOM ({frames} frames: tomosynthesis, cine or a "
+                                "stack); export one 2-D frame per file")
+
+
+def decode_dicom_tags(data: bytes, name: str, max_pixels: int | None = None
+                      ) -> tuple[np.ndarray, int, DicomTags]:
     """Decode a DICOM to (H, W) uint16 with its modality and VOI LUT (window) applied.
 
-    The window's output is min-max scaled to the full 16-bit range; MONOCHROME1 (white = low
-    values) is inverted. Rows x Columns are checked before the pixel data is decoded. Returns
-    BitsStored and the PatientID too, which callers must only ever store keyed-hashed.
+    The window's output is scaled from its fixed range (``dicom_range``) to the full 16-bit range,
+    never from the image's own min and max; MONOCHROME1 (white = low values) is inverted.
+    Rows x Columns and NumberOfFrames are checked before the pixel data is decoded.
     """
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
@@ -156,46 +212,87 @@ def decode_dicom_native(data: bytes, name: str, max_pixels: int | None = None
     try:
         dataset = pydicom.dcmread(io.BytesIO(data))
         check_size(name, int(dataset.get("Columns", 0)), int(dataset.get("Rows", 0)), max_pixels)
+        _frames(dataset, name)
         pixels = dataset.pixel_array
     except SampleError:
         raise
     except Exception as error:  # pydicom raises many types for bad files
         raise SampleError(name, f"corrupt or unreadable DICOM ({error})") from None
     if pixels.ndim != 2:
-        raise SampleError(name, f"DICOM pixel data has shape {pixels.shape}; expected one 2-D frame")
+        raise SampleError(name, f"DICOM pixel data has shape {pixels.shape}; expected one 2-D "
+                                "grayscale frame")
     values = apply_voi_lut(apply_modality_lut(pixels, dataset), dataset).astype(np.float64)
+    low, high = dicom_range(dataset)
+    values = np.clip((values - low) * ((2**16 - 1) / max(high - low, 1e-9)), 0, 2**16 - 1)
     if str(dataset.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        values = values.max() - values
-    bits = int(dataset.get("BitsStored", 8))
-    patient = str(dataset.get("PatientID", "")).strip() or None
-    return _min_max(values, 2**16 - 1, np.uint16), bits, patient
+        values = (2**16 - 1) - values
+    return np.rint(values).astype(np.uint16), int(dataset.get("BitsStored", 8)), _tags(dataset)
+
+
+def decode_dicom_native(data: bytes, name: str, max_pixels: int | None = None
+                        ) -> tuple[np.ndarray, int, str | None]:
+    """``decode_dicom_tags`` returning only the PatientID of the tags."""
+    pixels, bits, tags = decode_dicom_tags(data, name, max_pixels)
+    return pixels, bits, tags.patient
 
 
 def decode_dicom(data: bytes, name: str, max_pixels: int | None = None
                  ) -> tuple[np.ndarray, int, str | None]:
     """Decode a DICOM to (H, W) uint8 (see ``decode_dicom_native``), its BitsStored and PatientID."""
     pixels, bits, patient = decode_dicom_native(data, name, max_pixels)
-    return to_uint8(pixels)[0], bits, patient
+    return to_uint8(pixels, 16)[0], bits, patient
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """One decoded source file: (H, W) uint8 or uint16 ``pixels``; ``bit_depth`` the depth the file
+    declares (PNG/TIFF: the sBIT chunk, else the container's 8 or 16; DICOM: BitsStored);
+    ``scale_bits`` the depth by which ``pixels`` map to 8 bits (16 for DICOM, whose window output
+    is already spread over 16 bits); ``sha256`` of the file; ``tags`` (empty for rasters)."""
+
+    pixels: np.ndarray
+    bit_depth: int
+    scale_bits: int
+    sha256: str
+    tags: DicomTags
+
+
+def read_source(path: Path, name: str, max_pixels: int | None = None) -> SourceImage:
+    """Read any supported image at its own depth; nothing is decoded beyond ``max_pixels``."""
+    data = read_bytes(path, name)
+    digest = hashlib.sha256(data).hexdigest()
+    if path.suffix.lower() in DICOM_SUFFIXES or data[128:132] == b"DICM":
+        pixels, bits, tags = decode_dicom_tags(data, name, max_pixels)
+        return SourceImage(pixels, bits, 16, digest, tags)
+    pixels, _ = decode_raster_native(data, name, max_pixels)
+    bits = declared_bits(data, pixels)
+    return SourceImage(pixels, bits, bits, digest, DicomTags())
+
+
+def declared_bits(data: bytes, pixels: np.ndarray) -> int:
+    """The bit depth a raster file declares: a PNG's sBIT chunk when present, else 8 or 16 from
+    the container. Never the image's own maximum, which differs from film to film."""
+    if pixels.dtype == np.uint8:
+        return 8
+    at = data.find(b"sBIT", 0, max(0, data.find(b"IDAT")))
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and at > 0 and 1 <= data[at + 4] <= 16:
+        return int(data[at + 4])
+    return 16
 
 
 def read_native(path: Path, name: str, max_pixels: int | None = None
                 ) -> tuple[np.ndarray, int, str, str | None]:
-    """Read any supported image at its own depth: (H, W) uint8 or uint16, source bit depth, sha256
-    of the file, DICOM PatientID (or None). Nothing is decoded beyond ``max_pixels``."""
-    data = read_bytes(path, name)
-    digest = hashlib.sha256(data).hexdigest()
-    if path.suffix.lower() in DICOM_SUFFIXES or data[128:132] == b"DICM":
-        pixels, bits, patient = decode_dicom_native(data, name, max_pixels)
-        return pixels, bits, digest, patient
-    pixels, bits = decode_raster_native(data, name, max_pixels)
-    return pixels, bits, digest, None
+    """``read_source`` as (pixels, declared bit depth, sha256, PatientID)."""
+    source = read_source(path, name, max_pixels)
+    return source.pixels, source.bit_depth, source.sha256, source.tags.patient
 
 
 def read_gray(path: Path, name: str, max_pixels: int | None = None
               ) -> tuple[np.ndarray, int, str, str | None]:
     """Read any supported image: (H, W) uint8, bit depth, sha256 of the file, DICOM PatientID."""
-    pixels, bits, digest, patient = read_native(path, name, max_pixels)
-    return to_uint8(pixels)[0], bits, digest, patient
+    source = read_source(path, name, max_pixels)
+    pixels = to_uint8(source.pixels, source.scale_bits)[0]
+    return pixels, source.bit_depth, source.sha256, source.tags.patient
 
 
 def read_mask(paths: list[Path], names: list[str], shape: tuple[int, int],

@@ -5,6 +5,10 @@ Output layout (``paths.prepared``)::
     images/<id>.png     (S, S) uint8 grayscale, S = data.image_size
     masks/<id>.png      (S, S) uint8 0/255 lesion mask, for images whose source has one
     manifest.csv        one row per image (``data/manifest.py``: PreparedRow)
+
+A mammogram (``data.modality``) is first cropped to the breast and mirrored chest wall left
+(``data/mammo.py``); with ``data.patches.enabled`` it becomes lesion-centred and background patches
+``<id>-l<k>`` / ``<id>-b<k>`` (``data/patches.py``) that share its group and split.
     rejected.csv        inputs left out (source_path, problem): bad inputs under
                         data.on_error=skip, labels mapped to no class, exact duplicates (one copy
                         kept, or none if their labels conflict) and near-duplicates whose labels
@@ -34,17 +38,23 @@ from controlbreast.config import (
     DataConfig,
     PhantomConfig,
 )
-from controlbreast.data.imageio import encode_png, scale_bits, to_uint8
+from controlbreast.data.imageio import encode_png, to_uint8
+from controlbreast.data.mammo import BreastView, breast_region, orient
 from controlbreast.data.manifest import PreparedRow, manifest_bytes
+from controlbreast.data.patches import cut, patch_side, plan_patches
 from controlbreast.data.phantom import phantom_candidates
+from controlbreast.data.phantom_mammo import mammo_phantom_candidates
 from controlbreast.data.pool import worker_pool
-from controlbreast.data.preprocess import fit_to_square
+from controlbreast.data.preprocess import fit_mask_to_square, fit_to_square
 from controlbreast.data.privacy import group_key
 from controlbreast.data.privacy import path_renamer as renamer
-from controlbreast.data.records import REASONS, Candidate, Rejection
+from controlbreast.data.records import REASONS, Candidate, RawSample, Rejection
 from controlbreast.data.sources import busi_candidates, csv_candidates
 from controlbreast.data.splits import (
+    IDENTITY_SIDE,
     assign_splits,
+    confirmed_pairs,
+    identity_thumbnail,
     merge_groups,
     near_duplicate_pairs,
     perceptual_hash,
@@ -58,18 +68,41 @@ REJECTED_COLUMNS = ("source_path", "problem")
 
 
 @dataclass(frozen=True)
+class Written:
+    """One image file a worker wrote: ``images/<name>.png`` (and ``masks/<name>.png`` when
+    ``has_mask``); ``kind`` is ``image`` (the whole image) or a patch's ``lesion``/``background``
+    with ``box`` (top, left, side) in the oriented crop's pixels ((0, 0, 0) for a whole image)."""
+
+    name: str
+    kind: str = "image"
+    box: tuple[int, int, int] = (0, 0, 0)
+    has_mask: bool = False
+
+
+@dataclass(frozen=True)
 class Prepared:
-    """One candidate after its worker loaded, resized and wrote it as ``images/<id>.png`` (and
-    ``masks/<id>.png`` when ``has_mask``); only this metadata travels back."""
+    """One candidate after its worker loaded, oriented and wrote it; only this metadata travels
+    back. ``thumbnail`` is its (64, 64) ``splits.identity_thumbnail``; ``view`` how a mammogram
+    was cropped and turned (None for ultrasound); ``lesions_kept`` counts masks that a 0.5
+    threshold would have lost in resizing and the area rule kept."""
 
     candidate: Candidate
     image_id: str
-    has_mask: bool
+    written: tuple[Written, ...]
     sha256: str
     bit_depth: int
     orig_shape: tuple[int, int]
     phash: int
     group: str | None
+    thumbnail: np.ndarray
+    modality: str = "ultrasound"
+    view: BreastView | None = None
+    spacing_mm: float | None = None
+    lesions_kept: int = 0
+
+    @property
+    def has_mask(self) -> bool:
+        return any(w.has_mask for w in self.written)
 
 
 def image_id(index: int) -> str:
@@ -77,34 +110,97 @@ def image_id(index: int) -> str:
     return f"img-{index:06d}"
 
 
-def prepare(candidate: Candidate, index: int, size: int, mode: str, build: Path,
-            needs_mask: bool = False) -> Prepared | SampleError:
-    """Load, resize and write one candidate into ``build``; a bad input returns its error.
+def modality_of(cfg: DataConfig, raw: RawSample) -> str:
+    """``data.modality``, or with ``auto`` mammography for a DICOM whose Modality is ``MG``."""
+    if cfg.modality != "auto":
+        return cfg.modality
+    return "mammography" if raw.modality == "MG" else "ultrasound"
 
-    The image is resized at its own depth and only then scaled to 8 bits (a 16-bit source never
-    gets a full-size float copy). ``needs_mask``: a lesion label whose input has no mask is bad.
+
+def _checked(candidate: Candidate, needs_mask: bool, lesion: bool) -> RawSample:
+    raw = candidate.load()
+    if needs_mask and raw.mask is None:
+        raise SampleError(candidate.source_path, f"label {candidate.source_label!r} is a lesion "
+                          "label but the input has no mask (mask_path); add it, or set "
+                          "data.require_lesion_masks: false")
+    if lesion and raw.mask is not None and not raw.mask.any():
+        raise SampleError(candidate.source_path, f"label {candidate.source_label!r} is a lesion "
+                          "label but its mask is empty (no lesion pixel)")
+    return raw
+
+
+def _write_mask(build: Path, name: str, mask: np.ndarray, size: int, mode: str) -> int:
+    """Write the fitted mask; 1 when a 0.5 threshold would have lost a lesion the area rule kept."""
+    fitted = fit_mask_to_square(mask, size, mode)
+    (build / "masks" / f"{name}.png").write_bytes(encode_png(fitted.astype(np.uint8) * 255))
+    if not mask.any():
+        return 0
+    return int(not (fit_to_square(mask.astype(np.float32), size, mode) >= 0.5).any())
+
+
+def _write_image(build: Path, name: str, image: np.ndarray, mask: np.ndarray | None, bits: int,
+                 cfg: DataConfig) -> tuple[Written, np.ndarray, int]:
+    """The whole (oriented) image fitted to ``data.image_size``: its record, pixels and lost count."""
+    small = to_uint8(fit_to_square(image, cfg.image_size, cfg.resize), bits)[0]
+    (build / "images" / f"{name}.png").write_bytes(encode_png(small))
+    kept = 0 if mask is None else _write_mask(build, name, mask, cfg.image_size, cfg.resize)
+    return Written(name, has_mask=mask is not None), small, kept
+
+
+def _write_patches(build: Path, name: str, image: np.ndarray, mask: np.ndarray | None, bits: int,
+                   raw: RawSample, cfg: DataConfig) -> tuple[list[Written], int]:
+    """Lesion and background patches of one oriented mammogram, each at ``data.image_size``."""
+    side = patch_side(cfg.patches, cfg.image_size, raw.spacing_mm, image.shape[1])
+    breast = breast_region(image, bits, cfg.mammography)
+    boxes = plan_patches(breast, mask, side, cfg.patches, int(raw.sha256[:16], 16))
+    written, kept = [], 0
+    for box in boxes:
+        stem = name + box.suffix
+        pixels = to_uint8(fit_to_square(cut(image, box), cfg.image_size, "pad"), bits)[0]
+        (build / "images" / f"{stem}.png").write_bytes(encode_png(pixels))
+        if mask is not None:
+            kept += _write_mask(build, stem, cut(mask, box), cfg.image_size, "pad")
+        written.append(Written(stem, box.kind, (box.top, box.left, box.side), mask is not None))
+    return written, kept
+
+
+def prepare(candidate: Candidate, index: int, cfg: DataConfig, build: Path,
+            needs_mask: bool = False, lesion: bool = False) -> Prepared | SampleError:
+    """Load, orient and write one candidate into ``build``; a bad input returns its error.
+
+    The image is cropped, turned and resized at its own depth and only then scaled to 8 bits by
+    its declared depth (``data.bit_depth`` overrides a raster's), the same scale for every film.
+    ``needs_mask``: a lesion label whose input has no mask is bad; ``lesion``: an empty one is.
     """
     try:
-        raw = candidate.load()
+        raw = _checked(candidate, needs_mask, lesion)
     except SampleError as error:
         return error
-    if needs_mask and raw.mask is None:
-        return SampleError(candidate.source_path, f"label {candidate.source_label!r} is a lesion "
-                           "label but the input has no mask (mask_path); add it, or set "
-                           "data.require_lesion_masks: false")
-    name = image_id(index)
-    image = to_uint8(fit_to_square(raw.image, size, mode), scale_bits(raw.image))[0]
-    (build / "images" / f"{name}.png").write_bytes(encode_png(image))
-    if raw.mask is not None:
-        mask = fit_to_square(raw.mask.astype(np.float32), size, mode) >= 0.5
-        (build / "masks" / f"{name}.png").write_bytes(encode_png(mask.astype(np.uint8) * 255))
-    return Prepared(candidate, name, raw.mask is not None, raw.sha256, raw.bit_depth,
-                    raw.image.shape, perceptual_hash(image), raw.group)
+    name, bits = image_id(index), raw.scale_bits or cfg.bit_depth or raw.bit_depth
+    modality, image, mask, view = modality_of(cfg, raw), raw.image, raw.mask, None
+    if modality == "mammography":
+        image, mask, view = orient(image, mask, bits, cfg.mammography, raw.laterality)
+    identity = to_uint8(fit_to_square(image, IDENTITY_SIDE, "pad"), bits)[0]
+    if modality == "mammography" and cfg.patches.enabled:
+        written, kept = _write_patches(build, name, image, mask, bits, raw, cfg)
+        if not written:
+            return SampleError(candidate.source_path, "no patch fits: no lesion and no tissue "
+                               "away from one (lower data.patches.mm_per_px or breast_fraction)")
+        small = identity
+    else:
+        record, small, kept = _write_image(build, name, image, mask, bits, cfg)
+        written = [record]
+    depth = raw.bit_depth if raw.scale_bits else bits
+    return Prepared(candidate, name, tuple(written), raw.sha256, depth, raw.image.shape,
+                    perceptual_hash(small), raw.group, identity_thumbnail(identity), modality, view,
+                    raw.spacing_mm, kept)
 
 
 def discover(cfg: DataConfig, phantom_cfg: PhantomConfig) -> tuple[list[Candidate], list[SampleError]]:
     """Candidates of the configured source, sorted by source path, and discovery problems."""
-    if cfg.source == "phantom":
+    if cfg.source == "phantom" and phantom_cfg.modality == "mammography":
+        found, errors = mammo_phantom_candidates(phantom_cfg), []
+    elif cfg.source == "phantom":
         found, errors = phantom_candidates(phantom_cfg), []
     elif cfg.source == "busi":
         found, errors = busi_candidates(cfg)
@@ -133,8 +229,8 @@ def load_all(candidates: list[Candidate], cfg: DataConfig,
              build: Path) -> Iterator[Prepared | SampleError]:
     """``prepare`` every candidate into ``build``, in order, over ``cfg.workers`` processes
     (which die with this one, see ``pool``). ``candidates[i]`` gets id ``image_id(i)``."""
-    lesion = set(cfg.lesion_labels) if cfg.require_lesion_masks else set()
-    jobs = ((c, i, cfg.image_size, cfg.resize, build, c.source_label in lesion)
+    required = set(cfg.lesion_labels) if cfg.require_lesion_masks else set()
+    jobs = ((c, i, cfg, build, c.source_label in required, c.source_label in cfg.lesion_labels)
             for i, c in enumerate(candidates))
     bar = dict(total=len(candidates), desc="ingest", unit="img")
     if cfg.workers == 1:
@@ -200,7 +296,7 @@ def near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> list[list
     A lesion saved twice, once as benign and once as malignant, is a label conflict as much as a
     byte-identical copy is (BUSI has such pairs: one frame with calipers, one without).
     """
-    pairs = near_duplicate_pairs([p.phash for p in good], cfg.near_duplicate_bits)
+    pairs = near_duplicates(good, cfg)[1]
     if not pairs:
         return []
     members: dict[str, list[Prepared]] = {}
@@ -233,30 +329,77 @@ def resolve_near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> t
     return [p for p in good if p.image_id not in gone], dropped
 
 
+def near_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
+        list[tuple[int, int]], list[tuple[int, int]]]:
+    """Index pairs of ``good`` within ``data.near_duplicate_bits`` of each other (candidates), and
+    those whose pixels agree too (``data.near_duplicate_similarity``, see ``splits.similarity``)."""
+    pairs = near_duplicate_pairs([p.phash for p in good], cfg.near_duplicate_bits)
+    return pairs, confirmed_pairs(pairs, [p.thumbnail for p in good], cfg.near_duplicate_similarity)
+
+
+def merge_report(good: list[Prepared], cfg: DataConfig) -> dict:
+    """What near-duplicate grouping did, for ``metrics/ingest.json``: hash pairs, those confirmed
+    by pixels (and those only the hash matched), confirmed pairs joining two different patients
+    or sources, and the images of the largest merged group."""
+    candidates, confirmed = near_duplicates(good, cfg)
+    own = [p.candidate.group or p.group or p.image_id for p in good]
+    groups = merge_groups(own, confirmed)
+    sizes: dict[str, int] = {}
+    for group in groups:
+        sizes[group] = sizes.get(group, 0) + 1
+    return {"hash_pairs": len(candidates), "confirmed_pairs": len(confirmed),
+            "rejected_by_similarity": len(candidates) - len(confirmed),
+            "pairs_across_patients": sum(own[i] != own[j] for i, j in confirmed),
+            "largest_group_images": max(sizes.values(), default=0),
+            "lesion_masks_kept_by_area_rule": sum(p.lesions_kept for p in good)}
+
+
+def _view_columns(p: Prepared) -> dict:
+    top, left, height, width = p.view.box if p.view else (0, 0, *p.orig_shape)
+    return {"modality": p.modality, "laterality": p.view.laterality if p.view else "",
+            "flipped": bool(p.view and p.view.flipped), "crop_top": top, "crop_left": left,
+            "crop_height": height, "crop_width": width, "pixel_spacing_mm": p.spacing_mm or 0.0}
+
+
+def _written_rows(p: Prepared, label: str, cfg: DataConfig) -> list[dict]:
+    """One row per file of ``p``: a background patch is labelled ``patches.background_label``."""
+    rows = []
+    for w in p.written:
+        background = w.kind == "background"
+        rows.append({"id": w.name, "label": cfg.patches.background_label if background else label,
+                     "source_label": cfg.patches.background_label if background
+                     else p.candidate.source_label,
+                     "has_mask": w.has_mask, "source_image": p.image_id, "patch_kind": w.kind,
+                     "patch_top": w.box[0], "patch_left": w.box[1], "patch_side": w.box[2]})
+    return rows
+
+
 def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int,
                   rename: Callable[[str], str] = str) -> list[dict]:
     """Manifest rows (ids in source-path order), with merged groups and assigned splits.
-    ``rename`` maps a source path to what the manifest shows (see ``data.anonymise_paths``)."""
+    ``rename`` maps a source path to what the manifest shows (see ``data.anonymise_paths``).
+    Groups and splits are decided per source image; its patches inherit them."""
     own_groups = [p.candidate.group or p.group or p.image_id for p in good]
-    pairs = near_duplicate_pairs([p.phash for p in good], cfg.near_duplicate_bits)
-    groups = merge_groups(own_groups, pairs)
+    groups = merge_groups(own_groups, near_duplicates(good, cfg)[1])
     labels = [cfg.to_class(p.candidate.source_label) for p in good]
     fractions = (cfg.split.train, cfg.split.val, cfg.split.test)
     splits = assign_splits(groups, labels, fractions, seed)
-    return [
-        {"id": p.image_id, "label": label, "source_label": p.candidate.source_label,
-         "split": split, "group": group, "source_path": rename(p.candidate.source_path),
-         "orig_height": p.orig_shape[0], "orig_width": p.orig_shape[1], "bit_depth": p.bit_depth,
-         "has_mask": p.has_mask, "sha256": p.sha256, "phash": f"{p.phash:016x}"}
-        for p, label, group, split in zip(good, labels, groups, splits, strict=True)
-    ]
+    rows = []
+    for p, label, group, split in zip(good, labels, groups, splits, strict=True):
+        shared = {"split": split, "group": group, "source_path": rename(p.candidate.source_path),
+                  "orig_height": p.orig_shape[0], "orig_width": p.orig_shape[1],
+                  "bit_depth": p.bit_depth, "sha256": p.sha256, "phash": f"{p.phash:016x}",
+                  **_view_columns(p)}
+        rows += [{**row, **shared} for row in _written_rows(p, label, cfg)]
+    return rows
 
 
 def _remove(build: Path, dropped: Iterable[Prepared]) -> None:
     """Delete the files that workers wrote for inputs left out after all (duplicates)."""
     for prepared in dropped:
-        (build / "images" / f"{prepared.image_id}.png").unlink()
-        (build / "masks" / f"{prepared.image_id}.png").unlink(missing_ok=True)
+        for written in prepared.written:
+            (build / "images" / f"{written.name}.png").unlink()
+            (build / "masks" / f"{written.name}.png").unlink(missing_ok=True)
 
 
 def path_renamer(cfg: DataConfig, paths: Iterable[str]) -> Callable[[str], str]:
@@ -305,8 +448,17 @@ def _load_checked(candidates: list[Candidate], cfg: DataConfig, build: Path) -> 
     return good, rejected + [reason for _, reason in dropped + conflicting]
 
 
-def ingest(config: Config) -> tuple[list[dict], list[Rejection]]:
-    """Run the ingest stage: manifest rows and rejected inputs. Raises ``IngestError``.
+@dataclass(frozen=True)
+class IngestResult:
+    """Manifest rows, rejected inputs and the near-duplicate/mask ``merge_report``."""
+
+    rows: list[dict]
+    rejected: list[Rejection]
+    merges: dict
+
+
+def run_ingest(config: Config) -> IngestResult:
+    """Run the ingest stage. Raises ``IngestError``.
 
     Problems found while listing the inputs stop an ``on_error: fail`` run before any image is
     decoded.
@@ -323,4 +475,10 @@ def ingest(config: Config) -> tuple[list[dict], list[Rejection]]:
         rejected = [Rejection(e.source_path, e.problem) for e in errors] + excluded + dropped
         rows = manifest_rows(good, cfg, config.seed, rename)
         _write_tables(build, rows, rejected, rename)
-    return rows, rejected
+    return IngestResult(rows, rejected, merge_report(good, cfg))
+
+
+def ingest(config: Config) -> tuple[list[dict], list[Rejection]]:
+    """``run_ingest``'s manifest rows and rejected inputs."""
+    result = run_ingest(config)
+    return result.rows, result.rejected

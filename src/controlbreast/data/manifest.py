@@ -32,7 +32,16 @@ class ManifestRow(BaseModel):
 
 
 class PreparedRow(ManifestRow):
-    """A prepared image: ``images/<id>.png`` (and ``masks/<id>.png`` when ``has_mask``)."""
+    """A prepared image: ``images/<id>.png`` (and ``masks/<id>.png`` when ``has_mask``).
+
+    The image is a whole source image (``patch_kind`` ``image``) or a patch of one
+    (``lesion``/``background``, see ``data/patches.py``); ``source_image`` is the id of the source
+    image (its own id for a whole image), so patch scores can be pooled per image. A mammogram was
+    cut from its film at ``crop_*`` (source pixels) and mirrored when ``flipped``; a patch is the
+    square (``patch_top``, ``patch_left``, ``patch_side``) of that oriented crop (0 for a whole
+    image). ``laterality`` is ``L``/``R`` ("" for ultrasound); ``pixel_spacing_mm`` of the source
+    is 0.0 when unknown. ``sha256``, ``phash`` and the ``orig_*`` sizes describe the source image.
+    """
 
     id: str
     label: str
@@ -46,6 +55,19 @@ class PreparedRow(ManifestRow):
     has_mask: bool
     sha256: str
     phash: str
+    source_image: str
+    patch_kind: Literal["image", "lesion", "background"]
+    patch_top: int
+    patch_left: int
+    patch_side: int
+    modality: Literal["ultrasound", "mammography"]
+    laterality: Literal["", "L", "R"]
+    flipped: bool
+    crop_top: int
+    crop_left: int
+    crop_height: int
+    crop_width: int
+    pixel_spacing_mm: float
 
 
 class ControlRow(ManifestRow):

@@ -17,6 +17,9 @@ class RawSample:
     the source has no mask for it. ``sha256`` fingerprints the source bytes (the image file, or the
     generated pixels for the phantom) so the manifest records exactly what was read. ``group`` is a
     group found inside the file (a salted hash of a DICOM PatientID), never a raw identifier.
+    ``scale_bits`` is the depth ``image`` is scaled by when it differs from ``bit_depth`` (16 for a
+    DICOM, whose window output is spread over 16 bits), None otherwise. ``modality`` (DICOM
+    Modality, e.g. ``MG``), ``laterality`` (``L``/``R``) and ``spacing_mm`` are None when unknown.
     """
 
     image: np.ndarray
@@ -24,6 +27,10 @@ class RawSample:
     sha256: str
     bit_depth: int = 8
     group: str | None = None
+    scale_bits: int | None = None
+    modality: str | None = None
+    laterality: str | None = None
+    spacing_mm: float | None = None
 
 
 @dataclass(frozen=True)

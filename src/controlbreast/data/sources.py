@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from controlbreast.config import DataConfig
-from controlbreast.data.imageio import read_mask, read_native
+from controlbreast.data.imageio import read_mask, read_source
 from controlbreast.data.privacy import group_key, keyed_group
 from controlbreast.data.records import Candidate, RawSample
 from controlbreast.errors import ConfigError, ManifestError, SampleError
@@ -24,24 +24,34 @@ from controlbreast.errors import ConfigError, ManifestError, SampleError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 _BUSI_NAME = re.compile(r"^(?P<stem>.+?)(?P<mask>_mask(?:_\d+)?)?$")
 CSV_REQUIRED = ("path", "label")
-CSV_OPTIONAL = ("mask_path", "group_id")
+CSV_OPTIONAL = ("mask_path", "group_id", "laterality")
+LATERALITIES = {"l": "L", "left": "L", "r": "R", "right": "R"}
 
 
 def load_file_sample(root: Path, image: str, masks: tuple[str, ...], key: bytes | None,
-                     max_pixels: int | None = None) -> RawSample:
+                     max_pixels: int | None = None, laterality: str | None = None) -> RawSample:
     """Read one image at its own depth (and its merged masks, if any) from ``root``; raises
-    ``SampleError``, also for an image above ``max_pixels`` (before decoding it)."""
-    pixels, bits, digest, patient = read_native(root / image, image, max_pixels)
-    mask = (read_mask([root / m for m in masks], list(masks), pixels.shape, max_pixels)
+    ``SampleError``, also for an image above ``max_pixels`` (before decoding it).
+
+    Of the DICOM header only the keyed PatientID, Modality, laterality and pixel spacing travel
+    on: names, dates and ids never leave this function. ``laterality`` (a CSV column) overrides
+    the header's.
+    """
+    source = read_source(root / image, image, max_pixels)
+    mask = (read_mask([root / m for m in masks], list(masks), source.pixels.shape, max_pixels)
             if masks else None)
-    group = keyed_group(patient, key, image) if patient else None
-    return RawSample(image=pixels, mask=mask, sha256=digest, bit_depth=bits, group=group)
+    tags = source.tags
+    group = keyed_group(tags.patient, key, image) if tags.patient else None
+    scale = source.scale_bits if source.scale_bits != source.bit_depth else None
+    return RawSample(image=source.pixels, mask=mask, sha256=source.sha256, bit_depth=source.bit_depth,
+                     group=group, scale_bits=scale, modality=tags.modality,
+                     laterality=laterality or tags.laterality, spacing_mm=tags.spacing_mm)
 
 
 def _candidate(cfg: DataConfig, key: bytes | None, image: str, label: str, masks: tuple[str, ...],
-               group: str | None) -> Candidate:
+               group: str | None, laterality: str | None = None) -> Candidate:
     root = Path(cfg.root).resolve()
-    load = partial(load_file_sample, root, image, masks, key, cfg.max_pixels)
+    load = partial(load_file_sample, root, image, masks, key, cfg.max_pixels, laterality)
     return Candidate(source_path=image, source_label=label, group=group, load=load)
 
 
@@ -137,7 +147,11 @@ def _csv_row(cfg: DataConfig, key: bytes | None, root: Path, number: int, row: d
     masks = (_inside(root, mask, number, "mask_path"),) if mask else ()
     group = (row.get("group_id") or "").strip()
     where = f"{cfg.manifest} (column group_id)"
-    return _candidate(cfg, key, image, label, masks, keyed_group(group, key, where) if group else None)
+    side = (row.get("laterality") or "").strip()
+    if side and side.lower() not in LATERALITIES:
+        raise SampleError(f"row {number}", f"laterality {side!r} is not L, R, left or right")
+    return _candidate(cfg, key, image, label, masks, keyed_group(group, key, where) if group else None,
+                      LATERALITIES.get(side.lower()))
 
 
 def read_manifest_text(manifest: Path) -> str:
@@ -156,7 +170,7 @@ def read_manifest_text(manifest: Path) -> str:
 
 
 def csv_candidates(cfg: DataConfig) -> tuple[list[Candidate], list[SampleError]]:
-    """A manifest ``path,label[,mask_path][,group_id]`` with paths relative to ``data.root``.
+    """A manifest ``path,label[,mask_path][,group_id][,laterality]`` with paths relative to ``data.root``.
 
     ``group_id`` (a patient or study) is stored only as a keyed hash (see ``privacy``). Labels
     that map to no class are listed too: ingest leaves them out and says so.

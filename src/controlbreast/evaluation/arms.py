@@ -14,7 +14,11 @@ probabilities (``ensemble``):
 - ``sensitivity`` / ``specificity`` of "positive" at the model's ``threshold`` on the positive
   class's probability, chosen on the *validation* split by Youden's J;
 - ``ece``: top-label expected calibration error over ``evaluate.calibration_bins`` bins;
-- ``confusion`` (ensemble): counts and row-normalised rates (true class → predicted class).
+- ``confusion`` (ensemble): counts and row-normalised rates (true class → predicted class);
+- ``image_auc_<positive>`` (ensemble, patch sets only): film-level AUC of the highest
+  positive-class probability over each film's patches. Ingest centred the lesion patches with the
+  masks, so this knows where to look: an upper bound of a film reader's AUC (tiling the whole
+  breast, as ``benchmarks/mammo_patches.py`` also does, is the fair number).
 
 Each has a percentile bootstrap interval over class-stratified resamples of the test images. The
 paired differences ``real+synthetic − real`` and ``synthetic − real`` (ensembles) use the very same
@@ -57,12 +61,14 @@ COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"))
 
 @dataclass(frozen=True)
 class SplitImages:
-    """One split of the prepared set as files: ``labels`` (n,) are indices into ``classes``."""
+    """One split of the prepared set as files: ``labels`` (n,) are indices into ``classes``;
+    ``sources`` (n,) the source image of each (its own id unless it is a patch)."""
 
     ids: tuple[str, ...]
     files: tuple[Path, ...]
     labels: np.ndarray
     classes: tuple[str, ...]
+    sources: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ def split_images(config: Config, split: str) -> SplitImages:
     return SplitImages(ids=tuple(row.id for row in rows),
                        files=tuple(folder / "images" / f"{row.id}.png" for row in rows),
                        labels=label_indices([row.label for row in rows], classes, folder / "manifest.csv"),
-                       classes=classes)
+                       classes=classes, sources=tuple(row.source_image for row in rows))
 
 
 def trained_arms(root: Path) -> dict[str, list[Path]]:
@@ -182,8 +188,38 @@ def arm_metrics(probs: ArmProbabilities, val: SplitImages, test: SplitImages, po
     for name, val_probs, test_probs in zip(probs.seeds, probs.val, probs.test, strict=True):
         result[name] = model_metrics(val_probs, test_probs, val, test, positive, settings)[0]
     ensemble, threshold = model_metrics(probs.val.mean(0), probs.test.mean(0), val, test, positive, settings)
+    ensemble |= image_level_auc(probs.test.mean(0), test, positive, settings)
     result["ensemble"] = {**ensemble, "confusion": confusion(probs.test.mean(0), test, settings)}
     return result, threshold
+
+
+def image_level(probabilities: np.ndarray, test: SplitImages, positive: int) -> tuple[
+        np.ndarray, np.ndarray] | None:
+    """Per source image of patch rows: the highest positive-class probability over its patches
+    (m,) and whether any of its patches is positive (m,) (a lesion patch carries the film's
+    class); None when every row is a whole image."""
+    if test.sources is None or len(set(test.sources)) == len(test.sources):
+        return None
+    names = sorted(set(test.sources))
+    index = np.array([names.index(source) for source in test.sources])
+    scores = np.full(len(names), -np.inf)
+    np.maximum.at(scores, index, probabilities[:, positive])
+    hits = np.zeros(len(names), dtype=bool)
+    np.logical_or.at(hits, index, test.labels == positive)
+    return scores, hits
+
+
+def image_level_auc(probabilities: np.ndarray, test: SplitImages, positive: int,
+                    settings: EvaluateConfig) -> dict:
+    """``image_auc_<positive>``: the film-level AUC of max-pooled patch scores, its interval over
+    films (the unit a screening reader decides on); empty for whole-image sets."""
+    pooled = image_level(probabilities, test, positive)
+    if pooled is None:
+        return {}
+    scores, hits = pooled
+    interval = bootstrap_interval(lambda i: auc(scores[i], hits[i]), hits.astype(int), settings.bootstrap,
+                                  settings.bootstrap_seed, settings.confidence)
+    return {f"image_auc_{test.classes[positive]}": interval.as_dict(), "test_source_images": len(scores)}
 
 
 def paired_differences(a: np.ndarray, b: np.ndarray, thresholds: tuple[float, float], test: SplitImages,
@@ -263,7 +299,7 @@ def table(metrics: dict) -> str:
         cells = [_cell(result["ensemble"][name]) for name in names]
         lines.append(" | ".join([f"{arm} ({result['seeds']})", *cells]))
     for comparison, result in metrics["differences"].items():
-        cells = [_cell(result[name], signed=True) for name in names]
+        cells = [_cell(result.get(name, {}), signed=True) for name in names]
         lines.append(" | ".join([comparison, *cells]))
     return "\n".join(lines)
 

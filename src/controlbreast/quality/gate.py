@@ -44,8 +44,31 @@ def _is(column: str, value: bool) -> Any:
     return Column(column) == value
 
 
-def record_checks(config: Config) -> list[Check]:
-    """Checks shared by real and synthetic images: files, labels, size, mode, exposure, copies."""
+def black_checks(config: Config, by_modality: bool) -> list[Check]:
+    """Mostly-black images: a failure for ultrasound, but expected of a mammogram (the film is
+    mostly background), which has its own, looser bound (only an all-black film fails)."""
+    q = config.quality
+    if not by_modality:
+        return [Check("images are not mostly black", "images",
+                      E.ExpectColumnValuesToBeBetween(column="black_fraction",
+                                                      max_value=q.max_black_fraction),
+                      "quality.max_black_fraction")]
+    return [
+        Check("images are not mostly black", "images",
+              E.ExpectColumnValuesToBeBetween(column="black_fraction", max_value=q.max_black_fraction,
+                                              row_condition=Column("modality") != "mammography"),
+              "quality.max_black_fraction"),
+        Check("mammograms show some tissue", "images",
+              E.ExpectColumnValuesToBeBetween(column="black_fraction",
+                                              max_value=q.mammography_max_black_fraction,
+                                              row_condition=_is("is_mammogram", True)),
+              "quality.mammography_max_black_fraction"),
+    ]
+
+
+def record_checks(config: Config, by_modality: bool = False) -> list[Check]:
+    """Checks shared by real and synthetic images: files, labels, size, mode, exposure, copies.
+    ``by_modality``: the table has a ``modality`` column (see ``black_checks``)."""
     q, size = config.quality, config.data.image_size
     return [
         Check("ids are unique", "images", E.ExpectColumnValuesToBeUnique(column="id")),
@@ -62,9 +85,7 @@ def record_checks(config: Config) -> list[Check]:
         Check("images are not blank", "images",
               E.ExpectColumnValuesToBeBetween(column="std_intensity", min_value=q.min_std),
               "quality.min_std"),
-        Check("images are not mostly black", "images",
-              E.ExpectColumnValuesToBeBetween(column="black_fraction", max_value=q.max_black_fraction),
-              "quality.max_black_fraction"),
+        *black_checks(config, by_modality),
         Check("images are not saturated", "images",
               E.ExpectColumnValuesToBeBetween(column="saturated_fraction",
                                               max_value=q.max_saturated_fraction),
@@ -78,14 +99,17 @@ def prepared_checks(config: Config) -> list[Check]:
     """All checks of the prepared (real) data set."""
     q = config.quality
     manifest_types = [("orig_height", "int64"), ("orig_width", "int64"), ("bit_depth", "int64"),
-                      ("has_mask", "bool")]
+                      ("has_mask", "bool"), ("flipped", "bool"), ("patch_top", "int64"),
+                      ("patch_left", "int64"), ("patch_side", "int64"), ("crop_top", "int64"),
+                      ("crop_left", "int64"), ("crop_height", "int64"), ("crop_width", "int64"),
+                      ("pixel_spacing_mm", "float64")]
     return [
         Check("manifest has exactly the expected columns", "manifest",
               E.ExpectTableColumnsToMatchSet(column_set=list(PreparedRow.columns()), exact_match=True)),
         *[Check(f"manifest column {column} is {kind}", "manifest",
                 E.ExpectColumnValuesToBeOfType(column=column, type_=kind))
           for column, kind in manifest_types],
-        *record_checks(config),
+        *record_checks(config, by_modality=True),
         Check("splits are train/val/test", "images",
               E.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS))),
         Check("lesion masks are non-empty with plausible coverage", "images",

@@ -17,7 +17,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from controlbreast.config import QualityConfig
-from controlbreast.data.splits import near_duplicate_pairs, perceptual_hash
+from controlbreast.data.splits import (
+    identity_thumbnail,
+    near_duplicate_pairs,
+    perceptual_hash,
+    similarity,
+)
 
 BIT_DEPTH = {"1": 1, "L": 8, "P": 8, "RGB": 8, "I;16": 16, "I": 32, "F": 32}
 
@@ -69,10 +74,14 @@ def controls_match(folder: Path, ids: list[str], channels: tuple[str, ...],
     return [ok(image_id) for image_id in ids]
 
 
-def cross_split_twins(table: pd.DataFrame, max_bits: int) -> pd.Series:
+def cross_split_twins(table: pd.DataFrame, max_bits: int, folder: Path | None = None,
+                      min_similarity: float = -1.0) -> pd.Series:
     """For each row, the id of a near-duplicate in another split (None if there is none).
 
-    ``pixel_phash`` is hex text: 64-bit hashes do not survive pandas' numeric columns.
+    ``pixel_phash`` is hex text: 64-bit hashes do not survive pandas' numeric columns. With
+    ``folder``, a hash match counts only when the two images' pixels agree too (ingest's rule,
+    ``splits.similarity`` at least ``min_similarity``): mostly black mammograms of different women
+    match by hash alone.
     """
     twins = pd.Series([None] * len(table), index=table.index, dtype=object)
     texts = table["pixel_phash"].fillna("").to_numpy()
@@ -81,9 +90,16 @@ def cross_split_twins(table: pd.DataFrame, max_bits: int) -> pd.Series:
     ids, splits = table["id"].to_numpy(), table["split"].to_numpy()
     for first, second in pairs:
         a, b = usable[first], usable[second]
-        if splits[a] != splits[b]:
+        if splits[a] != splits[b] and (folder is None or _agree(folder, ids[a], ids[b], min_similarity)):
             twins.iloc[a], twins.iloc[b] = ids[b], ids[a]
     return twins
+
+
+def _agree(folder: Path, first: str, second: str, min_similarity: float) -> bool:
+    thumbs = [_read(Path(folder) / "images" / f"{name}.png")[0] for name in (first, second)]
+    if any(t is None or t.ndim != 2 for t in thumbs):
+        return True
+    return similarity(*(identity_thumbnail(t) for t in thumbs)) >= min_similarity
 
 
 def image_table(folder: Path, manifest: pd.DataFrame, cfg: QualityConfig) -> pd.DataFrame:

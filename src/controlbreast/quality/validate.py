@@ -31,7 +31,8 @@ def read_manifest(path: Path) -> pd.DataFrame:
     if not Path(path).is_file():
         raise MissingInputError(f"{path}: no manifest (run the stage that writes it first)")
     return pd.read_csv(path, dtype={"id": str, "label": str, "group": str, "sha256": str,
-                                    "phash": str, "control_id": str}, keep_default_na=False)
+                                    "phash": str, "control_id": str, "source_image": str,
+                                    "laterality": str}, keep_default_na=False)
 
 
 def split_tables(table: pd.DataFrame, config: Config) -> dict[str, pd.DataFrame]:
@@ -55,7 +56,9 @@ def prepared_tables(config: Config) -> dict[str, pd.DataFrame]:
     manifest = read_manifest(folder / "manifest.csv")
     images = image_table(folder, manifest, config.quality)
     images["is_lesion"] = images["source_label"].isin(config.data.lesion_labels)
-    images["cross_split_twin"] = cross_split_twins(images, config.quality.near_duplicate_bits)
+    images["is_mammogram"] = images["modality"] == "mammography"
+    images["cross_split_twin"] = cross_split_twins(images, config.quality.near_duplicate_bits, folder,
+                                                   config.quality.near_duplicate_similarity)
     images["controls_match"] = controls_match(config.paths.controls, list(images["id"]),
                                               config.controls.channels, config.data.image_size)
     return {"manifest": manifest, "images": images, **split_tables(images, config)}
