@@ -67,8 +67,8 @@ def write_params(config: Config, path: Path) -> Path:
 
 @dataclass(frozen=True)
 class Trained:
-    """Both training stages run: ``real`` with seeds 0 and 1, then ``real+synthetic`` and
-    ``synthetic`` with seed 0 (as the two DVC stages do), all in one MLflow store."""
+    """Both training stages run: ``real`` with seeds 0 and 1, then ``real-noaug``, ``real+synthetic``
+    and ``synthetic`` with seed 0 (as the two DVC stages do), all in one MLflow store."""
 
     config: Config
     params: Path
@@ -83,5 +83,5 @@ def train_all(root: Path) -> Trained:
     train_classifier.main(params, ["real"])
     later = config.model_copy(update={"classifier": config.classifier.model_copy(update={"seeds": (0,)})})
     train_classifier.main(write_params(later, root / "params-synthetic.yaml"),
-                          ["real+synthetic", "synthetic"])
+                          ["real-noaug", "real+synthetic", "synthetic"])
     return Trained(config, params)

@@ -90,6 +90,7 @@ class Arm(StrEnum):
     """The training arms (see ``classify/data.py``)."""
 
     real = "real"
+    real_noaug = "real-noaug"
     real_synthetic = "real+synthetic"
     synthetic = "synthetic"
 
@@ -97,7 +98,8 @@ class Arm(StrEnum):
 @app.command("train-classifier")
 def train_classifier(params: Params = Path("params.yaml"),
                      arm: Annotated[list[Arm] | None, typer.Option(
-                         help="Arm to train (repeat for several): real, real+synthetic, synthetic.")] = None,
+                         help="Arm to train (repeat for several): real, real-noaug, real+synthetic, "
+                              "synthetic.")] = None,
                      ) -> None:
     """Train timm classifiers per arm and seed, choose on validation, register the best as candidate."""
     from controlbreast.stages import train_classifier as stage

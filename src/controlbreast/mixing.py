@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from controlbreast.errors import DataError
 
-ARMS = ("real", "real+synthetic", "synthetic")
+ARMS = ("real", "real-noaug", "real+synthetic", "synthetic")
+NO_AUGMENTATION = "real-noaug"  # the real arm without classic augmentation (flips, warps, contrast, noise)
 
 
 def arm_draws(n_real: int, mix_ratio: float) -> dict[str, int]:

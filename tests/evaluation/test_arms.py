@@ -32,7 +32,7 @@ def evaluation(trained_classifiers):
 
 def test_every_trained_arm_and_seed_is_evaluated_on_exactly_the_test_split(trained_classifiers, evaluation):
     config = trained_classifiers.config
-    assert list(evaluation.metrics["arms"]) == ["real", "real+synthetic", "synthetic"]
+    assert list(evaluation.metrics["arms"]) == ["real", "real-noaug", "real+synthetic", "synthetic"]
     assert {k for k in evaluation.metrics["arms"]["real"] if k.startswith("seed-")} == {"seed-0", "seed-1"}
     assert list(evaluation.test.ids) == split_ids(config, "test")
     assert evaluation.metrics["test_images"] == len(split_ids(config, "test"))
@@ -67,7 +67,8 @@ def test_operating_point_comes_from_validation(trained_classifiers, evaluation):
 
 def test_paired_differences_and_a_model_against_itself(trained_classifiers, evaluation):
     differences = evaluation.metrics["differences"]
-    assert set(differences) == {"real+synthetic - real", "synthetic - real"}
+    assert set(differences) == {"real+synthetic - real", "synthetic - real", "real - real-noaug",
+                                "real+synthetic - real-noaug"}
     arms = evaluation.metrics["arms"]
     for name in SCALARS:
         diff = differences["real+synthetic - real"][name]
@@ -90,7 +91,7 @@ def test_predict_matches_the_evaluation_probability_of_each_test_image(trained_c
 
 def test_curves_have_every_arm(evaluation):
     for rows in (evaluation.roc, evaluation.calibration):
-        assert {row["arm"] for row in rows} == {"real", "real+synthetic", "synthetic"}
+        assert {row["arm"] for row in rows} == {"real", "real-noaug", "real+synthetic", "synthetic"}
     real = [row for row in evaluation.roc if row["arm"] == "real"]
     assert (real[0]["fpr"], real[0]["tpr"], real[-1]["fpr"], real[-1]["tpr"]) == (0.0, 0.0, 1.0, 1.0)
     counts = [row["count"] for row in evaluation.calibration if row["arm"] == "synthetic"]

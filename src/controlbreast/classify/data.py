@@ -2,7 +2,10 @@
 
 Arms (``ARMS``):
 
-- ``real``: the real training split.
+- ``real``: the real training split, with classic augmentation (``classifier.augment``: flips,
+  shifts, rotations, scale, contrast, noise) — the baseline that synthetic images must beat.
+- ``real-noaug``: the same images with no augmentation at all, so that the table separates what
+  classic augmentation buys (``real − real-noaug``) from what synthetic images add on top of it.
 - ``real+synthetic``: the real training split plus ``round(mix_ratio * n_real)`` synthetic images
   (``n_real`` = real training images), drawn without replacement from ``paths.synthetic`` with the
   run's seed, so each seed sees another draw.
@@ -24,7 +27,7 @@ from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.data.manifest import SyntheticRow, read_manifest
 from controlbreast.errors import DataError
-from controlbreast.mixing import ARMS, arm_draws
+from controlbreast.mixing import ARMS, NO_AUGMENTATION, arm_draws
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def load_training_data(config: Config, arm: str, seed: int) -> TrainingData:
     classes = config.data.classes
     real = load_image_set(config.paths.prepared, classes, splits=("train", "val"))
     train, val = real.split("train"), real.split("val")
-    if arm == "real":
+    if arm in ("real", NO_AUGMENTATION):
         return TrainingData(train, val, len(train), 0)
     folder = Path(config.paths.synthetic)
     synthetic = load_image_set(folder, classes, schema=SyntheticRow)

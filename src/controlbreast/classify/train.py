@@ -29,6 +29,7 @@ from controlbreast.classify.scores import macro_auc
 from controlbreast.classify.transforms import Augment, normalise, scale
 from controlbreast.config import Config
 from controlbreast.errors import DataError
+from controlbreast.mixing import NO_AUGMENTATION
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -60,11 +61,19 @@ def epoch_order(labels: np.ndarray, balance: str, generator: torch.Generator) ->
     return torch.multinomial(weights, len(labels), replacement=True, generator=generator)
 
 
+def batch_transform(config: Config, arm: str) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """What a training batch goes through: classic augmentation, or nothing for ``real-noaug`` (the
+    arm that measures what augmentation itself buys)."""
+    if arm == NO_AUGMENTATION:
+        return lambda batch, generator: batch
+    return Augment(config.classifier.augment)
+
+
 def _train_epoch(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, card: ModelCard,
                  config: Config, step: Callable[[torch.Tensor, torch.Tensor], float],
                  generator: torch.Generator) -> float:
     settings = config.classifier
-    augment = Augment(settings.augment)
+    augment = batch_transform(config, card.arm)
     order = epoch_order(targets.numpy(), settings.balance, generator)
     model.train()
     losses = []

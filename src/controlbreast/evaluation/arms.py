@@ -4,9 +4,9 @@ This is the first and only place the test split is read. Probabilities come from
 reading the prepared PNG files, exactly as ``controlbreast predict`` does, so a probability in
 ``metrics/classifier.json``'s curves is the one ``predict`` prints for that file.
 
-For each arm found under ``paths.classifiers`` (``real``, ``real+synthetic``, ``synthetic``; arms
-not trained are skipped) the metrics are computed for every seed and for the seed average of the
-probabilities (``ensemble``):
+For each arm found under ``paths.classifiers`` (``real``, ``real-noaug``, ``real+synthetic``,
+``synthetic``; arms not trained are skipped) the metrics are computed for every seed and for the
+seed average of the probabilities (``ensemble``):
 
 - ``auc_ovr_macro``: one-vs-rest AUC averaged over the classes;
 - ``auc_<positive>``: the positive class (``evaluate.positive_class``) against the rest;
@@ -17,7 +17,8 @@ probabilities (``ensemble``):
 - ``confusion`` (ensemble): counts and row-normalised rates (true class → predicted class).
 
 Each has a percentile bootstrap interval over class-stratified resamples of the test images. The
-paired differences ``real+synthetic − real`` and ``synthetic − real`` (ensembles) use the very same
+paired differences ``real+synthetic − real``, ``synthetic − real``, ``real − real-noaug`` (what
+classic augmentation buys) and ``real+synthetic − real-noaug`` (ensembles) use the very same
 resamples for both arms, which gives an interval and a two-sided p-value; the positive-class AUC
 difference also gets DeLong's test.
 """
@@ -52,7 +53,8 @@ from controlbreast.evaluation.classification import (
 )
 from controlbreast.mixing import ARMS
 
-COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"))
+COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"), ("real", "real-noaug"),
+               ("real+synthetic", "real-noaug"))
 
 
 @dataclass(frozen=True)
