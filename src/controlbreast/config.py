@@ -395,7 +395,8 @@ class SyntheticEvalConfig(Section):
     (``weights-inception-2015-12-05-*.pth``, read as tensors only, or ``.safetensors``) adds the
     conventional Inception FID; null skips it (nothing is ever downloaded). A synthetic image
     counts as a likely copy when its nearest training image has feature cosine >= ``copy_cosine``
-    or SSIM >= ``copy_ssim``.
+    or SSIM >= ``copy_ssim``. ``separability_epochs``: epochs of the real-vs-synthetic discriminator
+    (``classifier.model``; 0 skips the test), scored with ``bootstrap`` resamples.
     """
 
     classifier_seed: int | None = None
@@ -408,6 +409,8 @@ class SyntheticEvalConfig(Section):
     copy_ssim: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
     grid_rows: Annotated[int, Field(ge=1, le=64)] = 8
     closest_pairs: Annotated[int, Field(ge=1, le=64)] = 12
+    separability_epochs: Annotated[int, Field(ge=0, le=100)] = 5
+    bootstrap: Annotated[int, Field(ge=100, le=100_000)] = 1000
     seed: int = 0
 
 
