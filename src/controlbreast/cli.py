@@ -107,6 +107,14 @@ def train_classifier(params: Params = Path("params.yaml"),
     _run(lambda: stage.main(params, list(dict.fromkeys(a.value for a in arm or [Arm.real]))))
 
 
+@app.command("train-fractions")
+def train_fractions(params: Params = Path("params.yaml")) -> None:
+    """Data efficiency: real and real+synthetic on nested subsets (classifier.real_fractions below 1)."""
+    from controlbreast.stages import train_fractions as stage
+
+    _run(lambda: stage.main(params))
+
+
 @app.command()
 def evaluate(params: Params = Path("params.yaml")) -> None:
     """Test-split metrics of every trained arm with bootstrap intervals, and paired differences."""

@@ -443,6 +443,12 @@ class ClassifierConfig(Section):
     ``balance``: class ``weights`` in the loss, a balanced ``sampler``, or ``none``. ``threads``: torch
     CPU threads (0: torch's default); a model this small runs fastest on one, and far faster than on
     two when another process shares the cores.
+
+    ``real_fractions``: the data-efficiency curve. For each fraction below 1, the ``real`` and
+    ``real+synthetic`` arms are trained again on a nested, group-aware, class-stratified subset of the
+    real training split (``data.splits.nested_subsets`` with ``subset_seed``; the same subset for
+    every arm and seed), ``real+synthetic`` drawing only synthetic images made from that subset's
+    controls. Fraction 1 is the ordinary arms.
     """
 
     model: str = "resnet10t"
@@ -460,11 +466,17 @@ class ClassifierConfig(Section):
     augment: AugmentConfig = AugmentConfig()
     threads: Annotated[int, Field(ge=0, le=256)] = 1
     registry: bool = True
+    real_fractions: tuple[float, ...] = (0.5, 1.0)
+    subset_seed: int = 0
 
     @model_validator(mode="after")
     def _seeds(self) -> ClassifierConfig:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be one or more distinct integers")
+        if any(not 0.0 < f <= 1.0 for f in self.real_fractions) or \
+                len(set(self.real_fractions)) != len(self.real_fractions):
+            raise ValueError("real_fractions must be distinct numbers in (0, 1], got "
+                             f"{list(self.real_fractions)}")
         if self.model.lower().startswith(("hf-hub:", "hf_hub:")):
             raise ValueError(f"model {self.model!r} would be fetched from the Hugging Face Hub; give a timm "
                              "architecture name and a local `pretrained` weights file")

@@ -21,6 +21,11 @@ paired differences ``real+synthetic − real``, ``synthetic − real``, ``real �
 classic augmentation buys) and ``real+synthetic − real-noaug`` (ensembles) use the very same
 resamples for both arms, which gives an interval and a two-sided p-value; the positive-class AUC
 difference also gets DeLong's test.
+
+Data efficiency: the arms trained on fractions of the real training split (``real@0.5``,
+``real+synthetic@0.5``, ... under ``paths.classifiers/fractions``) are evaluated like the others,
+with the paired ``real+synthetic@f − real@f``; ``data_efficiency`` gathers, per fraction, the
+number of real training images and both arms' AUCs (fraction 1 is the ordinary arms).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from controlbreast.classify.data import training_subsets
 from controlbreast.classify.models import CARD, set_threads
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import auc, macro_auc
@@ -51,7 +57,7 @@ from controlbreast.evaluation.classification import (
     sensitivity_specificity,
     youden_threshold,
 )
-from controlbreast.mixing import ARMS
+from controlbreast.mixing import ARMS, FRACTION_ARMS, FRACTIONS, fraction_arm
 
 COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"), ("real", "real-noaug"),
                ("real+synthetic", "real-noaug"))
@@ -79,14 +85,15 @@ class ArmProbabilities:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """``metrics`` (JSON-ready numbers in nested dicts), curve rows for DVC plots and the
-    probabilities they came from."""
+    """``metrics`` (JSON-ready numbers in nested dicts), curve and data-efficiency rows for DVC plots
+    and the probabilities they came from."""
 
     metrics: dict
     roc: list[dict]
     calibration: list[dict]
     probabilities: dict[str, ArmProbabilities]
     test: SplitImages
+    efficiency: list[dict]
 
 
 def split_images(config: Config, split: str) -> SplitImages:
@@ -102,13 +109,20 @@ def split_images(config: Config, split: str) -> SplitImages:
                        classes=classes)
 
 
-def trained_arms(root: Path) -> dict[str, list[Path]]:
-    """``{arm: seed folders}`` of the arms trained under ``root``, in ``ARMS`` order, seeds by number."""
+def _seed_folders(folder: Path) -> list[Path]:
+    folders = [p for p in folder.glob("seed-*") if (p / CARD).is_file()]
+    return sorted(folders, key=lambda p: int(p.name.removeprefix("seed-")))
+
+
+def trained_arms(root: Path, fractions: Sequence[float] = ()) -> dict[str, list[Path]]:
+    """``{arm: seed folders}`` of the arms trained under ``root``, in ``ARMS`` order, then the
+    data-efficiency arms of ``fractions`` (``real@0.5``, ...) found under ``root/fractions``."""
+    names = [*ARMS, *(fraction_arm(arm, f) for f in sorted(fractions) if f < 1.0 for arm in FRACTION_ARMS)]
     found = {}
-    for arm in ARMS:
-        folders = [p for p in (Path(root) / arm).glob("seed-*") if (p / CARD).is_file()]
+    for name in names:
+        folders = _seed_folders(Path(root) / (FRACTIONS if "@" in name else "") / name)
         if folders:
-            found[arm] = sorted(folders, key=lambda p: int(p.name.removeprefix("seed-")))
+            found[name] = folders
     return found
 
 
@@ -229,9 +243,43 @@ def finite(value):
     return value
 
 
+def comparisons(config: Config) -> list[tuple[str, str]]:
+    """The paired differences: ``COMPARISONS`` and ``real+synthetic − real`` at each fraction below 1."""
+    fractions = sorted(f for f in config.classifier.real_fractions if f < 1.0)
+    return [*COMPARISONS, *((fraction_arm("real+synthetic", f), fraction_arm("real", f)) for f in fractions)]
+
+
+def _interval_of(metrics: dict, name: str) -> dict:
+    return {key: metrics[name][key] for key in ("estimate", "low", "high", "p_value") if key in metrics[name]}
+
+
+def data_efficiency(config: Config, metrics: dict) -> tuple[dict, list[dict]]:
+    """Per fraction: real training images, each arm's AUCs (ensemble, interval) and the paired
+    ``real+synthetic − real``; and the same as rows for the DVC plot (one per arm and fraction)."""
+    subsets, positive = training_subsets(config), f"auc_{config.data.classes[positive_index(config)]}"
+    table, rows = {}, []
+    for fraction in sorted(config.classifier.real_fractions):
+        entry = {"real_images": len(subsets[fraction])}
+        for arm in FRACTION_ARMS:
+            found = metrics["arms"].get(fraction_arm(arm, fraction))
+            if found is None:
+                continue
+            entry[arm] = {name: _interval_of(found["ensemble"], name) for name in ("auc_ovr_macro", positive)}
+            rows.append({"arm": arm, "fraction": fraction, "real_images": entry["real_images"],
+                         **{f"{name}{suffix}": entry[arm][name][key] for name in ("auc_ovr_macro", positive)
+                            for suffix, key in (("", "estimate"), ("_low", "low"), ("_high", "high"))}})
+        difference = metrics["differences"].get(f"{fraction_arm('real+synthetic', fraction)} - "
+                                                f"{fraction_arm('real', fraction)}")
+        if difference:
+            entry["real+synthetic - real"] = {name: _interval_of(difference, name)
+                                              for name in ("auc_ovr_macro", positive)}
+        table[f"{fraction:g}"] = entry
+    return table, rows
+
+
 def evaluate_arms(config: Config) -> Evaluation:
     """Evaluate every trained arm on the test split (see the module docstring)."""
-    arms = trained_arms(config.paths.classifiers)
+    arms = trained_arms(config.paths.classifiers, config.classifier.real_fractions)
     if not arms:
         raise MissingInputError(f"{config.paths.classifiers}: no trained classifier (run train-classifier)")
     settings, positive = config.evaluate, positive_index(config)
@@ -242,15 +290,18 @@ def evaluate_arms(config: Config) -> Evaluation:
     thresholds, roc, calibration = {}, [], []
     for arm, probs in probabilities.items():
         metrics["arms"][arm], thresholds[arm] = arm_metrics(probs, val, test, positive, settings)
-        arm_roc, arm_calibration = curves(probs, test, positive, settings.calibration_bins)
-        roc += arm_roc
-        calibration += arm_calibration
-    for a, b in COMPARISONS:
+        if arm in ARMS:  # the data-efficiency arms have their own plot
+            arm_roc, arm_calibration = curves(probs, test, positive, settings.calibration_bins)
+            roc += arm_roc
+            calibration += arm_calibration
+    for a, b in comparisons(config):
         if a in probabilities and b in probabilities:
             metrics["differences"][f"{a} - {b}"] = paired_differences(
                 probabilities[a].test.mean(0), probabilities[b].test.mean(0), (thresholds[a], thresholds[b]),
                 test, positive, settings)
-    return Evaluation(finite(metrics), roc, calibration, probabilities, test)
+    metrics["data_efficiency"], efficiency = data_efficiency(config, metrics)
+    return Evaluation(finite(metrics), roc, calibration, probabilities, test,
+                      [finite(row) for row in efficiency])
 
 
 def table(metrics: dict) -> str:
@@ -276,3 +327,13 @@ def _cell(value: dict, signed: bool = False) -> str:
     form = "{:+.3f}" if signed else "{:.3f}"
     text = f"{form.format(value['estimate'])} [{value['low']:.3f}, {value['high']:.3f}]"
     return text + (f" p={value['p_value']:.3f}" if "p_value" in value else "")
+
+
+def efficiency_table(rows: list[dict]) -> str:
+    """Plain text: one row per arm and fraction, real training images and macro AUC with interval."""
+    lines = ["arm | fraction | real images | AUC (macro)"]
+    for row in rows:
+        value = {"estimate": row["auc_ovr_macro"], "low": row["auc_ovr_macro_low"],
+                 "high": row["auc_ovr_macro_high"]}
+        lines.append(f"{row['arm']} | {row['fraction']:g} | {row['real_images']} | {_cell(value)}")
+    return "\n".join(lines)
