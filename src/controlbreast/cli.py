@@ -107,6 +107,14 @@ def train_classifier(params: Params = Path("params.yaml"),
     _run(lambda: stage.main(params, list(dict.fromkeys(a.value for a in arm or [Arm.real]))))
 
 
+@app.command("ingest-external")
+def ingest_external(params: Params = Path("params.yaml")) -> None:
+    """External test sets (evaluate.external): ingested test-only, gated, near-duplicates listed."""
+    from controlbreast.stages import ingest_external as stage
+
+    _run(lambda: stage.main(params))
+
+
 @app.command("train-fractions")
 def train_fractions(params: Params = Path("params.yaml")) -> None:
     """Data efficiency: real and real+synthetic on nested subsets (classifier.real_fractions below 1)."""

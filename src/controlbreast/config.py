@@ -105,6 +105,7 @@ class PathsConfig(Section):
     models: Path = Path("models")
     checkpoints: Path = Path("models/checkpoints")
     classifiers: Path = Path("models/classifiers")
+    external: Path = Path("data/external")
     mlruns: Path = Path("mlruns")
 
 
@@ -191,12 +192,20 @@ class DataConfig(Section):
 
 
 class PhantomConfig(Section):
-    """The built-in generator of breast-ultrasound-like images (see ``data/phantom.py``)."""
+    """The built-in generator of breast-ultrasound-like images (see ``data/phantom.py``).
+
+    The scanner knobs make a "second scanner" for an external test set: ``speckle_size`` scales the
+    point-spread function (coarser speckle above 1), ``gain_db`` shifts the overall gain and
+    ``depth_db`` adds a gain ramp from skin (0) to the bottom of the image (this many dB).
+    """
 
     patients_per_class: PositiveInt = 80
     max_images_per_patient: Annotated[int, Field(ge=1, le=8)] = 3
     render_size: Annotated[int, Field(ge=32, le=1024)] = 128
     seed: int = 7
+    speckle_size: Annotated[float, Field(gt=0.2, le=5.0)] = 1.0
+    gain_db: Annotated[float, Field(ge=-30.0, le=30.0)] = 0.0
+    depth_db: Annotated[float, Field(ge=-30.0, le=30.0)] = 0.0
 
 
 class ControlsConfig(Section):
@@ -483,6 +492,19 @@ class ClassifierConfig(Section):
         return self
 
 
+class ExternalSetConfig(Section):
+    """One external test set: any source ingest knows, ingested by the same code into
+    ``<paths.external>/<name>/``, test-only. ``root``/``manifest``/``label_map`` as in ``data``;
+    ``phantom``: the generator's settings for ``source: phantom`` (e.g. another seed and scanner)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    source: Literal["phantom", "busi", "csv"] = "phantom"
+    root: Path | None = None
+    manifest: Path | None = None
+    label_map: dict[str, str] = Field(default_factory=dict)
+    phantom: PhantomConfig = PhantomConfig()
+
+
 class EvaluateConfig(Section):
     """``evaluate``: test-split metrics with bootstrap intervals, and the paired arm differences.
 
@@ -496,6 +518,14 @@ class EvaluateConfig(Section):
     bootstrap_seed: int = 0
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     calibration_bins: Annotated[int, Field(ge=2, le=100)] = 10
+    external: tuple[ExternalSetConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> EvaluateConfig:
+        names = [e.name for e in self.external]
+        if len(set(names)) != len(names):
+            raise ValueError(f"external set names must be distinct, got {names}")
+        return self
 
 
 class TrackingConfig(Section):

@@ -26,6 +26,11 @@ Data efficiency: the arms trained on fractions of the real training split (``rea
 ``real+synthetic@0.5``, ... under ``paths.classifiers/fractions``) are evaluated like the others,
 with the paired ``real+synthetic@f − real@f``; ``data_efficiency`` gathers, per fraction, the
 number of real training images and both arms' AUCs (fraction 1 is the ordinary arms).
+
+External test sets (``evaluate.external``, ingested by ``ingest-external``): every arm is evaluated
+on each the same way (thresholds still from the internal validation split), less the images
+listed as near-duplicates of training images, with the same paired differences: does the gain
+travel to another site or scanner?
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ from controlbreast.evaluation.classification import (
     sensitivity_specificity,
     youden_threshold,
 )
+from controlbreast.evaluation.external import excluded_ids
 from controlbreast.mixing import ARMS, FRACTION_ARMS, FRACTIONS, fraction_arm
 
 COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"), ("real", "real-noaug"),
@@ -96,10 +102,13 @@ class Evaluation:
     efficiency: list[dict]
 
 
-def split_images(config: Config, split: str) -> SplitImages:
-    """The ``split`` rows of the prepared manifest, with their image files."""
-    folder = Path(config.paths.prepared)
-    rows = [row for row in read_manifest(folder / "manifest.csv", PreparedRow) if row.split == split]
+def split_images(config: Config, split: str, folder: Path | None = None,
+                 exclude: frozenset[str] = frozenset()) -> SplitImages:
+    """The ``split`` rows of the prepared manifest (or of ``folder``'s), less ``exclude``, with
+    their image files."""
+    folder = Path(folder or config.paths.prepared)
+    rows = [row for row in read_manifest(folder / "manifest.csv", PreparedRow)
+            if row.split == split and row.id not in exclude]
     if not rows:
         raise DataError(f"{folder}/manifest.csv: no {split} images")
     classes = tuple(config.data.classes)
@@ -277,6 +286,34 @@ def data_efficiency(config: Config, metrics: dict) -> tuple[dict, list[dict]]:
     return table, rows
 
 
+def external_images(config: Config, name: str) -> tuple[SplitImages, int]:
+    """An external set's images less its near-duplicates of training images, and how many those are."""
+    folder = Path(config.paths.external) / name
+    if not (folder / "manifest.csv").is_file():
+        raise MissingInputError(f"{folder}: external set {name!r} not ingested (run ingest-external)")
+    excluded = excluded_ids(folder)
+    return split_images(config, "test", folder, frozenset(excluded)), len(excluded)
+
+
+def on_external(config: Config, name: str, arms: dict[str, list[Path]], val: SplitImages,
+                positive: int) -> dict:
+    """Every arm on one external set (thresholds from the internal validation split), with the
+    same paired differences as on the internal test split."""
+    images, excluded = external_images(config, name)
+    settings = config.evaluate
+    probabilities = {arm: predict_arm(arm, folders, val, images) for arm, folders in arms.items()}
+    result = {"images": len(images.ids), "excluded_near_duplicates": excluded, "arms": {}, "differences": {}}
+    thresholds = {}
+    for arm, probs in probabilities.items():
+        result["arms"][arm], thresholds[arm] = arm_metrics(probs, val, images, positive, settings)
+    for a, b in comparisons(config):
+        if a in probabilities and b in probabilities:
+            result["differences"][f"{a} - {b}"] = paired_differences(
+                probabilities[a].test.mean(0), probabilities[b].test.mean(0), (thresholds[a], thresholds[b]),
+                images, positive, settings)
+    return result
+
+
 def evaluate_arms(config: Config) -> Evaluation:
     """Evaluate every trained arm on the test split (see the module docstring)."""
     arms = trained_arms(config.paths.classifiers, config.classifier.real_fractions)
@@ -300,6 +337,8 @@ def evaluate_arms(config: Config) -> Evaluation:
                 probabilities[a].test.mean(0), probabilities[b].test.mean(0), (thresholds[a], thresholds[b]),
                 test, positive, settings)
     metrics["data_efficiency"], efficiency = data_efficiency(config, metrics)
+    metrics["external"] = {external.name: on_external(config, external.name, arms, val, positive)
+                           for external in settings.external}
     return Evaluation(finite(metrics), roc, calibration, probabilities, test,
                       [finite(row) for row in efficiency])
 

@@ -64,3 +64,7 @@ def main(params: Path) -> None:
           f"{config.evaluate.confidence:.0%} intervals -> {metrics_file}")
     print(table(result.metrics))
     print(efficiency_table(result.efficiency))
+    for name, found in result.metrics["external"].items():
+        print(f"external set {name}: {found['images']} images ({found['excluded_near_duplicates']} "
+              "near-duplicates of training images excluded)")
+        print(table(found))
