@@ -43,7 +43,6 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from controlbreast.classify.data import training_subsets
 from controlbreast.classify.models import CARD, set_threads
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import auc, macro_auc
@@ -51,7 +50,12 @@ from controlbreast.config import Config, EvaluateConfig
 from controlbreast.data.datasets import label_indices
 from controlbreast.data.manifest import PreparedRow, read_manifest
 from controlbreast.errors import ConfigError, DataError, MissingInputError, ModelError
-from controlbreast.evaluation.bootstrap import Statistic, bootstrap_interval, paired_difference
+from controlbreast.evaluation.bootstrap import (
+    Statistic,
+    bootstrap_interval,
+    format_interval,
+    paired_difference,
+)
 from controlbreast.evaluation.classification import (
     balanced_accuracy,
     confusion_rates,
@@ -62,6 +66,7 @@ from controlbreast.evaluation.classification import (
     sensitivity_specificity,
     youden_threshold,
 )
+from controlbreast.evaluation.efficiency import data_efficiency
 from controlbreast.evaluation.external import excluded_ids
 from controlbreast.mixing import ARMS, FRACTION_ARMS, FRACTIONS, fraction_arm
 
@@ -258,34 +263,6 @@ def comparisons(config: Config) -> list[tuple[str, str]]:
     return [*COMPARISONS, *((fraction_arm("real+synthetic", f), fraction_arm("real", f)) for f in fractions)]
 
 
-def _interval_of(metrics: dict, name: str) -> dict:
-    return {key: metrics[name][key] for key in ("estimate", "low", "high", "p_value") if key in metrics[name]}
-
-
-def data_efficiency(config: Config, metrics: dict) -> tuple[dict, list[dict]]:
-    """Per fraction: real training images, each arm's AUCs (ensemble, interval) and the paired
-    ``real+synthetic − real``; and the same as rows for the DVC plot (one per arm and fraction)."""
-    subsets, positive = training_subsets(config), f"auc_{config.data.classes[positive_index(config)]}"
-    table, rows = {}, []
-    for fraction in sorted(config.classifier.real_fractions):
-        entry = {"real_images": len(subsets[fraction])}
-        for arm in FRACTION_ARMS:
-            found = metrics["arms"].get(fraction_arm(arm, fraction))
-            if found is None:
-                continue
-            entry[arm] = {name: _interval_of(found["ensemble"], name) for name in ("auc_ovr_macro", positive)}
-            rows.append({"arm": arm, "fraction": fraction, "real_images": entry["real_images"],
-                         **{f"{name}{suffix}": entry[arm][name][key] for name in ("auc_ovr_macro", positive)
-                            for suffix, key in (("", "estimate"), ("_low", "low"), ("_high", "high"))}})
-        difference = metrics["differences"].get(f"{fraction_arm('real+synthetic', fraction)} - "
-                                                f"{fraction_arm('real', fraction)}")
-        if difference:
-            entry["real+synthetic - real"] = {name: _interval_of(difference, name)
-                                              for name in ("auc_ovr_macro", positive)}
-        table[f"{fraction:g}"] = entry
-    return table, rows
-
-
 def external_images(config: Config, name: str) -> tuple[SplitImages, int]:
     """An external set's images less its near-duplicates of training images, and how many those are."""
     folder = Path(config.paths.external) / name
@@ -336,7 +313,8 @@ def evaluate_arms(config: Config) -> Evaluation:
             metrics["differences"][f"{a} - {b}"] = paired_differences(
                 probabilities[a].test.mean(0), probabilities[b].test.mean(0), (thresholds[a], thresholds[b]),
                 test, positive, settings)
-    metrics["data_efficiency"], efficiency = data_efficiency(config, metrics)
+    metrics["data_efficiency"], efficiency = data_efficiency(
+        config, metrics, f"auc_{config.data.classes[positive]}")
     metrics["external"] = {external.name: on_external(config, external.name, arms, val, positive)
                            for external in settings.external}
     return Evaluation(finite(metrics), roc, calibration, probabilities, test,
@@ -352,27 +330,9 @@ def table(metrics: dict) -> str:
              if isinstance(value, dict) and "estimate" in value]
     lines = [" | ".join(["arm (seeds)", *names])]
     for arm, result in arms.items():
-        cells = [_cell(result["ensemble"][name]) for name in names]
+        cells = [format_interval(result["ensemble"][name]) for name in names]
         lines.append(" | ".join([f"{arm} ({result['seeds']})", *cells]))
     for comparison, result in metrics["differences"].items():
-        cells = [_cell(result[name], signed=True) for name in names]
+        cells = [format_interval(result[name], signed=True) for name in names]
         lines.append(" | ".join([comparison, *cells]))
-    return "\n".join(lines)
-
-
-def _cell(value: dict, signed: bool = False) -> str:
-    if any(value.get(key) is None for key in ("estimate", "low", "high")):
-        return "n/a"
-    form = "{:+.3f}" if signed else "{:.3f}"
-    text = f"{form.format(value['estimate'])} [{value['low']:.3f}, {value['high']:.3f}]"
-    return text + (f" p={value['p_value']:.3f}" if "p_value" in value else "")
-
-
-def efficiency_table(rows: list[dict]) -> str:
-    """Plain text: one row per arm and fraction, real training images and macro AUC with interval."""
-    lines = ["arm | fraction | real images | AUC (macro)"]
-    for row in rows:
-        value = {"estimate": row["auc_ovr_macro"], "low": row["auc_ovr_macro_low"],
-                 "high": row["auc_ovr_macro_high"]}
-        lines.append(f"{row['arm']} | {row['fraction']:g} | {row['real_images']} | {_cell(value)}")
     return "\n".join(lines)

@@ -11,7 +11,8 @@ from pathlib import Path
 import mlflow
 
 from controlbreast.config import load_config
-from controlbreast.evaluation.arms import efficiency_table, evaluate_arms, positive_index, table
+from controlbreast.evaluation.arms import evaluate_arms, positive_index, table
+from controlbreast.evaluation.efficiency import efficiency_table
 from controlbreast.evaluation.figures import curve_figure, efficiency_figure
 from controlbreast.outputs import csv_bytes, write_atomic
 from controlbreast.tracking import flatten, stage_run
