@@ -56,6 +56,8 @@ def test_separability_is_reported_overall_and_per_class_with_intervals(copies):
     rows = read_csv(Path(config.paths.prepared) / "manifest.csv")
     assert found["overall"]["real"] == sum(row["split"] == "val" for row in rows)  # scored on real val only
     assert found["overall"]["synthetic"] + found["trained_on"]["synthetic"] == report["images"]
+    train = sum(row["split"] == "train" for row in rows)  # the held-out half's sources are not learnt
+    assert 0 < found["trained_on"]["real"] < train
 
 
 def test_control_fidelity_of_images_drawn_exactly_to_their_controls(copies):

@@ -1,9 +1,10 @@
 """Can a classifier tell the synthetic images from real ones? A classifier two-sample test.
 
 The automated counterpart of a reader study: a small classifier (``classifier.model``, two
-outputs) learns "real training image vs synthetic image" on one part of the synthetic set, and is
-scored on images it never saw: the real *validation* split against the other part of the synthetic
-set (split by control, so no held-out synthetic image shares its control with a training one).
+outputs) learns "real training image vs synthetic image" on one half of the synthetic set (split by
+control), and is scored on images it never saw: the real *validation* split against the other
+half, whose source images are kept out of its real training images too (see
+``evaluation.synthetic.real_vs_synthetic``).
 Its AUC is 0.5 when the two are indistinguishable and 1 when every synthetic image gives itself
 away; the interval is a bootstrap over the held-out images (stratified real/synthetic), overall and
 within each class. No augmentation: artefacts that a flip or warp would hide are what we look for.

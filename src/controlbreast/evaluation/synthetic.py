@@ -194,14 +194,20 @@ def realism(features: dict[str, torch.Tensor], sets: dict[str, ImageSet], cfg: S
 
 
 def real_vs_synthetic(config: Config, sets: dict[str, ImageSet]) -> dict:
-    """The two-sample test: real train + half the synthetic controls to learn, real val + the other
-    half to score."""
+    """The two-sample test. Controls are split in two halves: the discriminator learns from the
+    synthetic images of one half and the real training images outside the other half; it is scored
+    on the real validation split and the other half's synthetic images, whose source images it has
+    never seen (a memorising discriminator would otherwise call them real)."""
     synthetic, cfg = sets["synthetic"], config.synthetic_eval
     control_of = {row.id: row.control_id
                   for row in read_manifest(Path(config.paths.synthetic) / "manifest.csv", SyntheticRow)}
-    training = split_by_control([control_of[i] for i in synthetic.ids], cfg.seed)
+    controls = [control_of[i] for i in synthetic.ids]
+    training = split_by_control(controls, cfg.seed)
+    held_out_sources = {c for c, learn in zip(controls, training, strict=True) if not learn}
     train, val = sets["train"], sets["val"]
-    learn = TwoSamples(train.images, train.labels, synthetic.images[training], synthetic.labels[training])
+    real = np.array([i not in held_out_sources for i in train.ids], dtype=bool)
+    learn = TwoSamples(train.images[real], train.labels[real], synthetic.images[training],
+                       synthetic.labels[training])
     score = TwoSamples(val.images, val.labels, synthetic.images[~training], synthetic.labels[~training])
     return separability(learn, score, tuple(synthetic.classes), config.classifier, cfg.separability_epochs,
                         cfg.bootstrap, cfg.seed)
