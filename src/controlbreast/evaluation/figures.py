@@ -36,7 +36,7 @@ def curve_figure(rows: Sequence[dict], x: str, y: str, title: str, x_label: str,
     return figure
 
 
-def efficiency_figure(rows: Sequence[dict], metric: str, title: str) -> Figure:
+def efficiency_figure(rows: Sequence[dict], metric: str, title: str, y_label: str) -> Figure:
     """AUC (``metric``, with its ``_low``/``_high`` interval as a band) against the number of real
     training images, one line per arm: where on the curve synthetic images help, if anywhere."""
     figure = Figure(figsize=(5.5, 4.0), dpi=100)
@@ -48,7 +48,7 @@ def efficiency_figure(rows: Sequence[dict], metric: str, title: str) -> Figure:
         line, = axes.plot(xs, [r[metric] for r in points], marker="o", label=arm)
         axes.fill_between(xs, [r[f"{metric}_low"] for r in points], [r[f"{metric}_high"] for r in points],
                           color=line.get_color(), alpha=0.2, linewidth=0)
-    axes.set(xlabel="real training images", ylabel=metric.replace("_", " "), title=title)
+    axes.set(xlabel="real training images", ylabel=y_label, title=title)
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize="small")
     figure.tight_layout()

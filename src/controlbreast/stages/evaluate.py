@@ -30,7 +30,8 @@ def write_efficiency(rows: list[dict], plots: Path, positive_auc: str) -> None:
     columns = ["arm", "fraction", "real_images"] + [
         f"{name}{suffix}" for name in ("auc_ovr_macro", positive_auc) for suffix in ("", "_low", "_high")]
     write_atomic(plots / "data_efficiency.csv", csv_bytes(rows, columns))
-    figure = efficiency_figure(rows, "auc_ovr_macro", "Data efficiency on the test split (seed-averaged)")
+    figure = efficiency_figure(rows, "auc_ovr_macro", "Data efficiency on the test split (seed-averaged)",
+                               "AUC (macro, one-vs-rest), 95% interval")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     write_atomic(plots / "data_efficiency.png", buffer.getvalue())
