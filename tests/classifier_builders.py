@@ -67,15 +67,16 @@ def write_params(config: Config, path: Path) -> Path:
 
 @dataclass(frozen=True)
 class Trained:
-    """Both training stages run: ``real`` with seeds 0 and 1, then ``real+synthetic`` and
-    ``synthetic`` with seed 0 (as the two DVC stages do), all in one MLflow store."""
+    """Both training stages run: ``real`` with seeds 0 and 1, then ``real-noaug``, ``real+synthetic``
+    and ``synthetic`` with seed 0 (as the two DVC stages do), and the data-efficiency arms
+    (``real@0.5``, ``real+synthetic@0.5``) with seed 0, all in one MLflow store."""
 
     config: Config
     params: Path
 
 
 def train_all(root: Path) -> Trained:
-    from controlbreast.stages import train_classifier
+    from controlbreast.stages import train_classifier, train_fractions
 
     config = prepare_phantom(root)
     write_synthetic(config, split_ids(config, "train"))
@@ -83,5 +84,6 @@ def train_all(root: Path) -> Trained:
     train_classifier.main(params, ["real"])
     later = config.model_copy(update={"classifier": config.classifier.model_copy(update={"seeds": (0,)})})
     train_classifier.main(write_params(later, root / "params-synthetic.yaml"),
-                          ["real+synthetic", "synthetic"])
+                          ["real-noaug", "real+synthetic", "synthetic"])
+    train_fractions.main(root / "params-synthetic.yaml")
     return Trained(config, params)

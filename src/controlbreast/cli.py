@@ -90,6 +90,7 @@ class Arm(StrEnum):
     """The training arms (see ``classify/data.py``)."""
 
     real = "real"
+    real_noaug = "real-noaug"
     real_synthetic = "real+synthetic"
     synthetic = "synthetic"
 
@@ -97,12 +98,29 @@ class Arm(StrEnum):
 @app.command("train-classifier")
 def train_classifier(params: Params = Path("params.yaml"),
                      arm: Annotated[list[Arm] | None, typer.Option(
-                         help="Arm to train (repeat for several): real, real+synthetic, synthetic.")] = None,
+                         help="Arm to train (repeat for several): real, real-noaug, real+synthetic, "
+                              "synthetic.")] = None,
                      ) -> None:
     """Train timm classifiers per arm and seed, choose on validation, register the best as candidate."""
     from controlbreast.stages import train_classifier as stage
 
     _run(lambda: stage.main(params, list(dict.fromkeys(a.value for a in arm or [Arm.real]))))
+
+
+@app.command("ingest-external")
+def ingest_external(params: Params = Path("params.yaml")) -> None:
+    """External test sets (evaluate.external): ingested test-only, gated, near-duplicates listed."""
+    from controlbreast.stages import ingest_external as stage
+
+    _run(lambda: stage.main(params))
+
+
+@app.command("train-fractions")
+def train_fractions(params: Params = Path("params.yaml")) -> None:
+    """Data efficiency: real and real+synthetic on nested subsets (classifier.real_fractions below 1)."""
+    from controlbreast.stages import train_fractions as stage
+
+    _run(lambda: stage.main(params))
 
 
 @app.command()

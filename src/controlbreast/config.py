@@ -105,6 +105,7 @@ class PathsConfig(Section):
     models: Path = Path("models")
     checkpoints: Path = Path("models/checkpoints")
     classifiers: Path = Path("models/classifiers")
+    external: Path = Path("data/external")
     mlruns: Path = Path("mlruns")
     tune_cache: Path = Path("data/tune-cache")
 
@@ -240,13 +241,21 @@ class DataConfig(Section):
 
 class PhantomConfig(Section):
     """The built-in generator of breast images: ultrasound B-mode frames (``data/phantom.py``) or,
-    with ``modality: mammography``, two-view mammograms (``data/phantom_mammo.py``)."""
+    with ``modality: mammography``, two-view mammograms (``data/phantom_mammo.py``).
+
+    The scanner knobs (ultrasound) make a "second scanner" for an external test set: ``speckle_size``
+    scales the point-spread function (coarser speckle above 1), ``gain_db`` shifts the overall gain
+    and ``depth_db`` adds a gain ramp from skin (0) to the bottom of the image (this many dB).
+    """
 
     patients_per_class: PositiveInt = 80
     max_images_per_patient: Annotated[int, Field(ge=1, le=8)] = 3
     render_size: Annotated[int, Field(ge=32, le=1024)] = 128
     seed: int = 7
     modality: Literal["ultrasound", "mammography"] = "ultrasound"
+    speckle_size: Annotated[float, Field(gt=0.2, le=5.0)] = 1.0
+    gain_db: Annotated[float, Field(ge=-30.0, le=30.0)] = 0.0
+    depth_db: Annotated[float, Field(ge=-30.0, le=30.0)] = 0.0
 
 
 class ControlsConfig(Section):
@@ -448,7 +457,8 @@ class SyntheticEvalConfig(Section):
     (``weights-inception-2015-12-05-*.pth``, read as tensors only, or ``.safetensors``) adds the
     conventional Inception FID; null skips it (nothing is ever downloaded). A synthetic image
     counts as a likely copy when its nearest training image has feature cosine >= ``copy_cosine``
-    or SSIM >= ``copy_ssim``.
+    or SSIM >= ``copy_ssim``. ``separability_epochs``: epochs of the real-vs-synthetic discriminator
+    (``classifier.model``; 0 skips the test), scored with ``bootstrap`` resamples.
     """
 
     classifier_seed: int | None = None
@@ -461,6 +471,8 @@ class SyntheticEvalConfig(Section):
     copy_ssim: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
     grid_rows: Annotated[int, Field(ge=1, le=64)] = 8
     closest_pairs: Annotated[int, Field(ge=1, le=64)] = 12
+    separability_epochs: Annotated[int, Field(ge=0, le=100)] = 5
+    bootstrap: Annotated[int, Field(ge=100, le=100_000)] = 1000
     seed: int = 0
 
 
@@ -493,6 +505,12 @@ class ClassifierConfig(Section):
     ``balance``: class ``weights`` in the loss, a balanced ``sampler``, or ``none``. ``threads``: torch
     CPU threads (0: torch's default); a model this small runs fastest on one, and far faster than on
     two when another process shares the cores.
+
+    ``real_fractions``: the data-efficiency curve. For each fraction below 1, the ``real`` and
+    ``real+synthetic`` arms are trained again on a nested, group-aware, class-stratified subset of the
+    real training split (``data.splits.nested_subsets`` with ``subset_seed``; the same subset for
+    every arm and seed), ``real+synthetic`` drawing only synthetic images made from that subset's
+    controls. Fraction 1 is the ordinary arms.
     """
 
     model: str = "resnet10t"
@@ -510,15 +528,34 @@ class ClassifierConfig(Section):
     augment: AugmentConfig = AugmentConfig()
     threads: Annotated[int, Field(ge=0, le=256)] = 1
     registry: bool = True
+    real_fractions: tuple[float, ...] = (0.5, 1.0)
+    subset_seed: int = 0
 
     @model_validator(mode="after")
     def _seeds(self) -> ClassifierConfig:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be one or more distinct integers")
+        if any(not 0.0 < f <= 1.0 for f in self.real_fractions) or \
+                len(set(self.real_fractions)) != len(self.real_fractions):
+            raise ValueError("real_fractions must be distinct numbers in (0, 1], got "
+                             f"{list(self.real_fractions)}")
         if self.model.lower().startswith(("hf-hub:", "hf_hub:")):
             raise ValueError(f"model {self.model!r} would be fetched from the Hugging Face Hub; give a timm "
                              "architecture name and a local `pretrained` weights file")
         return self
+
+
+class ExternalSetConfig(Section):
+    """One external test set: any source ingest knows, ingested by the same code into
+    ``<paths.external>/<name>/``, test-only. ``root``/``manifest``/``label_map`` as in ``data``;
+    ``phantom``: the generator's settings for ``source: phantom`` (e.g. another seed and scanner)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    source: Literal["phantom", "busi", "csv"] = "phantom"
+    root: Path | None = None
+    manifest: Path | None = None
+    label_map: dict[str, str] = Field(default_factory=dict)
+    phantom: PhantomConfig = PhantomConfig()
 
 
 class EvaluateConfig(Section):
@@ -534,6 +571,14 @@ class EvaluateConfig(Section):
     bootstrap_seed: int = 0
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     calibration_bins: Annotated[int, Field(ge=2, le=100)] = 10
+    external: tuple[ExternalSetConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> EvaluateConfig:
+        names = [e.name for e in self.external]
+        if len(set(names)) != len(names):
+            raise ValueError(f"external set names must be distinct, got {names}")
+        return self
 
 
 class RangeConfig(Section):

@@ -12,7 +12,10 @@ from collections.abc import Sequence
 
 from controlbreast.errors import DataError
 
-ARMS = ("real", "real+synthetic", "synthetic")
+ARMS = ("real", "real-noaug", "real+synthetic", "synthetic")
+FRACTION_ARMS = ("real", "real+synthetic")  # trained again on each classifier.real_fractions below 1
+FRACTIONS = "fractions"  # <paths.classifiers>/fractions/<arm>@<fraction>/: the data-efficiency arms
+NO_AUGMENTATION = "real-noaug"  # the real arm without classic augmentation (flips, warps, contrast, noise)
 
 
 def arm_draws(n_real: int, mix_ratio: float) -> dict[str, int]:
@@ -33,3 +36,9 @@ def synthetic_needed(train_labels: Sequence[str], classes: Sequence[str], mix_ra
         raise DataError("the prepared manifest has no training image of the configured classes")
     total = max(arm_draws(n_real, mix_ratio).values())
     return {c: math.ceil(total * counts[c] / n_real) for c in classes}
+
+
+def fraction_arm(arm: str, fraction: float) -> str:
+    """The name of ``arm`` trained on ``fraction`` of the real training split: ``real@0.5``; the
+    plain arm name at fraction 1."""
+    return arm if fraction == 1.0 else f"{arm}@{fraction:g}"

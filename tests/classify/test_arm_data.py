@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from classifier_builders import prepare_phantom, split_ids, write_synthetic
-from controlbreast.classify.data import check_provenance, load_training_data
+from controlbreast.classify.data import check_provenance, load_training_data, training_subsets
+from controlbreast.data.manifest import SyntheticRow, read_manifest
 from controlbreast.errors import ControlBreastError
 from controlbreast.mixing import synthetic_needed
 
@@ -81,6 +82,28 @@ def test_missing_synthetic_set_and_unknown_arm_are_clear(config, tmp_path):
     with pytest.raises(ValueError, match="unknown arm"):
         load_training_data(config, "fake", seed=0)
     assert not Path(tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_fraction_arm_trains_on_its_subset_and_synthetic_images_of_its_controls_only(config, seed):
+    subset = training_subsets(config)[0.5]
+    assert 0 < len(subset) < len(split_ids(config, "train"))
+    real = load_training_data(config, "real", seed, fraction=0.5)
+    assert set(real.train.ids) == subset and real.synthetic_images == 0
+    mixed = load_training_data(config, "real+synthetic", seed, fraction=0.5)
+    control_of = {row.id: row.control_id
+                  for row in read_manifest(Path(config.paths.synthetic) / "manifest.csv", SyntheticRow)}
+    synthetic = [i for i in mixed.train.ids if i in control_of]
+    assert {control_of[i] for i in synthetic} <= subset  # no control from outside the fraction
+    assert len(synthetic) == mixed.synthetic_images == round(config.classifier.mix_ratio * len(subset))
+    assert set(mixed.train.ids) - set(synthetic) == subset
+
+
+def test_fractions_are_only_for_the_real_and_real_synthetic_arms_and_listed_ones(config):
+    with pytest.raises(ValueError, match="unknown arm"):
+        load_training_data(config, "synthetic", seed=0, fraction=0.5)
+    with pytest.raises(ControlBreastError, match="real_fractions"):
+        load_training_data(config, "real", seed=0, fraction=0.3)
 
 
 @pytest.fixture(scope="module")

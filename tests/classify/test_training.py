@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from classifier_builders import split_ids
 from controlbreast.classify.data import load_training_data
 from controlbreast.classify.models import load_classifier
-from controlbreast.classify.train import class_weights, epoch_order, train_classifier
+from controlbreast.classify.train import batch_transform, class_weights, epoch_order, train_classifier
 from controlbreast.outputs import read_csv
 from controlbreast.tracking import use_store
 
@@ -56,6 +56,16 @@ def test_same_seed_same_model(config):
         torch.testing.assert_close(value, second.model.state_dict()[key], rtol=0, atol=0)
 
 
+def test_real_noaug_trains_on_the_real_split_untouched_and_real_gets_classic_augmentation(config):
+    noaug, real = (load_training_data(config, arm, seed=0) for arm in ("real-noaug", "real"))
+    assert noaug.train.ids == real.train.ids and (noaug.synthetic_images, real.synthetic_images) == (0, 0)
+    batch = torch.from_numpy(real.train.images[:8]).float().unsqueeze(1) / 255.0
+    untouched = batch_transform(config, "real-noaug")(batch.clone(), torch.Generator().manual_seed(0))
+    augmented = batch_transform(config, "real")(batch.clone(), torch.Generator().manual_seed(0))
+    assert torch.equal(untouched, batch)
+    assert (augmented - batch).abs().mean() > 0.01
+
+
 def test_class_weights_and_balanced_sampler():
     labels = np.array([0] * 6 + [1] * 2 + [2] * 4)
     weights = class_weights(labels, 3)
@@ -70,7 +80,7 @@ def test_class_weights_and_balanced_sampler():
 
 def test_stage_writes_every_arm_and_seed_with_history_and_summary(config):
     root = Path(config.paths.classifiers)
-    for arm, seeds in (("real", [0, 1]), ("real+synthetic", [0]), ("synthetic", [0])):
+    for arm, seeds in (("real", [0, 1]), ("real-noaug", [0]), ("real+synthetic", [0]), ("synthetic", [0])):
         summary = json.loads((root / arm / "summary.json").read_text())
         assert [s["seed"] for s in summary["seeds"]] == seeds
         for entry in summary["seeds"]:

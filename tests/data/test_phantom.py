@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from controlbreast.config import PhantomConfig
-from controlbreast.data.phantom import PHANTOM_LABELS, phantom_candidates, render_phantom
+from controlbreast.data.phantom import PHANTOM_LABELS, Scanner, phantom_candidates, render_phantom
 from controlbreast.data.records import RawSample
 
 SIZE = 128
@@ -171,3 +171,18 @@ def test_mammography_phantom_has_two_views_both_sides_pectoral_and_lesions():
     assert film[corner].mean() > 1.5 * cc[corner].mean()  # the pectoral muscle, in MLO only
     np.testing.assert_array_equal(render_mammogram("malignant", 9, "CC", 64)[0],
                                   render_mammogram("malignant", 9, "CC", 64)[0])
+
+
+def test_a_second_scanner_images_the_same_breast_differently():
+    image, mask = render_phantom("malignant", 5, 0, 128)
+    darker, same_mask = render_phantom("malignant", 5, 0, 128, Scanner(gain_db=-6.0, depth_db=-6.0))
+    assert np.array_equal(mask, same_mask)  # the breast and its lesion do not move
+    assert darker.mean() < image.mean() - 10
+    top, bottom = slice(0, 64), slice(64, 128)
+    assert (image[bottom].mean() - darker[bottom].mean()) > (image[top].mean() - darker[top].mean())
+
+    def fine_detail(picture: np.ndarray) -> float:  # energy of pixel-to-pixel differences
+        return float(np.abs(np.diff(picture.astype(float), axis=1)).mean() / picture.std())
+
+    coarse, _ = render_phantom("malignant", 5, 0, 128, Scanner(speckle_size=1.6))
+    assert fine_detail(coarse) < 0.8 * fine_detail(image)

@@ -1,3 +1,4 @@
+import itertools
 from collections import Counter
 
 import cv2
@@ -9,6 +10,7 @@ from controlbreast.data.splits import (
     assign_splits,
     merge_groups,
     near_duplicate_pairs,
+    nested_subsets,
     perceptual_hash,
 )
 
@@ -66,3 +68,43 @@ def test_assign_splits_keeps_groups_whole_and_stratifies(seed):
         for split, fraction in (("train", 0.7), ("val", 0.15), ("test", 0.15)):
             assert abs(counts[(split, label)] / total - fraction) < 0.03
     assert splits == assign_splits(groups, labels, (0.7, 0.15, 0.15), seed)
+
+
+def patients(count: int, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """Image ids, groups and labels of ``count`` patients with 1-3 images each, classes 3:2:1."""
+    rng = np.random.default_rng(seed)
+    ids, groups, labels = [], [], []
+    for p in range(count):
+        label = ["normal", "normal", "normal", "benign", "benign", "malignant"][p % 6]
+        for view in range(int(rng.integers(1, 4))):
+            ids.append(f"p{p}-v{view}")
+            groups.append(f"g{p}")
+            labels.append(label)
+    return ids, groups, labels
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nested_subsets_are_nested_group_aware_and_stratified(seed):
+    ids, groups, labels = patients(90, seed=11)
+    fractions = [0.1, 0.25, 0.5, 1.0]
+    subsets = nested_subsets(ids, groups, labels, fractions, seed)
+    assert subsets[1.0] == frozenset(ids)
+    for small, large in itertools.pairwise(fractions):
+        assert subsets[small] < subsets[large]  # strictly inside the next
+    group_of, label_of = dict(zip(ids, groups, strict=True)), dict(zip(ids, labels, strict=True))
+    for fraction, subset in subsets.items():
+        inside = {group_of[i] for i in subset}
+        assert subset == {i for i in ids if group_of[i] in inside}  # whole patients only
+        for label, total in Counter(labels).items():
+            share = sum(label_of[i] == label for i in subset) / total
+            assert abs(share - fraction) <= 0.1 + 3 / total  # within a patient or so of the fraction
+    assert nested_subsets(ids, groups, labels, [0.5], seed)[0.5] == subsets[0.5]  # whatever else is asked
+
+
+def test_nested_subsets_differ_by_seed_and_keep_every_class():
+    ids, groups, labels = patients(30, seed=2)
+    first, second = (nested_subsets(ids, groups, labels, [0.1], seed)[0.1] for seed in (0, 1))
+    assert first != second
+    assert {label for i, label in zip(ids, labels, strict=True) if i in first} == set(labels)
+    with pytest.raises(ValueError, match="fractions"):
+        nested_subsets(ids, groups, labels, [0.0], 0)

@@ -32,7 +32,8 @@ def evaluation(trained_classifiers):
 
 def test_every_trained_arm_and_seed_is_evaluated_on_exactly_the_test_split(trained_classifiers, evaluation):
     config = trained_classifiers.config
-    assert list(evaluation.metrics["arms"]) == ["real", "real+synthetic", "synthetic"]
+    assert list(evaluation.metrics["arms"]) == ["real", "real-noaug", "real+synthetic", "synthetic",
+                                                "real@0.5", "real+synthetic@0.5"]
     assert {k for k in evaluation.metrics["arms"]["real"] if k.startswith("seed-")} == {"seed-0", "seed-1"}
     assert list(evaluation.test.ids) == split_ids(config, "test")
     assert evaluation.metrics["test_images"] == len(split_ids(config, "test"))
@@ -67,7 +68,8 @@ def test_operating_point_comes_from_validation(trained_classifiers, evaluation):
 
 def test_paired_differences_and_a_model_against_itself(trained_classifiers, evaluation):
     differences = evaluation.metrics["differences"]
-    assert set(differences) == {"real+synthetic - real", "synthetic - real"}
+    assert set(differences) == {"real+synthetic - real", "synthetic - real", "real - real-noaug",
+                                "real+synthetic - real-noaug", "real+synthetic@0.5 - real@0.5"}
     arms = evaluation.metrics["arms"]
     for name in SCALARS:
         diff = differences["real+synthetic - real"][name]
@@ -90,7 +92,7 @@ def test_predict_matches_the_evaluation_probability_of_each_test_image(trained_c
 
 def test_curves_have_every_arm(evaluation):
     for rows in (evaluation.roc, evaluation.calibration):
-        assert {row["arm"] for row in rows} == {"real", "real+synthetic", "synthetic"}
+        assert {row["arm"] for row in rows} == {"real", "real-noaug", "real+synthetic", "synthetic"}
     real = [row for row in evaluation.roc if row["arm"] == "real"]
     assert (real[0]["fpr"], real[0]["tpr"], real[-1]["fpr"], real[-1]["tpr"]) == (0.0, 0.0, 1.0, 1.0)
     counts = [row["count"] for row in evaluation.calibration if row["arm"] == "synthetic"]
@@ -112,9 +114,34 @@ def test_stage_writes_dvc_metrics_plots_and_mlflow_figures(trained_classifiers, 
     run = mlflow.search_runs(search_all_experiments=True, output_format="list",
                              filter_string="tags.stage = 'evaluate'")[0]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
-    assert artifacts == {"figures/roc.png", "figures/calibration.png"}
+    assert artifacts == {"figures/roc.png", "figures/calibration.png", "figures/data_efficiency.png"}
+    efficiency = read_csv(Path(config.paths.reports) / "classifier" / "data_efficiency.csv")
+    assert len(efficiency) == 4
+    assert {"real_images", "auc_ovr_macro_low", "auc_ovr_macro_high"} <= set(efficiency[0])
+    png = (Path(config.paths.reports) / "classifier" / "data_efficiency.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
     assert run.data.metrics["arms.real_plus_synthetic.ensemble.auc_ovr_macro.estimate"] == pytest.approx(
         metrics["arms"]["real+synthetic"]["ensemble"]["auc_ovr_macro"]["estimate"])
+
+
+def test_data_efficiency_has_every_arm_and_fraction_with_the_paired_difference(trained_classifiers,
+                                                                               evaluation):
+    table, arms = evaluation.metrics["data_efficiency"], evaluation.metrics["arms"]
+    assert list(table) == ["0.5", "1"]
+    assert 0 < table["0.5"]["real_images"] < table["1"]["real_images"] == len(
+        split_ids(trained_classifiers.config, "train"))
+    for fraction, suffix in (("0.5", "@0.5"), ("1", "")):
+        for arm in ("real", "real+synthetic"):
+            assert table[fraction][arm]["auc_ovr_macro"]["estimate"] == arms[arm + suffix]["ensemble"][
+                "auc_ovr_macro"]["estimate"]
+        difference = table[fraction]["real+synthetic - real"]["auc_ovr_macro"]
+        both = [table[fraction][arm]["auc_ovr_macro"]["estimate"] for arm in ("real+synthetic", "real")]
+        assert difference["estimate"] == pytest.approx(both[0] - both[1])
+        assert difference["low"] <= difference["estimate"] <= difference["high"]
+    rows = evaluation.efficiency
+    assert [(r["arm"], r["fraction"]) for r in rows] == [("real", 0.5), ("real+synthetic", 0.5),
+                                                         ("real", 1.0), ("real+synthetic", 1.0)]
+    assert {r["arm"] for r in evaluation.roc} == {"real", "real-noaug", "real+synthetic", "synthetic"}
 
 
 def test_no_trained_arm_and_an_unknown_positive_class_are_clear(trained_classifiers, tmp_path):

@@ -47,6 +47,19 @@ def test_copies_are_flagged_as_memorised(copies):
     assert reference["max"] < 1.0 and reference["fraction_above_threshold"] < 1.0
 
 
+def test_separability_is_reported_overall_and_per_class_with_intervals(copies):
+    config, _, report = copies
+    found = report["separability"]
+    assert set(found["per_class"]) <= set(config.data.classes) and found["per_class"]
+    for value in [found["overall"], *found["per_class"].values()]:
+        assert 0.0 <= value["low"] <= value["estimate"] <= value["high"] <= 1.0
+    rows = read_csv(Path(config.paths.prepared) / "manifest.csv")
+    assert found["overall"]["real"] == sum(row["split"] == "val" for row in rows)  # scored on real val only
+    assert found["overall"]["synthetic"] + found["trained_on"]["synthetic"] == report["images"]
+    train = sum(row["split"] == "train" for row in rows)  # the held-out half's sources are not learnt
+    assert 0 < found["trained_on"]["real"] < train
+
+
 def test_control_fidelity_of_images_drawn_exactly_to_their_controls(copies):
     _, _, report = copies
     fidelity = report["control_fidelity"]

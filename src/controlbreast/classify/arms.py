@@ -1,6 +1,9 @@
 """One arm over its seeds: train each, save it under ``<paths.classifiers>/<arm>/seed-<k>/``, and
 log it as a nested MLflow run (params, per-epoch metrics, the model as an MLflow pyfunc).
 
+Arms trained on a fraction of the real training split (``classifier.real_fractions``) go to
+``<paths.classifiers>/fractions/<arm>@<fraction>/seed-<k>/``.
+
 The arm's folder is built beside its destination and swapped in when every seed is done, so a
 failed run leaves the previous models. ``summary.json`` lists the seeds with their validation AUC.
 """
@@ -17,6 +20,7 @@ from controlbreast.classify.models import save_classifier
 from controlbreast.classify.predict import log_pyfunc
 from controlbreast.classify.train import TrainResult, train_classifier
 from controlbreast.config import Config
+from controlbreast.mixing import FRACTIONS, fraction_arm
 from controlbreast.outputs import atomic_folder, csv_bytes, write_atomic
 
 
@@ -32,10 +36,16 @@ class SeedModel:
     val_auc: float
     epoch: int
     val_ids: tuple[str, ...]
+    real_images: int = 0
 
 
 def seed_folder(root: Path, arm: str, seed: int) -> Path:
     return Path(root) / arm / f"seed-{seed}"
+
+
+def arm_folder(root: Path, arm: str, fraction: float = 1.0) -> Path:
+    """Where ``arm`` at ``fraction`` of the real training split lives under ``paths.classifiers``."""
+    return Path(root) / arm if fraction == 1.0 else Path(root) / FRACTIONS / fraction_arm(arm, fraction)
 
 
 def _log_seed(result: TrainResult, folder: Path) -> str:
@@ -46,28 +56,32 @@ def _log_seed(result: TrainResult, folder: Path) -> str:
     return log_pyfunc(folder).model_uri
 
 
-def _train_seed(config: Config, arm: str, seed: int, build: Path) -> SeedModel:
-    with mlflow.start_run(run_name=f"{arm}/seed-{seed}", nested=True) as run:
+def _train_seed(config: Config, arm: str, seed: int, build: Path, fraction: float) -> SeedModel:
+    name = fraction_arm(arm, fraction)
+    with mlflow.start_run(run_name=f"{name}/seed-{seed}", nested=True) as run:
         result = train_classifier(config, arm, seed,
-                                  on_epoch=lambda epoch, values: mlflow.log_metrics(values, step=epoch))
-        folder = seed_folder(build.parent, arm, seed)
+                                  on_epoch=lambda epoch, values: mlflow.log_metrics(values, step=epoch),
+                                  fraction=fraction)
+        folder = seed_folder(build.parent, name, seed)
         save_classifier(build / folder.name, result.model, result.card)
         write_atomic(build / folder.name / "history.csv",
                      csv_bytes([{"epoch": i + 1, **h} for i, h in enumerate(result.history)],
                                ["epoch", *result.history[0]]))
         uri = _log_seed(result, build / folder.name)
-    return SeedModel(arm, seed, folder, uri, run.info.run_id, result.card.val_auc, result.card.epoch,
-                     result.val_ids)
+    return SeedModel(name, seed, folder, uri, run.info.run_id, result.card.val_auc, result.card.epoch,
+                     result.val_ids, result.data.real_images)
 
 
-def train_arm(config: Config, arm: str) -> list[SeedModel]:
-    """Train every seed of ``classifier.seeds`` for ``arm`` under one nested MLflow run."""
-    destination = Path(config.paths.classifiers) / arm
-    with mlflow.start_run(run_name=arm, nested=True), atomic_folder(destination) as build:
-        mlflow.set_tag("arm", arm)
-        models = [_train_seed(config, arm, seed, build) for seed in config.classifier.seeds]
+def train_arm(config: Config, arm: str, fraction: float = 1.0) -> list[SeedModel]:
+    """Train every seed of ``classifier.seeds`` for ``arm`` (on ``fraction`` of the real training
+    split) under one nested MLflow run."""
+    destination, name = arm_folder(config.paths.classifiers, arm, fraction), fraction_arm(arm, fraction)
+    with mlflow.start_run(run_name=name, nested=True), atomic_folder(destination) as build:
+        mlflow.set_tag("arm", name)
+        models = [_train_seed(config, arm, seed, build, fraction) for seed in config.classifier.seeds]
         mlflow.log_metric("mean_val_auc", sum(m.val_auc for m in models) / len(models))
         summary = [{"seed": m.seed, "val_auc": m.val_auc, "epoch": m.epoch, "run_id": m.run_id,
                     "model_uri": m.model_uri} for m in models]
-        (build / "summary.json").write_text(json.dumps({"arm": arm, "seeds": summary}, indent=2))
+        found = {"arm": name, "fraction": fraction, "real_images": models[0].real_images, "seeds": summary}
+        (build / "summary.json").write_text(json.dumps(found, indent=2))
     return models

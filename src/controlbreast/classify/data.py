@@ -2,7 +2,10 @@
 
 Arms (``ARMS``):
 
-- ``real``: the real training split.
+- ``real``: the real training split, with classic augmentation (``classifier.augment``: flips,
+  shifts, rotations, scale, contrast, noise) — the baseline that synthetic images must beat.
+- ``real-noaug``: the same images with no augmentation at all, so that the table separates what
+  classic augmentation buys (``real − real-noaug``) from what synthetic images add on top of it.
 - ``real+synthetic``: the real training split plus ``round(mix_ratio * n_real)`` synthetic images
   (``n_real`` = real training images), drawn without replacement from ``paths.synthetic`` with the
   run's seed, so each seed sees another draw.
@@ -11,6 +14,12 @@ Arms (``ARMS``):
 
 A synthetic image made from the control of a validation or test image would leak that image into
 training, so every synthetic image's ``control_id`` must be a real training id.
+
+Data efficiency (``classifier.real_fractions``): with ``fraction`` < 1, ``real`` and
+``real+synthetic`` use the nested subset of the real training split of that fraction
+(``training_subset``), and ``real+synthetic`` draws ``round(mix_ratio * n_subset)`` synthetic images
+only among those whose ``control_id`` is in the subset: a synthetic image made from an image
+outside it would carry that real image's information into a "fraction of the data" arm.
 """
 
 from __future__ import annotations
@@ -22,9 +31,10 @@ import numpy as np
 
 from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
-from controlbreast.data.manifest import SyntheticRow, read_manifest
+from controlbreast.data.manifest import PreparedRow, SyntheticRow, read_manifest
+from controlbreast.data.splits import nested_subsets
 from controlbreast.errors import DataError
-from controlbreast.mixing import ARMS, arm_draws
+from controlbreast.mixing import ARMS, FRACTION_ARMS, NO_AUGMENTATION, arm_draws
 
 
 @dataclass(frozen=True)
@@ -66,18 +76,52 @@ def draw(images: ImageSet, count: int, seed: int, folder: Path, why: str = "") -
     return images.subset(np.sort(chosen))
 
 
-def load_training_data(config: Config, arm: str, seed: int) -> TrainingData:
+def training_subsets(config: Config) -> dict[float, frozenset[str]]:
+    """The nested subsets of the real training split, one per ``classifier.real_fractions``."""
+    rows = [row for row in read_manifest(Path(config.paths.prepared) / "manifest.csv", PreparedRow)
+            if row.split == "train"]
+    return nested_subsets([r.id for r in rows], [r.group for r in rows], [r.label for r in rows],
+                          config.classifier.real_fractions, config.classifier.subset_seed)
+
+
+def _subset(config: Config, fraction: float) -> frozenset[str]:
+    subsets = training_subsets(config)
+    if fraction not in subsets:
+        raise DataError(f"fraction {fraction:g} is not one of classifier.real_fractions "
+                        f"{list(config.classifier.real_fractions)}")
+    return subsets[fraction]
+
+
+def within(images: ImageSet, ids: frozenset[str]) -> ImageSet:
+    """The images of ``images`` whose id is in ``ids``, in their order."""
+    return images.subset(np.flatnonzero([i in ids for i in images.ids]))
+
+
+def synthetic_from(folder: Path, classes: tuple[str, ...], train_ids: set[str],
+                   subset_ids: set[str]) -> ImageSet:
+    """The synthetic images made from controls in ``subset_ids``, after checking that all of them
+    come from the training split (``train_ids``)."""
+    check_provenance(folder, train_ids)
+    synthetic = load_image_set(folder, classes, schema=SyntheticRow)
+    if subset_ids == train_ids:
+        return synthetic
+    control_of = {row.id: row.control_id for row in read_manifest(folder / "manifest.csv", SyntheticRow)}
+    return within(synthetic, frozenset(i for i in synthetic.ids if control_of[i] in subset_ids))
+
+
+def load_training_data(config: Config, arm: str, seed: int, fraction: float = 1.0) -> TrainingData:
     """The train and validation sets of ``arm`` for ``seed`` (see the module docstring)."""
-    if arm not in ARMS:
-        raise ValueError(f"unknown arm {arm!r}; expected one of {list(ARMS)}")
+    if arm not in ARMS or (fraction != 1.0 and arm not in FRACTION_ARMS):
+        raise ValueError(f"unknown arm {arm!r} at fraction {fraction:g}; expected one of {list(ARMS)} "
+                         f"(below 1: {list(FRACTION_ARMS)})")
     classes = config.data.classes
     real = load_image_set(config.paths.prepared, classes, splits=("train", "val"))
-    train, val = real.split("train"), real.split("val")
-    if arm == "real":
+    whole, val = real.split("train"), real.split("val")
+    train = whole if fraction == 1.0 else within(whole, _subset(config, fraction))
+    if arm in ("real", NO_AUGMENTATION):
         return TrainingData(train, val, len(train), 0)
     folder = Path(config.paths.synthetic)
-    synthetic = load_image_set(folder, classes, schema=SyntheticRow)
-    check_provenance(folder, set(train.ids))
+    synthetic = synthetic_from(folder, classes, set(whole.ids), set(train.ids))
     more = "set generate.per_class: auto (or raise it) and run generate again"
     needs = arm_draws(len(train), config.classifier.mix_ratio)
     if arm == "synthetic":

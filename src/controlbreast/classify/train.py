@@ -29,6 +29,7 @@ from controlbreast.classify.scores import macro_auc
 from controlbreast.classify.transforms import Augment, normalise, scale
 from controlbreast.config import Config
 from controlbreast.errors import DataError
+from controlbreast.mixing import NO_AUGMENTATION, fraction_arm
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -60,11 +61,19 @@ def epoch_order(labels: np.ndarray, balance: str, generator: torch.Generator) ->
     return torch.multinomial(weights, len(labels), replacement=True, generator=generator)
 
 
+def batch_transform(config: Config, arm: str) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """What a training batch goes through: classic augmentation, or nothing for ``real-noaug`` (the
+    arm that measures what augmentation itself buys)."""
+    if arm == NO_AUGMENTATION:
+        return lambda batch, generator: batch
+    return Augment(config.classifier.augment)
+
+
 def _train_epoch(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, card: ModelCard,
                  config: Config, step: Callable[[torch.Tensor, torch.Tensor], float],
                  generator: torch.Generator) -> float:
     settings = config.classifier
-    augment = Augment(settings.augment)
+    augment = batch_transform(config, card.arm)
     order = epoch_order(targets.numpy(), settings.balance, generator)
     model.train()
     losses = []
@@ -84,11 +93,12 @@ def _validate(model: nn.Module, inputs: torch.Tensor, labels: np.ndarray) -> dic
 
 
 def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallback | None = None,
-                     data: TrainingData | None = None) -> TrainResult:
-    """Train ``arm`` with ``seed``; returns the epoch with the best validation macro AUC."""
+                     data: TrainingData | None = None, fraction: float = 1.0) -> TrainResult:
+    """Train ``arm`` with ``seed`` (on ``fraction`` of the real training split); returns the epoch
+    with the best validation macro AUC."""
     settings = config.classifier
     set_threads(settings.threads)
-    data = data or load_training_data(config, arm, seed)
+    data = data or load_training_data(config, arm, seed, fraction)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     classes = len(config.data.classes)
@@ -96,7 +106,8 @@ def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallbac
     mean, std = normalisation(model)
     card = ModelCard(model=settings.model, classes=config.data.classes,
                      image_size=int(data.train.images.shape[-1]), resize=config.data.resize,
-                     mean=mean, std=std, model_kwargs=dict(settings.model_kwargs), arm=arm, seed=seed)
+                     mean=mean, std=std, model_kwargs=dict(settings.model_kwargs),
+                     arm=fraction_arm(arm, fraction), seed=seed)
     inputs, targets = scale(data.train.images), torch.from_numpy(data.train.labels)
     val_inputs = normalise(scale(data.val.images), card)
     weight = class_weights(data.train.labels, classes) if settings.balance == "weights" else None
@@ -112,7 +123,7 @@ def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallbac
         return float(loss.detach())
 
     history, best, best_state, stale = [], -np.inf, None, 0
-    for epoch in (bar := tqdm(range(1, settings.epochs + 1), desc=f"{arm} seed {seed}", unit="epoch")):
+    for epoch in (bar := tqdm(range(1, settings.epochs + 1), desc=f"{card.arm} seed {seed}", unit="epoch")):
         metrics = {"train_loss": _train_epoch(model, inputs, targets, card, config, step, generator),
                    "lr": schedule.get_last_lr()[0]}
         schedule.step()

@@ -288,7 +288,16 @@ def _lesion_db(db: np.ndarray, lesion: _Lesion, mask: np.ndarray, x: np.ndarray,
     return db + lesion.posterior_db * _blur(below, 0.02 * size, 0.0)
 
 
-def _speckle(db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+@dataclass(frozen=True)
+class Scanner:
+    """What a different scanner changes: speckle grain (PSF scale), overall gain, gain over depth."""
+
+    speckle_size: float = 1.0
+    gain_db: float = 0.0
+    depth_db: float = 0.0
+
+
+def _speckle(db: np.ndarray, rng: np.random.Generator, speckle_size: float = 1.0) -> np.ndarray:
     """(H, W) echo amplitude of scatterers of strength 10^(dB/20) above a noise floor.
 
     Random complex scatterers convolved with an anisotropic Gaussian PSF (longer laterally) give
@@ -297,7 +306,7 @@ def _speckle(db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     draw than Gaussian ones and sum to the same complex Gaussian field under the PSF.
     """
     size = db.shape[0]
-    sx, sy = (max(0.6, s * size) for s in _PSF_SIGMA)
+    sx, sy = (max(0.6, s * speckle_size * size) for s in _PSF_SIGMA)
     kx, ky = (2 * int(np.ceil(3 * s)) + 1 for s in (sx, sy))
     power = (cv2.getGaussianKernel(kx, sx) ** 2).sum() * (cv2.getGaussianKernel(ky, sy) ** 2).sum()
     strength = np.exp(db * np.float32(np.log(10) / 20)) + np.float32(10 ** (_NOISE_DB / 20))
@@ -314,10 +323,12 @@ def _compress(amplitude: np.ndarray, dynamic_range: float) -> np.ndarray:
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
-def render_phantom(label: str, patient_seed: int, view: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+def render_phantom(label: str, patient_seed: int, view: int, size: int,
+                   scanner: Scanner = Scanner()) -> tuple[np.ndarray, np.ndarray]:
     """One B-mode frame of one patient: (size, size) uint8 image and (size, size) bool lesion mask.
 
-    The mask is all False for 'normal'. The same arguments always give the same pixels.
+    The mask is all False for 'normal'. The same arguments always give the same pixels; ``scanner``
+    changes how the same breast is imaged, not the breast.
     """
     if label not in PHANTOM_LABELS:
         raise ValueError(f"unknown phantom label {label!r}; expected one of {PHANTOM_LABELS}")
@@ -335,12 +346,13 @@ def render_phantom(label: str, patient_seed: int, view: int, size: int) -> tuple
     overall, tilt, dynamic_range = patient.gain.tolist()
     depth, width, bump = patient.tgc.astype(np.float32).T[:, :, None, None]
     db += overall + rng.normal(0.0, 1.0) + tilt * y + (bump * np.exp(-(((y - depth) / width) ** 2))).sum(0)
-    return _compress(_speckle(db, rng), dynamic_range), mask
+    db += np.float32(scanner.gain_db) + np.float32(scanner.depth_db) * y
+    return _compress(_speckle(db, rng, scanner.speckle_size), dynamic_range), mask
 
 
-def _load(label: str, patient_seed: int, view: int, size: int) -> RawSample:
+def _load(label: str, patient_seed: int, view: int, size: int, scanner: Scanner = Scanner()) -> RawSample:
     """Render one candidate (module level so the partial pickles into worker processes)."""
-    image, mask = render_phantom(label, patient_seed, view, size)
+    image, mask = render_phantom(label, patient_seed, view, size, scanner)
     digest = hashlib.sha256(image.tobytes() + mask.tobytes()).hexdigest()
     return RawSample(image=image, mask=mask, sha256=digest, bit_depth=8)
 
@@ -351,7 +363,7 @@ def phantom_candidates(cfg: PhantomConfig) -> list[Candidate]:
     Each patient's seed and view count come from (cfg.seed, class, patient) alone, so growing
     ``patients_per_class`` adds images without changing earlier ones.
     """
-    candidates = []
+    candidates, scanner = [], Scanner(cfg.speckle_size, cfg.gain_db, cfg.depth_db)
     for class_index, label in enumerate(PHANTOM_LABELS):
         for patient in range(cfg.patients_per_class):
             rng = _rng(cfg.seed, class_index, patient)
@@ -359,6 +371,6 @@ def phantom_candidates(cfg: PhantomConfig) -> list[Candidate]:
             group = f"phantom-{label}-p{patient:04d}"
             for view in range(int(rng.integers(1, cfg.max_images_per_patient + 1))):
                 path = f"phantom/{label}/p{patient:04d}-v{view}"
-                load = functools.partial(_load, label, patient_seed, view, cfg.render_size)
+                load = functools.partial(_load, label, patient_seed, view, cfg.render_size, scanner)
                 candidates.append(Candidate(path, label, group, load))
     return sorted(candidates, key=lambda c: c.source_path)

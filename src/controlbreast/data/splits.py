@@ -154,3 +154,47 @@ def confirmed_pairs(pairs: Sequence[tuple[int, int]], thumbnails: Sequence[np.nd
     mammograms fall within a few bits of each other. A hash match is only a candidate.
     """
     return [(i, j) for i, j in pairs if similarity(thumbnails[i], thumbnails[j]) >= min_similarity]
+
+
+def _group_classes(groups: Sequence[str], labels: Sequence[str]) -> dict[str, str]:
+    """Each group's class: the label most of its images have (ties: the first in sorted order)."""
+    found: dict[str, dict[str, int]] = {}
+    for group, label in zip(groups, labels, strict=True):
+        found.setdefault(group, {}).setdefault(label, 0)
+        found[group][label] += 1
+    return {group: min(counts, key=lambda label: (-counts[label], label)) for group, counts in found.items()}
+
+
+def nested_subsets(ids: Sequence[str], groups: Sequence[str], labels: Sequence[str],
+                   fractions: Sequence[float], seed: int) -> dict[float, frozenset[str]]:
+    """For each fraction in (0, 1], a subset of ``ids`` with about that fraction of each class.
+
+    Whole groups only (a patient is in or out), so a smaller subset never holds part of a patient
+    that a larger one splits; per class, groups are taken in one seeded order until the class's
+    share reaches ``round(fraction x its images)`` (at least one group), so each smaller subset is
+    a prefix of, and therefore inside, every larger one, whatever the fractions asked for.
+    """
+    if any(not 0.0 < f <= 1.0 for f in fractions):
+        raise ValueError(f"fractions must be in (0, 1], got {list(fractions)}")
+    group_class = _group_classes(groups, labels)
+    names = sorted(group_class)
+    rank = {names[k]: r for r, k in enumerate(np.random.default_rng(seed).permutation(len(names)))}
+    members: dict[str, list[str]] = {}
+    for image_id, group in zip(ids, groups, strict=True):
+        members.setdefault(group, []).append(image_id)
+    by_class: dict[str, list[str]] = {}
+    for group in sorted(names, key=rank.__getitem__):
+        by_class.setdefault(group_class[group], []).append(group)
+    subsets = {}
+    for fraction in fractions:
+        chosen: set[str] = set()
+        for class_groups in by_class.values():
+            total = sum(len(members[g]) for g in class_groups)
+            wanted, taken = max(1, round(fraction * total)), 0
+            for group in class_groups:
+                if taken >= wanted:
+                    break
+                chosen.update(members[group])
+                taken += len(members[group])
+        subsets[fraction] = frozenset(chosen)
+    return subsets

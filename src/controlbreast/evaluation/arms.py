@@ -4,9 +4,9 @@ This is the first and only place the test split is read. Probabilities come from
 reading the prepared PNG files, exactly as ``controlbreast predict`` does, so a probability in
 ``metrics/classifier.json``'s curves is the one ``predict`` prints for that file.
 
-For each arm found under ``paths.classifiers`` (``real``, ``real+synthetic``, ``synthetic``; arms
-not trained are skipped) the metrics are computed for every seed and for the seed average of the
-probabilities (``ensemble``):
+For each arm found under ``paths.classifiers`` (``real``, ``real-noaug``, ``real+synthetic``,
+``synthetic``; arms not trained are skipped) the metrics are computed for every seed and for the
+seed average of the probabilities (``ensemble``):
 
 - ``auc_ovr_macro``: one-vs-rest AUC averaged over the classes;
 - ``auc_<positive>``: the positive class (``evaluate.positive_class``) against the rest;
@@ -21,9 +21,20 @@ probabilities (``ensemble``):
   breast, as ``benchmarks/mammo_patches.py`` also does, is the fair number).
 
 Each has a percentile bootstrap interval over class-stratified resamples of the test images. The
-paired differences ``real+synthetic − real`` and ``synthetic − real`` (ensembles) use the very same
+paired differences ``real+synthetic − real``, ``synthetic − real``, ``real − real-noaug`` (what
+classic augmentation buys) and ``real+synthetic − real-noaug`` (ensembles) use the very same
 resamples for both arms, which gives an interval and a two-sided p-value; the positive-class AUC
 difference also gets DeLong's test.
+
+Data efficiency: the arms trained on fractions of the real training split (``real@0.5``,
+``real+synthetic@0.5``, ... under ``paths.classifiers/fractions``) are evaluated like the others,
+with the paired ``real+synthetic@f − real@f``; ``data_efficiency`` gathers, per fraction, the
+number of real training images and both arms' AUCs (fraction 1 is the ordinary arms).
+
+External test sets (``evaluate.external``, ingested by ``ingest-external``): every arm is evaluated
+on each the same way (thresholds still from the internal validation split), less the images
+listed as near-duplicates of training images, with the same paired differences: does the gain
+travel to another site or scanner?
 """
 
 from __future__ import annotations
@@ -43,7 +54,12 @@ from controlbreast.config import Config, EvaluateConfig
 from controlbreast.data.datasets import label_indices
 from controlbreast.data.manifest import PreparedRow, read_manifest
 from controlbreast.errors import ConfigError, DataError, MissingInputError, ModelError
-from controlbreast.evaluation.bootstrap import Statistic, bootstrap_interval, paired_difference
+from controlbreast.evaluation.bootstrap import (
+    Statistic,
+    bootstrap_interval,
+    format_interval,
+    paired_difference,
+)
 from controlbreast.evaluation.classification import (
     balanced_accuracy,
     confusion_rates,
@@ -54,9 +70,12 @@ from controlbreast.evaluation.classification import (
     sensitivity_specificity,
     youden_threshold,
 )
-from controlbreast.mixing import ARMS
+from controlbreast.evaluation.efficiency import data_efficiency
+from controlbreast.evaluation.external import excluded_ids
+from controlbreast.mixing import ARMS, FRACTION_ARMS, FRACTIONS, fraction_arm
 
-COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"))
+COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"), ("real", "real-noaug"),
+               ("real+synthetic", "real-noaug"))
 
 
 @dataclass(frozen=True)
@@ -83,20 +102,24 @@ class ArmProbabilities:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """``metrics`` (JSON-ready numbers in nested dicts), curve rows for DVC plots and the
-    probabilities they came from."""
+    """``metrics`` (JSON-ready numbers in nested dicts), curve and data-efficiency rows for DVC plots
+    and the probabilities they came from."""
 
     metrics: dict
     roc: list[dict]
     calibration: list[dict]
     probabilities: dict[str, ArmProbabilities]
     test: SplitImages
+    efficiency: list[dict]
 
 
-def split_images(config: Config, split: str) -> SplitImages:
-    """The ``split`` rows of the prepared manifest, with their image files."""
-    folder = Path(config.paths.prepared)
-    rows = [row for row in read_manifest(folder / "manifest.csv", PreparedRow) if row.split == split]
+def split_images(config: Config, split: str, folder: Path | None = None,
+                 exclude: frozenset[str] = frozenset()) -> SplitImages:
+    """The ``split`` rows of the prepared manifest (or of ``folder``'s), less ``exclude``, with
+    their image files."""
+    folder = Path(folder or config.paths.prepared)
+    rows = [row for row in read_manifest(folder / "manifest.csv", PreparedRow)
+            if row.split == split and row.id not in exclude]
     if not rows:
         raise DataError(f"{folder}/manifest.csv: no {split} images")
     classes = tuple(config.data.classes)
@@ -106,13 +129,20 @@ def split_images(config: Config, split: str) -> SplitImages:
                        classes=classes, sources=tuple(row.source_image for row in rows))
 
 
-def trained_arms(root: Path) -> dict[str, list[Path]]:
-    """``{arm: seed folders}`` of the arms trained under ``root``, in ``ARMS`` order, seeds by number."""
+def _seed_folders(folder: Path) -> list[Path]:
+    folders = [p for p in folder.glob("seed-*") if (p / CARD).is_file()]
+    return sorted(folders, key=lambda p: int(p.name.removeprefix("seed-")))
+
+
+def trained_arms(root: Path, fractions: Sequence[float] = ()) -> dict[str, list[Path]]:
+    """``{arm: seed folders}`` of the arms trained under ``root``, in ``ARMS`` order, then the
+    data-efficiency arms of ``fractions`` (``real@0.5``, ...) found under ``root/fractions``."""
+    names = [*ARMS, *(fraction_arm(arm, f) for f in sorted(fractions) if f < 1.0 for arm in FRACTION_ARMS)]
     found = {}
-    for arm in ARMS:
-        folders = [p for p in (Path(root) / arm).glob("seed-*") if (p / CARD).is_file()]
+    for name in names:
+        folders = _seed_folders(Path(root) / (FRACTIONS if "@" in name else "") / name)
         if folders:
-            found[arm] = sorted(folders, key=lambda p: int(p.name.removeprefix("seed-")))
+            found[name] = folders
     return found
 
 
@@ -263,9 +293,43 @@ def finite(value):
     return value
 
 
+def comparisons(config: Config) -> list[tuple[str, str]]:
+    """The paired differences: ``COMPARISONS`` and ``real+synthetic − real`` at each fraction below 1."""
+    fractions = sorted(f for f in config.classifier.real_fractions if f < 1.0)
+    return [*COMPARISONS, *((fraction_arm("real+synthetic", f), fraction_arm("real", f)) for f in fractions)]
+
+
+def external_images(config: Config, name: str) -> tuple[SplitImages, int]:
+    """An external set's images less its near-duplicates of training images, and how many those are."""
+    folder = Path(config.paths.external) / name
+    if not (folder / "manifest.csv").is_file():
+        raise MissingInputError(f"{folder}: external set {name!r} not ingested (run ingest-external)")
+    excluded = excluded_ids(folder)
+    return split_images(config, "test", folder, frozenset(excluded)), len(excluded)
+
+
+def on_external(config: Config, name: str, arms: dict[str, list[Path]], val: SplitImages,
+                positive: int) -> dict:
+    """Every arm on one external set (thresholds from the internal validation split), with the
+    same paired differences as on the internal test split."""
+    images, excluded = external_images(config, name)
+    settings = config.evaluate
+    probabilities = {arm: predict_arm(arm, folders, val, images) for arm, folders in arms.items()}
+    result = {"images": len(images.ids), "excluded_near_duplicates": excluded, "arms": {}, "differences": {}}
+    thresholds = {}
+    for arm, probs in probabilities.items():
+        result["arms"][arm], thresholds[arm] = arm_metrics(probs, val, images, positive, settings)
+    for a, b in comparisons(config):
+        if a in probabilities and b in probabilities:
+            result["differences"][f"{a} - {b}"] = paired_differences(
+                probabilities[a].test.mean(0), probabilities[b].test.mean(0), (thresholds[a], thresholds[b]),
+                images, positive, settings)
+    return result
+
+
 def evaluate_arms(config: Config) -> Evaluation:
     """Evaluate every trained arm on the test split (see the module docstring)."""
-    arms = trained_arms(config.paths.classifiers)
+    arms = trained_arms(config.paths.classifiers, config.classifier.real_fractions)
     if not arms:
         raise MissingInputError(f"{config.paths.classifiers}: no trained classifier (run train-classifier)")
     settings, positive = config.evaluate, positive_index(config)
@@ -276,15 +340,21 @@ def evaluate_arms(config: Config) -> Evaluation:
     thresholds, roc, calibration = {}, [], []
     for arm, probs in probabilities.items():
         metrics["arms"][arm], thresholds[arm] = arm_metrics(probs, val, test, positive, settings)
-        arm_roc, arm_calibration = curves(probs, test, positive, settings.calibration_bins)
-        roc += arm_roc
-        calibration += arm_calibration
-    for a, b in COMPARISONS:
+        if arm in ARMS:  # the data-efficiency arms have their own plot
+            arm_roc, arm_calibration = curves(probs, test, positive, settings.calibration_bins)
+            roc += arm_roc
+            calibration += arm_calibration
+    for a, b in comparisons(config):
         if a in probabilities and b in probabilities:
             metrics["differences"][f"{a} - {b}"] = paired_differences(
                 probabilities[a].test.mean(0), probabilities[b].test.mean(0), (thresholds[a], thresholds[b]),
                 test, positive, settings)
-    return Evaluation(finite(metrics), roc, calibration, probabilities, test)
+    metrics["data_efficiency"], efficiency = data_efficiency(
+        config, metrics, f"auc_{config.data.classes[positive]}")
+    metrics["external"] = {external.name: on_external(config, external.name, arms, val, positive)
+                           for external in settings.external}
+    return Evaluation(finite(metrics), roc, calibration, probabilities, test,
+                      [finite(row) for row in efficiency])
 
 
 def table(metrics: dict) -> str:
@@ -296,17 +366,9 @@ def table(metrics: dict) -> str:
              if isinstance(value, dict) and "estimate" in value]
     lines = [" | ".join(["arm (seeds)", *names])]
     for arm, result in arms.items():
-        cells = [_cell(result["ensemble"][name]) for name in names]
+        cells = [format_interval(result["ensemble"][name]) for name in names]
         lines.append(" | ".join([f"{arm} ({result['seeds']})", *cells]))
     for comparison, result in metrics["differences"].items():
-        cells = [_cell(result.get(name, {}), signed=True) for name in names]
+        cells = [format_interval(result.get(name, {}), signed=True) for name in names]
         lines.append(" | ".join([comparison, *cells]))
     return "\n".join(lines)
-
-
-def _cell(value: dict, signed: bool = False) -> str:
-    if any(value.get(key) is None for key in ("estimate", "low", "high")):
-        return "n/a"
-    form = "{:+.3f}" if signed else "{:.3f}"
-    text = f"{form.format(value['estimate'])} [{value['low']:.3f}, {value['high']:.3f}]"
-    return text + (f" p={value['p_value']:.3f}" if "p_value" in value else "")

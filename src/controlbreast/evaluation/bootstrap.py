@@ -85,3 +85,12 @@ def paired_difference(statistic_a: Statistic, statistic_b: Statistic, labels: np
 
     estimate, samples = _estimate_and_samples(difference, labels, resamples, seed)
     return _interval(estimate, samples, confidence, two_sided_p(samples))
+
+
+def format_interval(value: dict, signed: bool = False) -> str:
+    """``estimate [low, high]`` (signed for a difference, with its p-value), or n/a."""
+    if any(value.get(key) is None for key in ("estimate", "low", "high")):
+        return "n/a"
+    form = "{:+.3f}" if signed else "{:.3f}"
+    text = f"{form.format(value['estimate'])} [{value['low']:.3f}, {value['high']:.3f}]"
+    return text + (f" p={value['p_value']:.3f}" if "p_value" in value else "")

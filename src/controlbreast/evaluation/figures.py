@@ -34,3 +34,22 @@ def curve_figure(rows: Sequence[dict], x: str, y: str, title: str, x_label: str,
     axes.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
     return figure
+
+
+def efficiency_figure(rows: Sequence[dict], metric: str, title: str, y_label: str) -> Figure:
+    """AUC (``metric``, with its ``_low``/``_high`` interval as a band) against the number of real
+    training images, one line per arm: where on the curve synthetic images help, if anywhere."""
+    figure = Figure(figsize=(5.5, 4.0), dpi=100)
+    axes = figure.add_subplot()
+    for arm in dict.fromkeys(row["arm"] for row in rows):
+        points = sorted((r for r in rows if r["arm"] == arm and r[metric] is not None),
+                        key=lambda r: r["real_images"])
+        xs = [r["real_images"] for r in points]
+        line, = axes.plot(xs, [r[metric] for r in points], marker="o", label=arm)
+        axes.fill_between(xs, [r[f"{metric}_low"] for r in points], [r[f"{metric}_high"] for r in points],
+                          color=line.get_color(), alpha=0.2, linewidth=0)
+    axes.set(xlabel="real training images", ylabel=y_label, title=title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    return figure

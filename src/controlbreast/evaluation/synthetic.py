@@ -10,6 +10,9 @@ good value is on this data.
 - class fidelity: the real-only classifier's accuracy and macro AUC on the intended labels;
   reference: the same classifier on the real validation split.
 - memorisation: nearest training image by feature cosine and by SSIM; reference: validation images.
+- separability: AUC of a classifier trained to tell real training images from synthetic ones,
+  scored on the real validation split and held-out synthetic images (``evaluation.separability``);
+  reference: 0.5.
 
 Writes ``<paths.metrics>/synthetic.json`` and ``<paths.reports>/synthetic/`` (``grid-<class>.png``:
 real source | control used | synthetic; ``closest-pairs.png``: synthetic | nearest training image
@@ -41,6 +44,7 @@ from controlbreast.evaluation.fidelity import (
     realism_by_class,
 )
 from controlbreast.evaluation.memorisation import distribution, nearest_cosine, nearest_ssim
+from controlbreast.evaluation.separability import TwoSamples, separability, split_by_control
 from controlbreast.grids import side_by_side
 from controlbreast.outputs import atomic_folder, write_atomic
 
@@ -189,6 +193,26 @@ def realism(features: dict[str, torch.Tensor], sets: dict[str, ImageSet], cfg: S
     return out
 
 
+def real_vs_synthetic(config: Config, sets: dict[str, ImageSet]) -> dict:
+    """The two-sample test. Controls are split in two halves: the discriminator learns from the
+    synthetic images of one half and the real training images outside the other half; it is scored
+    on the real validation split and the other half's synthetic images, whose source images it has
+    never seen (a memorising discriminator would otherwise call them real)."""
+    synthetic, cfg = sets["synthetic"], config.synthetic_eval
+    control_of = {row.id: row.control_id
+                  for row in read_manifest(Path(config.paths.synthetic) / "manifest.csv", SyntheticRow)}
+    controls = [control_of[i] for i in synthetic.ids]
+    training = split_by_control(controls, cfg.seed)
+    held_out_sources = {c for c, learn in zip(controls, training, strict=True) if not learn}
+    train, val = sets["train"], sets["val"]
+    real = np.array([i not in held_out_sources for i in train.ids], dtype=bool)
+    learn = TwoSamples(train.images[real], train.labels[real], synthetic.images[training],
+                       synthetic.labels[training])
+    score = TwoSamples(val.images, val.labels, synthetic.images[~training], synthetic.labels[~training])
+    return separability(learn, score, tuple(synthetic.classes), config.classifier, cfg.separability_epochs,
+                        cfg.bootstrap, cfg.seed)
+
+
 def _load(config: Config) -> tuple[dict[str, ImageSet], np.ndarray, np.ndarray]:
     """The synthetic, train and val sets; the synthetic controls; each one's source training image."""
     classes, folder = config.data.classes, Path(config.paths.synthetic)
@@ -216,6 +240,8 @@ def evaluate_synthetic(config: Config) -> dict:
               "control_fidelity": control_fidelity(synthetic.images, controls, synthetic.labels, config),
               "class_fidelity": class_fidelity(Predictor.from_folder(judge), synthetic, sets["val"])}
     report["memorisation"], nearest = memorisation(features, sets, cfg)
+    if cfg.separability_epochs:
+        report["separability"] = real_vs_synthetic(config, sets)
     pictures = class_grids(synthetic, controls, sources, cfg.grid_rows)
     pictures["closest-pairs.png"] = closest_pairs(synthetic, sets["train"], nearest, cfg.closest_pairs)
     with atomic_folder(Path(config.paths.reports) / "synthetic") as build:

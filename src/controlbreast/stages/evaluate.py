@@ -3,6 +3,7 @@ ROC and calibration curves for DVC plots (``<paths.reports>/classifier/``) and M
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -11,7 +12,8 @@ import mlflow
 
 from controlbreast.config import load_config
 from controlbreast.evaluation.arms import evaluate_arms, positive_index, table
-from controlbreast.evaluation.figures import curve_figure
+from controlbreast.evaluation.efficiency import efficiency_table
+from controlbreast.evaluation.figures import curve_figure, efficiency_figure
 from controlbreast.outputs import csv_bytes, write_atomic
 from controlbreast.tracking import flatten, stage_run
 
@@ -21,6 +23,19 @@ def mlflow_metrics(metrics: dict) -> dict[str, float]:
     flat = flatten(metrics)
     return {re.sub(r"[^\w./ -]", "_", key.replace("+", "_plus_")): float(value)
             for key, value in flat.items() if isinstance(value, int | float)}
+
+
+def write_efficiency(rows: list[dict], plots: Path, positive_auc: str) -> None:
+    """The data-efficiency rows (DVC plot) and their PNG (macro AUC against real training images)."""
+    columns = ["arm", "fraction", "real_images"] + [
+        f"{name}{suffix}" for name in ("auc_ovr_macro", positive_auc) for suffix in ("", "_low", "_high")]
+    write_atomic(plots / "data_efficiency.csv", csv_bytes(rows, columns))
+    figure = efficiency_figure(rows, "auc_ovr_macro", "Data efficiency on the test split (seed-averaged)",
+                               "AUC (macro, one-vs-rest), 95% interval")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    write_atomic(plots / "data_efficiency.png", buffer.getvalue())
+    mlflow.log_figure(figure, "figures/data_efficiency.png")
 
 
 def main(params: Path) -> None:
@@ -35,6 +50,7 @@ def main(params: Path) -> None:
         write_atomic(plots / "calibration.csv",
                      csv_bytes(result.calibration, ["arm", "point", "confidence", "accuracy", "count"]))
         positive = config.data.classes[positive_index(config)]
+        write_efficiency(result.efficiency, plots, f"auc_{positive}")
         auc_key = f"auc_{positive}"
         aucs = {arm: m["ensemble"][auc_key]["estimate"] for arm, m in result.metrics["arms"].items()}
         legend = {arm: f"{arm} (AUC {value:.3f})" for arm, value in aucs.items() if value is not None}
@@ -49,3 +65,8 @@ def main(params: Path) -> None:
     print(f"evaluate: {result.metrics['test_images']} test images; seed-averaged models, "
           f"{config.evaluate.confidence:.0%} intervals -> {metrics_file}")
     print(table(result.metrics))
+    print(efficiency_table(result.efficiency))
+    for name, found in result.metrics["external"].items():
+        print(f"external set {name}: {found['images']} images ({found['excluded_near_duplicates']} "
+              "near-duplicates of training images excluded)")
+        print(table(found))

@@ -33,4 +33,13 @@ def main(params: Path) -> None:
           f"KID {realism['kid_mean']:.4f}, precision {realism.get('precision', float('nan')):.2f}, "
           f"recall {realism.get('recall', float('nan')):.2f}; control F1 {control['matched']:.3f} vs "
           f"shuffled {control['shuffled']:.3f}; class accuracy {report['class_fidelity']['accuracy']:.2f}; "
-          f"likely copies {report['memorisation']['likely_copies']} ({report['seconds']:.1f} s)")
+          f"likely copies {report['memorisation']['likely_copies']}{_separable(report)} "
+          f"({report['seconds']:.1f} s)")
+
+
+def _separable(report: dict) -> str:
+    if "separability" not in report:
+        return ""
+    auc = report["separability"]["overall"]
+    return (f"; real-vs-synthetic AUC {auc['estimate']:.2f} [{auc['low']:.2f}, {auc['high']:.2f}] "
+            "(0.5: indistinguishable)")

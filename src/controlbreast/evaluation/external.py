@@ -1,0 +1,89 @@
+"""External test sets: another hospital's (or scanner's) images, never trained or tuned on.
+
+A gain measured on one site's test split may not survive off-site, so each set of
+``evaluate.external`` is ingested by the very code that prepares the training data (any source:
+``phantom`` with its own seed and scanner, ``busi``, ``csv`` with DICOM inside) into
+``<paths.external>/<name>/``, every image in the ``test`` split (no split is drawn: the set is
+test-only). The same data-quality checks that gate the training images gate it, and every image is
+compared with the prepared training and validation images by perceptual hash: a near-duplicate of
+a training image is not an external test, so it is listed in ``near_duplicates.csv`` and left out
+of every external figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from controlbreast.config import Config, ExternalSetConfig
+from controlbreast.data.ingest import ingest, rejection_counts, split_counts
+from controlbreast.data.manifest import PreparedRow, manifest_bytes, read_manifest
+from controlbreast.data.splits import near_duplicate_pairs
+from controlbreast.errors import DataQualityError
+from controlbreast.outputs import csv_bytes, read_csv
+from controlbreast.quality.gate import failure_summary, record_checks, run_checks
+from controlbreast.quality.stats import image_table
+from controlbreast.quality.validate import read_manifest as read_table
+
+DUPLICATES = "near_duplicates.csv"
+DUPLICATE_COLUMNS = ["id", "training_id", "training_split", "bits"]
+
+
+def external_config(config: Config, external: ExternalSetConfig) -> Config:
+    """``config`` with ``data`` pointing at the external source and ``paths.prepared`` at its folder."""
+    data = config.data.model_copy(update={"source": external.source, "root": external.root,
+                                          "manifest": external.manifest,
+                                          "label_map": external.label_map or config.data.label_map})
+    paths = config.paths.model_copy(update={"prepared": Path(config.paths.external) / external.name})
+    return config.model_copy(update={"data": data, "phantom": external.phantom, "paths": paths})
+
+
+def near_duplicates_of_training(folder: Path, prepared: Path, max_bits: int) -> list[dict]:
+    """External images within ``max_bits`` pHash bits of a prepared train or val image."""
+    external = read_manifest(Path(folder) / "manifest.csv", PreparedRow)
+    seen = [row for row in read_manifest(Path(prepared) / "manifest.csv", PreparedRow)
+            if row.split in ("train", "val")]
+    hashes = [int(row.phash, 16) for row in [*external, *seen]]
+    found = {}
+    for i, j in near_duplicate_pairs(hashes, max_bits):
+        if i < len(external) <= j:
+            bits = (hashes[i] ^ hashes[j]).bit_count()
+            other = seen[j - len(external)]
+            if external[i].id not in found or bits < found[external[i].id]["bits"]:
+                found[external[i].id] = {"id": external[i].id, "training_id": other.id,
+                                         "training_split": other.split, "bits": bits}
+    return sorted(found.values(), key=lambda row: row["id"])
+
+
+def gate(config: Config, folder: Path) -> list[dict]:
+    """The data-quality checks shared by every image set (files, labels, size, mode, exposure,
+    exact copies); raises ``DataQualityError`` naming the set when one fails."""
+    manifest = read_table(Path(folder) / "manifest.csv")
+    tables = {"images": image_table(folder, manifest, config.quality)}
+    outcomes = run_checks(tables, record_checks(config), Path(folder).name, None,
+                          config.quality.max_listed_ids)
+    if not all(o["passed"] for o in outcomes):
+        raise DataQualityError(f"data-quality gate failed on external set {folder}:\n"
+                               f"{failure_summary(outcomes)}")
+    return outcomes
+
+
+def ingest_external(config: Config, external: ExternalSetConfig) -> dict:
+    """Ingest one external set test-only, gate it, list its near-duplicates of the training data."""
+    own = external_config(config, external)
+    rows, rejected = ingest(own)
+    folder = Path(own.paths.prepared)
+    rows = [{**row, "split": "test"} for row in rows]
+    (folder / "manifest.csv").write_bytes(manifest_bytes(rows, PreparedRow))
+    outcomes = gate(own, folder)
+    duplicates = near_duplicates_of_training(folder, config.paths.prepared, config.data.near_duplicate_bits)
+    (folder / DUPLICATES).write_bytes(csv_bytes(duplicates, DUPLICATE_COLUMNS))
+    return {"source": external.source, "images": len(rows), "classes": split_counts(rows),
+            "rejected": rejection_counts(rejected), "expectations_passed": len(outcomes),
+            "near_duplicates_of_training": len(duplicates),
+            "near_duplicate_ids": [row["id"] for row in duplicates][:20]}
+
+
+def excluded_ids(folder: Path) -> set[str]:
+    """The ids ``ingest_external`` listed as near-duplicates of training images."""
+    path = Path(folder) / DUPLICATES
+    return {row["id"] for row in read_csv(path)} if path.is_file() else set()

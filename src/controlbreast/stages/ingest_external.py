@@ -1,0 +1,31 @@
+"""``controlbreast ingest-external``: each ``evaluate.external`` set, test-only, into
+``<paths.external>/<name>/``, gated, with its near-duplicates of the training data listed →
+``<paths.metrics>/external.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+
+from controlbreast.config import load_config
+from controlbreast.evaluation.external import ingest_external
+from controlbreast.outputs import write_atomic
+from controlbreast.tracking import stage_run
+
+
+def main(params: Path) -> None:
+    """Ingest every external set; log and write the counts; print one line per set."""
+    config = load_config(params)
+    Path(config.paths.external).mkdir(parents=True, exist_ok=True)  # a DVC output, maybe empty
+    with stage_run(config, "ingest_external", ("evaluate",)):
+        report = {external.name: ingest_external(config, external) for external in config.evaluate.external}
+        for name, found in report.items():
+            mlflow.log_metrics({f"{name}.images": found["images"],
+                                f"{name}.near_duplicates_of_training": found["near_duplicates_of_training"]})
+    write_atomic(Path(config.paths.metrics) / "external.json", (json.dumps(report, indent=2) + "\n").encode())
+    for name, found in report.items():
+        print(f"ingest-external: {name} ({found['source']}): {found['images']} images, "
+              f"{found['near_duplicates_of_training']} near-duplicates of training images (excluded "
+              f"from evaluation) -> {Path(config.paths.external) / name}")

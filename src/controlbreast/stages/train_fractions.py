@@ -1,0 +1,29 @@
+"""``controlbreast train-fractions``: the data-efficiency arms. ``real`` and ``real+synthetic`` again on
+each ``classifier.real_fractions`` below 1 → ``<paths.classifiers>/fractions/<arm>@<fraction>/``
+(fraction 1 is the ordinary arms, trained by ``train-classifier``). Nothing is registered."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import mlflow
+
+from controlbreast.classify.arms import train_arm
+from controlbreast.config import load_config
+from controlbreast.mixing import FRACTION_ARMS, FRACTIONS
+from controlbreast.tracking import stage_run
+
+
+def main(params: Path) -> None:
+    """Train every fraction below 1 × ``FRACTION_ARMS`` × seed, smallest fraction first."""
+    config = load_config(params)
+    fractions = sorted(f for f in config.classifier.real_fractions if f < 1.0)
+    (Path(config.paths.classifiers) / FRACTIONS).mkdir(parents=True, exist_ok=True)  # a DVC out, maybe empty
+    with stage_run(config, "train_fractions", ("data", "classifier")):
+        start = time.perf_counter()
+        models = [m for f in fractions for arm in FRACTION_ARMS for m in train_arm(config, arm, f)]
+        mlflow.log_metric("seconds", time.perf_counter() - start)
+    for model in models:
+        print(f"train-fractions: {model.arm} seed {model.seed} ({model.real_images} real images): "
+              f"val AUC {model.val_auc:.3f} -> {model.folder}")
