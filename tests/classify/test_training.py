@@ -90,6 +90,8 @@ def test_stage_writes_every_arm_and_seed_with_history_and_summary(config):
             assert (card.arm, card.seed, card.epoch) == (arm, entry["seed"], entry["epoch"])
             assert float(history[card.epoch - 1]["val_auc"]) == pytest.approx(card.val_auc)
             assert max(float(h["val_auc"]) for h in history) == pytest.approx(card.val_auc)
+            assert card.val_auc_low <= card.val_auc <= card.val_auc_high  # its bootstrap interval
+            assert card.at_chance == (card.val_auc_low <= 0.5)
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no build folders left
 
 

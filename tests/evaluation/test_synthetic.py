@@ -99,6 +99,8 @@ def test_realism_and_class_fidelity_have_their_real_references(copies):
 def test_the_judge_is_the_real_classifier_with_the_best_validation_auc(copies):
     config, _, report = copies
     assert Path(report["classifier"]).name == "seed-1" == real_classifier(config).name
+    # these judges were saved without a validation interval: no evidence of skill, so flagged
+    assert report["judge"]["at_chance"] is True and report["judge"]["val_auc"] == 0.7
     chosen = config.model_copy(update={"synthetic_eval": config.synthetic_eval.model_copy(
         update={"classifier_seed": 0})})
     assert real_classifier(chosen).name == "seed-0"

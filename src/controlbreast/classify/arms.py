@@ -37,6 +37,7 @@ class SeedModel:
     epoch: int
     val_ids: tuple[str, ...]
     real_images: int = 0
+    val_auc_interval: tuple[float, float] = (float("nan"), float("nan"))
 
 
 def seed_folder(root: Path, arm: str, seed: int) -> Path:
@@ -69,7 +70,8 @@ def _train_seed(config: Config, arm: str, seed: int, build: Path, fraction: floa
                                ["epoch", *result.history[0]]))
         uri = _log_seed(result, build / folder.name)
     return SeedModel(name, seed, folder, uri, run.info.run_id, result.card.val_auc, result.card.epoch,
-                     result.val_ids, result.data.real_images)
+                     result.val_ids, result.data.real_images,
+                     (result.card.val_auc_low, result.card.val_auc_high))
 
 
 def train_arm(config: Config, arm: str, fraction: float = 1.0) -> list[SeedModel]:

@@ -36,13 +36,19 @@ def ids_digest(ids: Sequence[str]) -> str:
 
 
 def register_candidate(model_uri: str, val_auc: float, val_ids: Sequence[str],
-                       tags: dict[str, str]) -> str:
-    """Register ``model_uri`` as a new version with alias ``candidate``; returns the version."""
+                       tags: dict[str, str], val_auc_interval: tuple[float, float] | None = None) -> str:
+    """Register ``model_uri`` as a new version with alias ``candidate``; returns the version.
+
+    ``val_auc_interval`` (low, high) is stored too: ``verdict`` never promotes a model whose
+    interval reaches chance."""
     import mlflow
     from mlflow import MlflowClient
 
+    interval = {}
+    if val_auc_interval:
+        interval = {"val_auc_low": f"{val_auc_interval[0]:.6f}", "val_auc_high": f"{val_auc_interval[1]:.6f}"}
     version = mlflow.register_model(model_uri, REGISTERED_NAME, tags={
-        **tags, "val_auc": f"{val_auc:.6f}", "val_ids": ids_digest(val_ids)}).version
+        **tags, **interval, "val_auc": f"{val_auc:.6f}", "val_ids": ids_digest(val_ids)}).version
     MlflowClient().set_registered_model_alias(REGISTERED_NAME, CANDIDATE, version)
     return str(version)
 
@@ -65,7 +71,12 @@ def verdict(version: str) -> Promotion:
     candidate = MlflowClient().get_model_version(REGISTERED_NAME, version)
     champion = _champion()
     auc = float(candidate.tags["val_auc"])
-    if champion is None:
+    low = float(candidate.tags.get("val_auc_low", "nan"))
+    if not low > 0.5:
+        promoted = False
+        reason = (f"validation AUC {auc:.4f}, 95% interval from {low:.4f}: it reaches chance (0.5), "
+                  "no evidence of skill")
+    elif champion is None:
         promoted, reason = True, "no champion yet"
     elif str(champion.version) == str(version):
         promoted, reason = False, "it is the champion already"

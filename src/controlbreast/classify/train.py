@@ -25,7 +25,7 @@ from controlbreast.classify.models import (
     probabilities,
     set_threads,
 )
-from controlbreast.classify.scores import macro_auc
+from controlbreast.classify.scores import macro_auc, macro_auc_interval
 from controlbreast.classify.transforms import Augment, normalise, scale
 from controlbreast.config import Config
 from controlbreast.errors import DataError
@@ -143,4 +143,6 @@ def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallbac
         raise DataError(f"{arm} seed {seed}: validation AUC was never finite (is a class missing "
                          "from the validation split?)")
     model.load_state_dict(best_state)
-    return TrainResult(model.eval(), card, history, data.train.ids, data.val.ids, data)
+    low, high = macro_auc_interval(probabilities(model.eval(), val_inputs), data.val.labels, seed=seed)
+    card = replace(card, val_auc_low=low, val_auc_high=high)
+    return TrainResult(model, card, history, data.train.ids, data.val.ids, data)

@@ -22,6 +22,7 @@ by SSIM | by features).
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from controlbreast.classify.data import check_provenance
+from controlbreast.classify.models import CARD, ModelCard
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import macro_auc
 from controlbreast.config import Config, SyntheticEvalConfig
@@ -235,7 +237,10 @@ def evaluate_synthetic(config: Config) -> dict:
     judge = real_classifier(config)
     space = FeatureSpace.classifier(judge)
     features = {key: space(images.images) for key, images in sets.items()}
+    card = ModelCard.from_json((judge / CARD).read_text())
     report = {"images": len(synthetic), "classifier": str(judge),
+              "judge": {"val_auc": card.val_auc, "val_auc_low": card.val_auc_low,
+                        "val_auc_high": card.val_auc_high, "at_chance": card.at_chance},
               "realism": realism(features, sets, cfg),
               "control_fidelity": control_fidelity(synthetic.images, controls, synthetic.labels, config),
               "class_fidelity": class_fidelity(Predictor.from_folder(judge), synthetic, sets["val"])}
@@ -247,6 +252,11 @@ def evaluate_synthetic(config: Config) -> dict:
     with atomic_folder(Path(config.paths.reports) / "synthetic") as build:
         for name, picture in pictures.items():
             (build / name).write_bytes(encode_png(picture))
+    if card.at_chance:
+        print(f"evaluate-synthetic: warning: the judge {judge} has validation AUC {card.val_auc:.3f} "
+              f"[{card.val_auc_low:.3f}, {card.val_auc_high:.3f}], an interval that reaches chance: "
+              "every metric computed through it (FID/KID/PRC in its feature space, class fidelity, "
+              "nearest neighbours) is flagged judge.at_chance in metrics/synthetic.json", file=sys.stderr)
     report["seconds"] = time.perf_counter() - start
     write_atomic(Path(config.paths.metrics) / "synthetic.json", json.dumps(report, indent=2).encode())
     return report

@@ -37,7 +37,8 @@ def main(params: Path, arms: Sequence[str]) -> None:
         best = max(models, key=lambda m: m.val_auc)
         if config.classifier.registry:
             version = register_candidate(best.model_uri, best.val_auc, best.val_ids,
-                                         {"arm": best.arm, "seed": str(best.seed), "run_id": best.run_id})
+                                         {"arm": best.arm, "seed": str(best.seed), "run_id": best.run_id},
+                                         best.val_auc_interval)
             mlflow.set_tag("registry.version", version)
     for model in models:
         print(f"train-classifier: {model.arm} seed {model.seed}: val AUC {model.val_auc:.3f} "
