@@ -12,7 +12,7 @@ from controlbreast.report.document import Cell, Link, Picture, Report, Section, 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; margin: 0;
        background: #f6f6f4; }
-header, main, nav > div { max-width: 1100px; margin: 0 auto; padding: 0 24px; }
+header, main, nav > div { max-width: 1240px; margin: 0 auto; padding: 0 24px; }
 header { padding-top: 24px; }
 nav { position: sticky; top: 0; background: #f6f6f4ee; padding: 8px 0; border-bottom: 1px solid #ddd;
       z-index: 1; }
@@ -25,11 +25,12 @@ table { border-collapse: collapse; margin: 4px 0 16px; font-size: 13.5px; }
 .caption { font-weight: 600; padding: 4px 0; font-size: 13.5px; }
 p.key { font-weight: 600; background: #fff6e0; border-left: 4px solid #E69F00; padding: 8px 12px; }
 th, td { border-bottom: 1px solid #e4e4e4; padding: 4px 10px; text-align: left; vertical-align: top; }
-th { background: #f0f0ee; } td { font-variant-numeric: tabular-nums; white-space: nowrap; }
+th { background: #f0f0ee; font-size: 12.5px; } td { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .scroll { overflow-x: auto; display: inline-block; vertical-align: top; margin-right: 32px; max-width: 100%; }
 figure { display: inline-block; margin: 8px 16px 16px 0; vertical-align: top; max-width: 100%; }
 figure img { max-width: 100%; border: 1px solid #e4e4e4; }
 figure img.pixels { image-rendering: pixelated; min-width: 320px; }
+figure img.half { width: 540px; }
 figcaption { font-size: 13px; color: #444; max-width: 560px; }
 """
 
@@ -42,7 +43,7 @@ def data_uri(png: bytes) -> str:
 def cell(value: Cell) -> str:
     if isinstance(value, Link):
         return f'<a href="{escape(value.url)}">{escape(value.text)}</a>'
-    return escape(value)
+    return escape(value).replace(", p ", ", <br>p ")  # a difference's p under its interval
 
 
 def table(block: Table) -> str:
@@ -55,8 +56,10 @@ def table(block: Table) -> str:
 
 
 def picture(block: Picture) -> str:
-    """A figure; grids of small images are scaled up without blurring (``pixels``)."""
-    kind = ' class="pixels"' if block.name.startswith("synthetic-") else ""
+    """A figure; grids of small images are scaled up without blurring (``pixels``), the tuning
+    figures two to a row (``half``)."""
+    kind = (' class="pixels"' if block.name.startswith("synthetic-") else
+            ' class="half"' if block.name.startswith("tune-") else "")
     return (f'<figure><img{kind} src="{data_uri(block.png)}" alt="{escape(block.caption)}" '
             f'data-name="{escape(block.name)}"><figcaption>{escape(block.caption)}</figcaption></figure>')
 
