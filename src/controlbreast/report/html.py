@@ -21,10 +21,10 @@ section { background: #fff; border-radius: 10px; padding: 8px 24px 20px; margin:
           box-shadow: 0 1px 3px #0001; }
 h1 { margin: 0 0 4px; } h2 { border-bottom: 2px solid #eee; padding-bottom: 6px; }
 p.note { color: #666; font-style: italic; }
-table { border-collapse: collapse; margin: 4px 0 16px; font-size: 13.5px; }
+table { border-collapse: collapse; margin: 4px 0 16px; font-size: 12.5px; }
 .caption { font-weight: 600; padding: 4px 0; font-size: 13.5px; }
 p.key { font-weight: 600; background: #fff6e0; border-left: 4px solid #E69F00; padding: 8px 12px; }
-th, td { border-bottom: 1px solid #e4e4e4; padding: 4px 10px; text-align: left; vertical-align: top; }
+th, td { border-bottom: 1px solid #e4e4e4; padding: 4px 7px; text-align: left; vertical-align: top; }
 th { background: #f0f0ee; font-size: 12.5px; } td { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .scroll { overflow-x: auto; display: inline-block; vertical-align: top; margin-right: 32px; max-width: 100%; }
 figure { display: inline-block; margin: 8px 16px 16px 0; vertical-align: top; max-width: 100%; }
