@@ -43,7 +43,10 @@ def data_uri(png: bytes) -> str:
 def cell(value: Cell) -> str:
     if isinstance(value, Link):
         return f'<a href="{escape(value.url)}">{escape(value.text)}</a>'
-    return escape(value).replace(", p ", ", <br>p ")  # a difference's p under its interval
+    text = escape(value)
+    if ", p " in text:  # a difference: estimate, interval and p on three short lines
+        text = text.replace(" [", " <br>[", 1).replace(", p ", ", <br>p ")
+    return text
 
 
 def table(block: Table) -> str:
