@@ -132,6 +132,14 @@ def evaluate(params: Params = Path("params.yaml")) -> None:
 
 
 @app.command()
+def report(params: Params = Path("params.yaml")) -> None:
+    """One page (reports/index.html) and its Markdown twin: data, synthetic images, arms, tuning, runs."""
+    from controlbreast.stages import report as stage
+
+    _run(lambda: stage.main(params))
+
+
+@app.command()
 def promote(params: Params = Path("params.yaml"),
             version: Annotated[str | None, typer.Option(
                 help="Registry version (default: the candidate).")] = None,

@@ -664,6 +664,17 @@ class TrackingConfig(Section):
     experiment: str = "controlbreast"
 
 
+class ReportConfig(Section):
+    """``report``: the one-page HTML report and its Markdown twin.
+
+    ``examples`` real training images per class are shown with their controls; ``mlflow_ui`` is the
+    address the run links point at (``mlflow ui`` serves 127.0.0.1:5000 by default).
+    """
+
+    examples: Annotated[int, Field(ge=1, le=8)] = 2
+    mlflow_ui: str = "http://127.0.0.1:5000"
+
+
 class Config(Section):
     """The whole ``params.yaml``."""
 
@@ -683,6 +694,7 @@ class Config(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     tune: TuneConfig = TuneConfig()
     tracking: TrackingConfig = TrackingConfig()
+    report: ReportConfig = ReportConfig()
 
 
 def _describe(error: ValidationError, source: Path) -> str:

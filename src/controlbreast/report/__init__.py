@@ -1,0 +1,1 @@
+"""The one-page report: numbers collected from every stage's outputs, figures, HTML and Markdown."""

@@ -1,0 +1,195 @@
+"""The report's middle parts: did the classifiers gain from synthetic images, and the tuning."""
+
+from __future__ import annotations
+
+from controlbreast.report import figures
+from controlbreast.report.document import Picture, Section, Table, Text
+from controlbreast.report.inputs import Inputs
+from controlbreast.report.numbers import interval, num, p_value
+
+NAMES = {"auc_ovr_macro": "AUC (macro, one-vs-rest)", "balanced_accuracy": "balanced accuracy",
+         "sensitivity": "sensitivity", "specificity": "specificity", "ece": "ECE (lower is better)"}
+WORDING = {"real+synthetic - real": "Adding synthetic images to the real ones",
+           "synthetic - real": "Training on synthetic images only instead of real ones"}
+
+
+def metric_names(arms: dict) -> list[str]:
+    """The interval metrics of the ensembles, in the order ``evaluate`` wrote them."""
+    first = next(iter(arms.values()), {}).get("ensemble", {})
+    return [key for key, value in first.items() if isinstance(value, dict) and "estimate" in value]
+
+
+def label(name: str) -> str:
+    """A column heading: ``auc_malignant`` → ``AUC malignant vs rest``."""
+    if name in NAMES:
+        return NAMES[name]
+    if name.startswith("image_auc_"):
+        return f"film-level AUC {name.removeprefix('image_auc_')}"
+    return f"AUC {name.removeprefix('auc_')} vs rest" if name.startswith("auc_") else name.replace("_", " ")
+
+
+def positive_auc(names: list[str]) -> str | None:
+    """The positive-class AUC's key (``auc_malignant``)."""
+    return next((n for n in names if n.startswith("auc_") and n != "auc_ovr_macro"), None)
+
+
+def arms_tables(metrics: dict, where: str) -> list[Table]:
+    """Arms × metrics (ensemble, with intervals), then the paired differences with p-values."""
+    arms = metrics.get("arms") or {}
+    names = metric_names(arms)
+    rows = tuple((f"{arm} ({seeds(result.get('seeds'))})",
+                  *(interval(result["ensemble"].get(n)) for n in names)) for arm, result in arms.items())
+    tables = [Table(f"Arms on {where}: seed-averaged model, 95% bootstrap intervals",
+                    ("arm", *map(label, names)), rows)]
+    differences = metrics.get("differences") or {}
+    if differences:
+        diff_rows = tuple((comparison, *(difference_cell(result.get(n)) for n in names))
+                          for comparison, result in differences.items())
+        tables.append(Table(f"Paired differences on {where} (same resamples for both arms)",
+                            ("difference", *map(label, names)), diff_rows))
+    return tables
+
+
+def seeds(count: int | None) -> str:
+    """``1 seed`` / ``3 seeds``."""
+    return f"{count} seed" if count == 1 else f"{count if count is not None else '?'} seeds"
+
+
+def difference_cell(value: dict | None) -> str:
+    """``+0.012 [−0.003, +0.032], p = 0.15``."""
+    if not isinstance(value, dict):
+        return "n/a"
+    return f"{interval(value, sign=True)}, {p_value(value.get('p_value'))}"
+
+
+def verdict(value: dict) -> str:
+    """What an interval of a difference says: excludes zero on one side, or not."""
+    low, high = value.get("low"), value.get("high")
+    if low is not None and low > 0:
+        return "a measurable improvement"
+    if high is not None and high < 0:
+        return "a measurable loss"
+    return "no measurable effect"
+
+
+def difference_sentences(metrics: dict) -> list[Text]:
+    """Each paired difference of the positive-class AUC stated in words."""
+    names = metric_names(metrics.get("arms") or {})
+    key = positive_auc(names) or "auc_ovr_macro"
+    sentences = []
+    for comparison, result in (metrics.get("differences") or {}).items():
+        value = result.get(key)
+        if isinstance(value, dict) and value.get("estimate") is not None:
+            subject = WORDING.get(comparison, comparison)
+            sentences.append(Text(f"{subject} changed test {label(key)} by {interval(value, sign=True)}, "
+                                  f"{p_value(value.get('p_value'))}: {verdict(value)}.", key=True))
+    return sentences
+
+
+def curve_pictures(inputs: Inputs, metrics: dict) -> list[Picture]:
+    """ROC of every arm on one plot, calibration, training curves."""
+    names = metric_names(metrics.get("arms") or {})
+    key = positive_auc(names)
+    legend = {arm: f"{arm} (AUC {num(r['ensemble'].get(key, {}).get('estimate'))})"
+              for arm, r in (metrics.get("arms") or {}).items() if key}
+    pictures = []
+    if inputs.roc:
+        pictures.append(Picture("roc.png", figures.arm_curves(
+            inputs.roc, "fpr", "tpr", f"ROC, {(key or 'auc_positive').removeprefix('auc_')} vs rest (test)",
+            ("false-positive rate (0-1)", "true-positive rate (0-1)"), legend, "chance"),
+            "ROC of every arm on the test split (seed-averaged model); dashed: chance."))
+    if inputs.calibration:
+        pictures.append(Picture("calibration.png", figures.arm_curves(
+            inputs.calibration, "confidence", "accuracy", "Calibration, top label (test)",
+            ("predicted confidence (0-1)", "observed accuracy (0-1)"), {}, "perfect calibration"),
+            "Reliability: points below the dashed line are over-confident."))
+    if inputs.training:
+        pictures.append(Picture("training.png", figures.training_curves(inputs.training),
+                                "Training curves per arm and seed (the kept model: best validation AUC)."))
+    return pictures
+
+
+def efficiency_blocks(metrics: dict) -> list:
+    """The data-efficiency curve and its table, when ``evaluate`` measured it."""
+    table = metrics.get("data_efficiency")
+    if not isinstance(table, dict) or not table:
+        return [Text("Data-efficiency curve: not measured (no data_efficiency in metrics/classifier.json).",
+                     note=True)]
+    rows = tuple((fraction, num(entry.get("real_images")),
+                  *(interval((entry.get(arm) or {}).get("auc_ovr_macro"), sign=arm.endswith("- real"))
+                    for arm in ("real", "real+synthetic", "real+synthetic - real")))
+                 for fraction, entry in table.items())
+    return [Picture("data-efficiency.png", figures.data_efficiency(table, "auc_ovr_macro"),
+                    "Test macro AUC against real training images: where do synthetic images help?"),
+            Table("Data efficiency: test macro AUC by fraction of the real training split",
+                  ("fraction", "real images", "real", "real+synthetic", "difference"), rows)]
+
+
+def external_blocks(metrics: dict) -> list:
+    """Every external test set's arms and differences, when present."""
+    external = metrics.get("external")
+    if not isinstance(external, dict) or not external:
+        return [Text("External test sets: none evaluated (no external in metrics/classifier.json).",
+                     note=True)]
+    blocks: list = []
+    for name, result in external.items():
+        blocks.append(Text(f"External set {name}: {result.get('images', 'n/a')} images "
+                           f"({result.get('excluded_near_duplicates', 0)} near-duplicates of training "
+                           "images excluded)."))
+        blocks += arms_tables(result, f"external set {name}")
+    return blocks
+
+
+def classifier_section(inputs: Inputs) -> Section:
+    """Arms × metrics, the differences in words, curves, data efficiency, external tests."""
+    metrics = inputs.metrics.get("classifier")
+    if not metrics:
+        return Section("classifiers", "The classifiers",
+                       [Text("No classifier metrics (metrics/classifier.json absent).", note=True)])
+    blocks: list = [Text(f"{metrics.get('test_images', 'n/a')} test images, read by the evaluate stage "
+                         "only.")]
+    blocks += difference_sentences(metrics) + arms_tables(metrics, "the test split")
+    blocks += curve_pictures(inputs, metrics) + efficiency_blocks(metrics) + external_blocks(metrics)
+    return Section("classifiers", "The classifiers", blocks)
+
+
+TUNE_FIGURES = (("history.png", "Optimisation history: each trial's validation AUC, best so far as a step "
+                                 "line."),
+                ("importances.png", "Which knob mattered (fANOVA importances)."),
+                ("landscape.png", "Guidance scale × mix ratio landscape (colour: validation AUC; "
+                                   "star: best)."))
+
+
+def tuned_vs_test(tune: dict, classifier: dict | None) -> list:
+    """The best validation AUC beside the tuned arm's test AUC, and what the gap means."""
+    arm = ((classifier or {}).get("arms") or {}).get("real+synthetic") or {}
+    test = (arm.get("ensemble") or {}).get("auc_ovr_macro")
+    rows = (("validation macro AUC (best of the trials)", num(tune.get("best_val_auc"))),
+            ("test macro AUC, real+synthetic arm (evaluate)", interval(test)))
+    blocks: list = [Table("Tuned on validation vs measured on test", ("measure", "macro AUC"), rows)]
+    if isinstance(test, dict) and test.get("estimate") is not None and tune.get("best_val_auc") is not None:
+        gap = tune["best_val_auc"] - test["estimate"]
+        trials = sum((tune.get("trials") or {}).values())
+        found = (f"here the test AUC is {num(gap)} lower" if gap > 0 else
+                 f"here the test AUC is {num(-gap)} higher (a small validation split is noisy both ways)")
+        blocks.append(Text(f"Winner's curse: the best of {trials} trials is chosen for its validation "
+                           f"AUC, so that number is optimistic by construction; {found}. Quote the test "
+                           "number."))
+    return blocks
+
+
+def tuning_section(inputs: Inputs) -> Section:
+    """Best params, trials, figures, tuned-on-validation vs test."""
+    tune = inputs.metrics.get("tune")
+    if not tune or not tune.get("best_params"):
+        note = (tune or {}).get("note", "metrics/tune.json absent")
+        return Section("tuning", "The tuning", [Text(f"No tuning: {note}.", note=True)])
+    rows = tuple((key.replace("_", " "), num(value)) for key, value in tune["best_params"].items())
+    trials = ", ".join(f"{n} {state}" for state, n in (tune.get("trials") or {}).items())
+    blocks: list = [Text(f"Optuna study {tune.get('study', '')}: {trials}; best trial "
+                         f"#{tune.get('best_trial')}."),
+                    Table("Best parameters", ("parameter", "value"), rows)]
+    blocks += tuned_vs_test(tune, inputs.metrics.get("classifier"))
+    blocks += [Picture(f"tune-{name}", inputs.tune_pictures[name], caption)
+               for name, caption in TUNE_FIGURES if name in inputs.tune_pictures]
+    return Section("tuning", "The tuning", blocks)

@@ -1,0 +1,159 @@
+"""The report built from a small finished pipeline: sections, pictures, numbers, the Markdown twin,
+the MLflow run, and sections that say so when an optional input is absent."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import re
+from pathlib import Path
+
+from mlflow import MlflowClient
+from PIL import Image
+from tables import markdown_tables, page
+
+from controlbreast.report.build import build_report
+from controlbreast.report.inputs import collect
+from controlbreast.report.numbers import interval, num
+from controlbreast.report.result_sections import difference_cell
+from controlbreast.tracking import tracking_uri
+
+SECTIONS = ["data", "synthetic", "classifiers", "tuning", "provenance"]
+
+
+def decodes_as_png(data: bytes) -> tuple[int, int]:
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.size
+
+
+def test_every_section_is_present_in_the_page_and_its_twin(built):
+    _, _, reports = built
+    html, markdown = (reports / "index.html").read_text(), (reports / "summary.md").read_text()
+    assert page(html).sections == SECTIONS
+    headings = re.findall(r"^## (.+)$", markdown, flags=re.M)
+    assert headings == ["The data", "The synthetic images", "The classifiers", "The tuning", "Provenance"]
+
+
+def test_every_picture_is_an_embedded_png_and_the_twin_links_existing_files(built):
+    _, _, reports = built
+    sources = page((reports / "index.html").read_text()).images
+    assert len(sources) >= 12  # counts, examples, 3 grids, pairs, ROC, calibration, training, 3 tuning
+    for source in sources:  # nothing outside the file: it opens from file:// with no network
+        assert source.startswith("data:image/png;base64,")
+        width, height = decodes_as_png(base64.b64decode(source.split(",", 1)[1]))
+        assert width > 0 and height > 0
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (reports / "summary.md").read_text())
+    assert len(linked) == len(sources)
+    for name in linked:
+        decodes_as_png((reports / name).read_bytes())
+
+
+def test_the_markdown_twin_has_the_same_tables(built):
+    _, _, reports = built
+    html_tables = [t for t in page((reports / "index.html").read_text()).tables]
+    assert markdown_tables((reports / "summary.md").read_text()) == html_tables
+
+
+def find_row(tables: list, first: str) -> list[str]:
+    return next(row for table in tables for row in table if row and row[0] == first)
+
+
+def test_numbers_in_the_page_equal_the_metrics(built):
+    _, metrics, reports = built
+    html = (reports / "index.html").read_text()
+    tables = page(html).tables
+    arms, header = metrics["classifier"]["arms"], None
+    for table in tables:
+        if table[0][:2] == ["arm", "AUC (macro, one-vs-rest)"]:
+            header = table[0]
+    assert header is not None
+    for arm, result in arms.items():
+        row = find_row(tables, f"{arm} (1 seed)")
+        assert row[1] == interval(result["ensemble"]["auc_ovr_macro"])
+        assert row[2] == interval(result["ensemble"]["auc_malignant"])
+        assert row[header.index("ECE (lower is better)")] == interval(result["ensemble"]["ece"])
+    difference = metrics["classifier"]["differences"]["real+synthetic - real"]
+    assert find_row(tables, "real+synthetic - real")[2] == difference_cell(difference["auc_malignant"])
+    sentence = re.search(r"Adding synthetic images to the real ones changed test AUC malignant vs rest by "
+                         r"(\S+ \[[^\]]+\]), p (=|&lt;) [0-9.]+: "
+                         r"(no measurable effect|a measurable \w+)\.", html)
+    assert sentence and sentence.group(1) == interval(difference["auc_malignant"], sign=True)
+    realism = metrics["synthetic"]["realism"]
+    assert find_row(tables, "FID")[1:] == [num(realism["overall"]["fid"]),
+                                          num(realism["reference_real_val"]["overall"]["fid"])]
+    best = num(metrics["tune"]["best_val_auc"])
+    assert find_row(tables, "validation macro AUC (best of the trials)")[1] == best
+    counts = metrics["ingest"]["counts"]
+    expected = [str(counts.get(f"{s}/benign", 0)) for s in ("train", "val", "test")]
+    assert find_row(tables, "benign")[1:4] == expected
+    assert "Data-quality gate PASSED: 2 of 2 expectations met on 18 images." in html
+    assert find_row(tables, "bad_input")[1] == "1"
+    assert find_row(tables, "scans/broken | 7.png")[1] == "cannot decode: truncated"
+
+
+def test_provenance_links_every_stage_run_and_the_report_run_keeps_the_page(built):
+    config, _, reports = built
+    html = (reports / "index.html").read_text()
+    client = MlflowClient(tracking_uri(Path(config.paths.mlruns)))
+    runs = {run.data.tags["stage"]: run for run in client.search_runs(
+        [client.get_experiment_by_name("controlbreast").experiment_id])}
+    assert set(runs) == {"ingest", "evaluate", "report"}
+    links = page(html).links
+    for run in runs.values():
+        assert f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in links
+    artifacts = [a.path for a in client.list_artifacts(runs["report"].info.run_id, "report")]
+    assert artifacts == ["report/index.html", "report/summary.md"]
+    assert "0123456789abcdef0123456789abcdef.dir" in html  # the data hash from dvc.lock
+    assert "Git commit unknown" in html
+
+
+def test_training_curves_are_written_for_dvc_plots(built):
+    _, _, reports = built
+    lines = (reports / "classifier" / "training.csv").read_text().splitlines()
+    assert lines[0] == "arm,seed,epoch,train_loss,lr,val_auc"
+    assert len(lines) == 1 + 3 * 3  # three arms, one seed, three epochs
+
+
+def notes(report) -> list[str]:
+    return [b.text for s in report.sections for b in s.blocks if getattr(b, "note", False)]
+
+
+def test_absent_optional_inputs_leave_one_line_each(built):
+    config, _, _ = built
+    inputs = collect(config)
+    empty = dataclasses.replace(inputs, metrics={**inputs.metrics, "tune": None, "synthetic": None},
+                                tune_pictures={}, synthetic_pictures={})
+    report = build_report(config, empty, None, None, [])
+    said = notes(report)
+    assert any("No tuning" in line for line in said)
+    assert any("metrics/synthetic.json absent" in line for line in said)
+    assert any("Data-efficiency curve: not measured" in line for line in said)
+    assert any("External test sets: none evaluated" in line for line in said)
+    assert not [p for p in report.pictures() if p.name.startswith(("tune-", "synthetic-"))]
+
+
+def test_data_efficiency_and_external_results_are_shown_when_present(built):
+    config, metrics, _ = built
+    inputs = collect(config)
+    ensemble = metrics["classifier"]["arms"]["real"]["ensemble"]
+    value = {name: ensemble[name] for name in ("auc_ovr_macro", "auc_malignant")}
+    gain = metrics["classifier"]["differences"]["real+synthetic - real"]
+    efficiency = {f"{f:g}": {"real_images": n, "real": value, "real+synthetic": value,
+                             "real+synthetic - real": gain}
+                  for f, n in ((0.25, 10), (0.5, 20), (1.0, 40))}
+    external = {"busi-b": {"images": 60, "excluded_near_duplicates": 2, **{
+        key: metrics["classifier"][key] for key in ("arms", "differences")}}}
+    classifier = {**metrics["classifier"], "data_efficiency": efficiency, "external": external}
+    inputs = dataclasses.replace(inputs, metrics={**inputs.metrics, "classifier": classifier})
+    report = build_report(config, inputs, None, None, [])
+    names = [p.name for p in report.pictures()]
+    assert "data-efficiency.png" in names
+    decodes_as_png(next(p.png for p in report.pictures() if p.name == "data-efficiency.png"))
+    captions = [t.caption for t in report.tables()]
+    assert "Arms on external set busi-b: seed-averaged model, 95% bootstrap intervals" in captions
+    table = next(t for t in report.tables() if t.caption.startswith("Data efficiency"))
+    assert [row[:2] for row in table.rows] == [("0.25", "10"), ("0.5", "20"), ("1", "40")]
+    assert not any(line.startswith(("Data-efficiency", "External")) for line in notes(report))
