@@ -157,3 +157,17 @@ def test_data_efficiency_and_external_results_are_shown_when_present(built):
     table = next(t for t in report.tables() if t.caption.startswith("Data efficiency"))
     assert [row[:2] for row in table.rows] == [("0.25", "10"), ("0.5", "20"), ("1", "40")]
     assert not any(line.startswith(("Data-efficiency", "External")) for line in notes(report))
+
+
+def test_separability_shows_the_discriminators_auc_overall_and_per_class():
+    from controlbreast.report.data_sections import separability_blocks
+
+    # evaluation/separability.py's shape
+    benign = {"estimate": 0.9, "low": 0.8, "high": 0.97, "real": 12, "synthetic": 20}
+    measured = {"overall": {"estimate": 0.67, "low": 0.58, "high": 0.75, "real": 40, "synthetic": 60},
+                "per_class": {"benign": benign}, "epochs": 5, "trained_on": {"real": 100, "synthetic": 60}}
+    [table] = separability_blocks({"separability": measured})
+    assert table.rows == (("all classes", "0.670 [0.580, 0.750]", "40", "60"),
+                          ("benign", "0.900 [0.800, 0.970]", "12", "20"))
+    [note] = separability_blocks({})
+    assert "not measured" in note.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from controlbreast.report import figures
 from controlbreast.report.document import Picture, Section, Table, Text
 from controlbreast.report.inputs import Inputs
-from controlbreast.report.numbers import num
+from controlbreast.report.numbers import interval, num
 
 SPLITS = ("train", "val", "test")
 REJECTED_SHOWN = 15
@@ -126,14 +126,17 @@ def memorisation_text(report: dict) -> Text:
 
 
 def separability_blocks(report: dict) -> list:
-    """Real-vs-synthetic separability, when ``evaluate-synthetic`` measured it."""
+    """Real-vs-synthetic separability (a classifier two-sample test), when ``evaluate-synthetic``
+    measured it: the discriminator's held-out AUC with its interval, overall and per class."""
     found = report.get("separability")
-    if not isinstance(found, dict):
+    if not isinstance(found, dict) or not isinstance(found.get("overall"), dict):
         return [Text("Real-vs-synthetic separability: not measured in metrics/synthetic.json.", note=True)]
-    rows = tuple((key.replace("_", " "), num(value)) for key, value in found.items()
-                 if isinstance(value, int | float))
-    return [Table("Real-vs-synthetic separability (AUC of a real/synthetic classifier: 0.5 = "
-                  "indistinguishable)", ("measure", "value"), rows)]
+    scored = [("all classes", found["overall"]), *found.get("per_class", {}).items()]
+    rows = tuple((name, interval(value), num(value.get("real")), num(value.get("synthetic")))
+                 for name, value in scored)
+    return [Table("Real-vs-synthetic separability: held-out AUC of a classifier telling them apart "
+                  "(0.5 = indistinguishable, 1 = always told apart)",
+                  ("images", "AUC [95% CI]", "real", "synthetic"), rows)]
 
 
 def synthetic_section(inputs: Inputs) -> Section:
