@@ -56,14 +56,16 @@ def check_provenance(folder: Path, train_ids: set[str]) -> None:
                          f"training split (a leak into validation/test), e.g. {outside[:5]}")
 
 
-def draw(images: ImageSet, count: int, seed: int, folder: Path, why: str = "") -> ImageSet:
-    """``count`` images drawn without replacement with ``seed``, kept in their set's order;
+def draw(folder: Path, classes: tuple[str, ...], count: int, seed: int, why: str = "") -> ImageSet:
+    """``count`` synthetic images of ``folder`` drawn without replacement with ``seed``, kept in the
+    set's order; only the drawn PNGs are decoded, so a 16,000-image set costs what the draw costs.
     ``why`` (which arm needs them and what to change) completes the error when there are too few."""
-    if count > len(images):
-        raise DataError(f"{folder}: {count} synthetic images needed but only {len(images)} there"
+    available = len(read_manifest(Path(folder) / "manifest.csv", SyntheticRow))
+    if count > available:
+        raise DataError(f"{folder}: {count} synthetic images needed but only {available} there"
                         f"{f' ({why})' if why else ''}")
-    chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
-    return images.subset(np.sort(chosen))
+    chosen = np.random.default_rng(seed).choice(available, size=count, replace=False)
+    return load_image_set(folder, classes, schema=SyntheticRow, select=np.sort(chosen))
 
 
 def load_training_data(config: Config, arm: str, seed: int) -> TrainingData:
@@ -76,14 +78,13 @@ def load_training_data(config: Config, arm: str, seed: int) -> TrainingData:
     if arm == "real":
         return TrainingData(train, val, len(train), 0)
     folder = Path(config.paths.synthetic)
-    synthetic = load_image_set(folder, classes, schema=SyntheticRow)
     check_provenance(folder, set(train.ids))
     more = "set generate.per_class: auto (or raise it) and run generate again"
     needs = arm_draws(len(train), config.classifier.mix_ratio)
     if arm == "synthetic":
         why = f"the synthetic arm draws as many as the {len(train)} real training images; {more}"
-        return TrainingData(draw(synthetic, needs[arm], seed, folder, why), val, 0, len(train))
+        return TrainingData(draw(folder, classes, needs[arm], seed, why), val, 0, len(train))
     why = (f"real+synthetic draws round(classifier.mix_ratio {config.classifier.mix_ratio:g} x "
            f"{len(train)} real); {more}, or lower classifier.mix_ratio")
-    extra = draw(synthetic, needs[arm], seed, folder, why)
+    extra = draw(folder, classes, needs[arm], seed, why)
     return TrainingData(concatenate(train, extra), val, len(train), len(extra))
