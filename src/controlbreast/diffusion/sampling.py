@@ -98,21 +98,6 @@ def _loop(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, bo
     return sample
 
 
-@contextmanager
-def channels_last(denoiser: Denoiser) -> Iterator[None]:
-    """Hold the denoiser's 4-D weights channels-last while sampling, then give them back as they were.
-
-    On a CPU, oneDNN's convolutions run NHWC without the reorders that NCHW costs around every conv:
-    the default pixel model's forward measured 1.6x faster (benchmarks/sample.py). Scoped, because
-    training (validation samples between its steps) must get its weights back unchanged.
-    """
-    denoiser.to(memory_format=torch.channels_last)
-    try:
-        yield
-    finally:
-        denoiser.to(memory_format=torch.contiguous_format)
-
-
 @torch.inference_mode()
 def generate(denoiser: Denoiser, codec, training_scheduler: SchedulerMixin, labels: torch.Tensor,
              seeds: list[int], sample_shape: tuple[int, int, int], cfg: SamplingConfig,
@@ -125,13 +110,12 @@ def generate(denoiser: Denoiser, codec, training_scheduler: SchedulerMixin, labe
     denoiser.eval()
     scheduler = sampler(cfg.scheduler, training_scheduler)
     device = next(denoiser.parameters()).device
-    outputs, nhwc = [], torch.channels_last
+    outputs = []
     starts = range(0, len(labels), cfg.batch_size)
-    with channels_last(denoiser):
-        for start in tqdm(starts, desc="sampling", unit="batch", disable=not progress):
-            rows = slice(start, start + cfg.batch_size)
-            noise = initial_noise(seeds[rows], sample_shape).to(device, memory_format=nhwc)
-            control = None if controls is None else controls[rows].to(device, memory_format=nhwc)
-            sample = _denoise(denoiser, scheduler, noise, labels[rows].to(device), control, cfg)
-            outputs.append(((codec.decode(sample).float().cpu() + 1) / 2).clamp(0, 1).contiguous())
+    for start in tqdm(starts, desc="sampling", unit="batch", disable=not progress):
+        rows = slice(start, start + cfg.batch_size)
+        noise = initial_noise(seeds[rows], sample_shape).to(device)
+        control = None if controls is None else controls[rows].to(device)
+        sample = _denoise(denoiser, scheduler, noise, labels[rows].to(device), control, cfg)
+        outputs.append(((codec.decode(sample).float().cpu() + 1) / 2).clamp(0, 1))
     return torch.cat(outputs)
