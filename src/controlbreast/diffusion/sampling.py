@@ -69,7 +69,7 @@ def control_encoded_once(denoiser: Denoiser, control: torch.Tensor | None,
         controlnet.controlnet_cond_embedding = embedding
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def _denoise(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, labels: torch.Tensor,
              control: torch.Tensor | None, cfg: SamplingConfig) -> torch.Tensor:
     """One batch from noise to a clean sample; guidance doubles the batch with the null class."""
@@ -98,7 +98,7 @@ def _loop(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, bo
     return sample
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def generate(denoiser: Denoiser, codec, training_scheduler: SchedulerMixin, labels: torch.Tensor,
              seeds: list[int], sample_shape: tuple[int, int, int], cfg: SamplingConfig,
              controls: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
