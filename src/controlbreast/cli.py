@@ -71,11 +71,14 @@ def train_controlnet(params: Params = Path("params.yaml"), resume: Resume = Fals
 
 
 @app.command()
-def generate(params: Params = Path("params.yaml")) -> None:
-    """Generate labelled synthetic images, each from a varied training-split control."""
+def generate(params: Params = Path("params.yaml"),
+             shard: Annotated[str | None, typer.Option(
+                 help="Draw only shard i of n (i/n, e.g. 0/4) into staging; the run that completes the "
+                      "last shard swaps the set in. Without it: every chunk not yet drawn.")] = None) -> None:
+    """Generate labelled synthetic images, each from a varied training-split control (resumable)."""
     from controlbreast.stages import generate as stage
 
-    _run(lambda: stage.main(params))
+    _run(lambda: stage.main(params, shard))
 
 
 @app.command("evaluate-synthetic")

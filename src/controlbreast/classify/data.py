@@ -24,6 +24,7 @@ outside it would carry that real image's information into a "fraction of the dat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,14 +67,17 @@ def check_provenance(folder: Path, train_ids: set[str]) -> None:
                          f"training split (a leak into validation/test), e.g. {outside[:5]}")
 
 
-def draw(images: ImageSet, count: int, seed: int, folder: Path, why: str = "") -> ImageSet:
-    """``count`` images drawn without replacement with ``seed``, kept in their set's order;
-    ``why`` (which arm needs them and what to change) completes the error when there are too few."""
-    if count > len(images):
-        raise DataError(f"{folder}: {count} synthetic images needed but only {len(images)} there"
+def draw(folder: Path, classes: tuple[str, ...], eligible: Sequence[int], count: int, seed: int,
+         why: str = "") -> ImageSet:
+    """``count`` synthetic images of ``folder`` drawn without replacement with ``seed`` from the
+    manifest positions ``eligible`` (``synthetic_rows``), kept in the set's order; only the drawn
+    PNGs are decoded, so a 16,000-image set costs what the draw costs. ``why`` (which arm needs
+    them and what to change) completes the error when there are too few."""
+    if count > len(eligible):
+        raise DataError(f"{folder}: {count} synthetic images needed but only {len(eligible)} there"
                         f"{f' ({why})' if why else ''}")
-    chosen = np.random.default_rng(seed).choice(len(images), size=count, replace=False)
-    return images.subset(np.sort(chosen))
+    chosen = np.random.default_rng(seed).choice(len(eligible), size=count, replace=False)
+    return load_image_set(folder, classes, schema=SyntheticRow, select=np.sort(np.asarray(eligible)[chosen]))
 
 
 def training_subsets(config: Config) -> dict[float, frozenset[str]]:
@@ -97,16 +101,12 @@ def within(images: ImageSet, ids: frozenset[str]) -> ImageSet:
     return images.subset(np.flatnonzero([i in ids for i in images.ids]))
 
 
-def synthetic_from(folder: Path, classes: tuple[str, ...], train_ids: set[str],
-                   subset_ids: set[str]) -> ImageSet:
-    """The synthetic images made from controls in ``subset_ids``, after checking that all of them
-    come from the training split (``train_ids``)."""
+def synthetic_rows(folder: Path, train_ids: set[str], subset_ids: set[str]) -> list[int]:
+    """Positions in the synthetic manifest of the images made from controls in ``subset_ids``,
+    after checking that every image comes from the training split (``train_ids``)."""
     check_provenance(folder, train_ids)
-    synthetic = load_image_set(folder, classes, schema=SyntheticRow)
-    if subset_ids == train_ids:
-        return synthetic
-    control_of = {row.id: row.control_id for row in read_manifest(folder / "manifest.csv", SyntheticRow)}
-    return within(synthetic, frozenset(i for i in synthetic.ids if control_of[i] in subset_ids))
+    rows = read_manifest(Path(folder) / "manifest.csv", SyntheticRow)
+    return [i for i, row in enumerate(rows) if row.control_id in subset_ids]
 
 
 def load_training_data(config: Config, arm: str, seed: int, fraction: float = 1.0) -> TrainingData:
@@ -121,13 +121,13 @@ def load_training_data(config: Config, arm: str, seed: int, fraction: float = 1.
     if arm in ("real", NO_AUGMENTATION):
         return TrainingData(train, val, len(train), 0)
     folder = Path(config.paths.synthetic)
-    synthetic = synthetic_from(folder, classes, set(whole.ids), set(train.ids))
+    eligible = synthetic_rows(folder, set(whole.ids), set(train.ids))
     more = "set generate.per_class: auto (or raise it) and run generate again"
     needs = arm_draws(len(train), config.classifier.mix_ratio)
     if arm == "synthetic":
         why = f"the synthetic arm draws as many as the {len(train)} real training images; {more}"
-        return TrainingData(draw(synthetic, needs[arm], seed, folder, why), val, 0, len(train))
+        return TrainingData(draw(folder, classes, eligible, needs[arm], seed, why), val, 0, len(train))
     why = (f"real+synthetic draws round(classifier.mix_ratio {config.classifier.mix_ratio:g} x "
            f"{len(train)} real); {more}, or lower classifier.mix_ratio")
-    extra = draw(synthetic, needs[arm], seed, folder, why)
+    extra = draw(folder, classes, eligible, needs[arm], seed, why)
     return TrainingData(concatenate(train, extra), val, len(train), len(extra))

@@ -56,22 +56,43 @@ def label_indices(labels: Sequence[str], classes: Sequence[str], source: Path) -
 
 
 def load_image_set(folder: Path, classes: Sequence[str], splits: Sequence[str] | None = None,
-                   schema: type[PreparedRow | SyntheticRow] = PreparedRow) -> ImageSet:
+                   schema: type[PreparedRow | SyntheticRow] = PreparedRow,
+                   select: Sequence[int] | np.ndarray | None = None) -> ImageSet:
     """Read ``folder/manifest.csv`` and ``folder/images/<id>.png`` (rows of ``splits``, or all).
 
     ``schema`` is ``PreparedRow`` for the prepared set, ``SyntheticRow`` for a synthetic set (whose
-    rows have no split: ``"synthetic"``).
+    rows have no split: ``"synthetic"``). ``select``: positions among those rows to decode, in that
+    order (a draw from a large synthetic set decodes only what it draws).
     """
     table = Path(folder) / "manifest.csv"
     rows = [row for row in read_manifest(table, schema)
             if splits is None or getattr(row, "split", None) in splits]
     if not rows:
         raise DataError(f"{table}: no images in splits {list(splits or [])}")
-    images = np.stack([load_png(Path(folder) / "images" / f"{row.id}.png") for row in rows])
+    if select is not None:
+        rows = [rows[int(i)] for i in select]
     return ImageSet(ids=tuple(row.id for row in rows),
                     labels=label_indices([row.label for row in rows], classes, table),
                     splits=tuple(getattr(row, "split", "synthetic") for row in rows),
-                    images=images, classes=tuple(classes))
+                    images=read_images(Path(folder) / "images", [row.id for row in rows]),
+                    classes=tuple(classes))
+
+
+def read_images(folder: Path, ids: Sequence[str]) -> np.ndarray:
+    """(N, H, W) uint8 of ``folder/<id>.png``, decoded straight into one preallocated array: peak
+    memory is the set once, not a list of N arrays beside their stacked copy."""
+    if not ids:
+        return np.zeros((0, 0, 0), np.uint8)
+    first = load_png(folder / f"{ids[0]}.png")
+    images = np.empty((len(ids), *first.shape), np.uint8)
+    images[0] = first
+    for index, image_id in enumerate(ids[1:], start=1):
+        image = load_png(folder / f"{image_id}.png")
+        if image.shape != first.shape:
+            raise DataError(f"{folder / f'{image_id}.png'}: {image.shape[1]}x{image.shape[0]} px, but "
+                            f"{ids[0]} is {first.shape[1]}x{first.shape[0]}; a set has one image size")
+        images[index] = image
+    return images
 
 
 def load_controls(folder: Path, ids: Sequence[str], channels: Sequence[str]) -> np.ndarray:

@@ -92,11 +92,16 @@ class Denoiser(nn.Module):
         context = self.class_embedding(labels).to(sample.dtype)
         residuals = {}
         if self.controlnet is not None and control is not None:
-            wanted = self.controlnet.config.conditioning_channels
-            if control.shape[1] == 1 and wanted != 1:  # an edge map for an RGB-trained ControlNet
-                control = control.expand(-1, wanted, -1, -1)
             down, mid = self.controlnet(sample, timesteps, encoder_hidden_states=context,
-                                        controlnet_cond=control.to(sample.dtype),
+                                        controlnet_cond=self.control_input(control, sample.dtype),
                                         conditioning_scale=controlnet_scale, return_dict=False)
             residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
         return self.unet(sample, timesteps, encoder_hidden_states=context, **residuals).sample
+
+    def control_input(self, control: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(N, C, H, W) control as the ControlNet takes it: an edge map (C = 1) repeated for an
+        RGB-trained ControlNet, in the sample's dtype."""
+        wanted = self.controlnet.config.conditioning_channels
+        if control.shape[1] == 1 and wanted != 1:
+            control = control.expand(-1, wanted, -1, -1)
+        return control.to(dtype)

@@ -6,6 +6,9 @@ given that noise (DDIM with eta 0, UniPC, DPM-Solver++), so any image can be reg
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -40,6 +43,32 @@ def initial_noise(seeds: list[int], shape: tuple[int, ...]) -> torch.Tensor:
                         for seed in seeds])
 
 
+@contextmanager
+def control_encoded_once(denoiser: Denoiser, control: torch.Tensor | None,
+                         dtype: torch.dtype) -> Iterator[torch.Tensor | None]:
+    """Yield the control as the denoiser should take it for a whole sampling loop: its ControlNet
+    conditioning embedding (N, c0, h, w), computed here once, while the ControlNet's own embedding
+    module is an identity.
+
+    diffusers' ``ControlNetModel`` runs ``controlnet_cond_embedding`` on the control at every call,
+    but the embedding depends on the control alone (not on the timestep, sample or class), so every
+    step of a loop and both halves of a guided batch would recompute the same tensor. The module is
+    restored on exit, so saved weights and training never see the swap. A ControlNet that reorders
+    channels first (``bgr``) gets its control unchanged.
+    """
+    controlnet = None if control is None else denoiser.controlnet
+    if controlnet is None or controlnet.config.controlnet_conditioning_channel_order != "rgb":
+        yield control
+        return
+    embedding = controlnet.controlnet_cond_embedding
+    encoded = embedding(denoiser.control_input(control, dtype))
+    controlnet.controlnet_cond_embedding = torch.nn.Identity()
+    try:
+        yield encoded
+    finally:
+        controlnet.controlnet_cond_embedding = embedding
+
+
 @torch.no_grad()
 def _denoise(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, labels: torch.Tensor,
              control: torch.Tensor | None, cfg: SamplingConfig) -> torch.Tensor:
@@ -47,7 +76,14 @@ def _denoise(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor,
     null = torch.full_like(labels, denoiser.class_embedding.null_label)
     guided = cfg.guidance_scale != 1.0
     both_labels = torch.cat([labels, null]) if guided else labels
-    both_control = None if control is None else (torch.cat([control, control]) if guided else control)
+    with control_encoded_once(denoiser, control, noise.dtype) as encoded:
+        both_control = None if encoded is None else (torch.cat([encoded, encoded]) if guided else encoded)
+        return _loop(denoiser, scheduler, noise, both_labels, both_control, cfg, guided)
+
+
+def _loop(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, both_labels: torch.Tensor,
+          both_control: torch.Tensor | None, cfg: SamplingConfig, guided: bool) -> torch.Tensor:
+    """The steps: one forward per step, conditional and unconditional halves in one batch."""
     scheduler.set_timesteps(cfg.steps)
     sample = noise * scheduler.init_noise_sigma
     for timestep in scheduler.timesteps:

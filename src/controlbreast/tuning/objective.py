@@ -22,11 +22,10 @@ from pathlib import Path
 
 import optuna
 
-from controlbreast.classify.data import TrainingData, check_provenance, concatenate, draw
+from controlbreast.classify.data import TrainingData, concatenate, draw, synthetic_rows
 from controlbreast.classify.train import train_classifier
 from controlbreast.config import Config, RangeConfig
 from controlbreast.data.datasets import ImageSet, load_image_set
-from controlbreast.data.manifest import SyntheticRow
 from controlbreast.errors import ConfigError
 from controlbreast.generation.generate import generate_set, model_hash, set_sampling
 from controlbreast.tuning.search import reporter, suggest
@@ -103,9 +102,10 @@ class Objective:
 
     def data(self, config: Config, folder: Path, seed: int) -> TrainingData:
         """Real train + ``round(mix_ratio * n_real)`` images of the trial's set; real validation."""
-        synthetic = load_image_set(folder, config.data.classes, schema=SyntheticRow)
-        check_provenance(folder, set(self.train.ids))
-        extra = draw(synthetic, round(config.classifier.mix_ratio * len(self.train)), seed, folder)
+        train_ids = set(self.train.ids)
+        eligible = synthetic_rows(folder, train_ids, train_ids)
+        count = round(config.classifier.mix_ratio * len(self.train))
+        extra = draw(folder, config.data.classes, eligible, count, seed)
         return TrainingData(concatenate(self.train, extra), self.val, len(self.train), len(extra))
 
     def __call__(self, trial: optuna.Trial) -> float:
