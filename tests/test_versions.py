@@ -80,3 +80,8 @@ def test_an_existing_folder_is_not_overwritten(project, tmp_path):
     (tmp_path / "model").mkdir()
     with pytest.raises(PullError, match="already exists"):
         pull("classifier-real", "v1", tmp_path / "model", repo=str(project))
+
+
+def test_an_unknown_revision_is_an_expected_failure(project, tmp_path):
+    with pytest.raises(PullError, match="no-such-tag"):
+        pull("classifier-real", "no-such-tag", tmp_path / "model", repo=str(project))

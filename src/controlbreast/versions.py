@@ -21,11 +21,10 @@ def read_at(repo: str, path: str, rev: str | None) -> dict:
     """A git-tracked YAML file of ``repo`` at ``rev`` (None: the default branch or working tree)."""
     import dvc.api
     from dvc.exceptions import DvcException
-    from scmrepo.exceptions import SCMError
 
     try:
         return yaml.safe_load(dvc.api.read(path, repo=repo, rev=rev)) or {}
-    except (DvcException, SCMError, FileNotFoundError) as error:
+    except (DvcException, FileNotFoundError) as error:
         raise PullError(f"{repo}@{rev or 'HEAD'}: cannot read {path}: {error}") from None
 
 

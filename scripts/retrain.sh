@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Retrain and publish: the one script behind .github/workflows/retrain.yml, and the same run locally.
+#
+#   dvc pull -> params overlay -> dvc repro -> dvc push -> params/metrics diff to the summary
+#   -> the classifier registered as `candidate` (train-classifier does it) -> promote report
+#   -> `controlbreast promote --yes` only when RETRAIN_PROMOTE=yes -> optional branch with the lock.
+#
+# Inputs, all from the environment and all optional:
+#   RETRAIN_OVERLAY   params overlay files, space separated (e.g. ci/params-tiny.yaml)
+#   RETRAIN_SET       KEY=VALUE overrides, space separated (e.g. "classifier.epochs=20 seed=1")
+#   RETRAIN_DATA_REV  git revision whose DVC data pointers (*.dvc) to train on (default: as checked out)
+#   RETRAIN_BASE_REV  revision the params and metrics diffs compare with (default: HEAD)
+#   RETRAIN_PROMOTE   yes: move `champion` to the new candidate when it beats the champion
+#   RETRAIN_BRANCH    commit dvc.lock, params and results there and push that branch to origin
+#   RETRAIN_SUMMARY   Markdown report to append to (default: $GITHUB_STEP_SUMMARY, else retrain-summary.md)
+# Credentials come only from the environment (never arguments or files, never printed): the DVC
+# remote's (e.g. AWS_ACCESS_KEY_ID, or `dvc remote modify --local`), MLFLOW_TRACKING_URI and
+# MLFLOW_TRACKING_TOKEN for a shared tracking server. Without MLFLOW_TRACKING_URI runs and the
+# registry go to the local mlruns/mlflow.db.
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+
+summary="${RETRAIN_SUMMARY:-${GITHUB_STEP_SUMMARY:-retrain-summary.md}}"
+base="$(git rev-parse --verify "${RETRAIN_BASE_REV:-HEAD}^{commit}")"
+report() { printf '%s\n' "$@" >> "$summary"; }
+
+if [[ -n "${RETRAIN_DATA_REV:-}" ]]; then
+  mapfile -t pointers < <(git ls-tree -r --name-only "$RETRAIN_DATA_REV" | grep '\.dvc$' || true)
+  if (( ${#pointers[@]} )); then
+    git checkout "$RETRAIN_DATA_REV" -- "${pointers[@]}"
+  fi
+  echo "retrain: data pointers of $RETRAIN_DATA_REV: ${#pointers[@]} file(s)"
+fi
+
+dvc pull --allow-missing
+
+overlay_args=()
+read -r -a overlay_files <<< "${RETRAIN_OVERLAY:-}"
+read -r -a assignments <<< "${RETRAIN_SET:-}"
+for assignment in "${assignments[@]}"; do overlay_args+=(--set "$assignment"); done
+if (( ${#overlay_files[@]} + ${#overlay_args[@]} )); then
+  controlbreast overlay "${overlay_files[@]}" "${overlay_args[@]}"
+fi
+
+dvc repro
+dvc push
+
+report "## Retrain at $(git rev-parse --short HEAD) (compared with ${base:0:12})" ""
+report "### Params diff" "" "$(dvc params diff --md "$base")" ""
+report "### Metrics diff" "" "$(dvc metrics diff --md "$base")" ""
+if verdict="$(controlbreast promote 2>&1)"; then
+  report "### Registry" "" "$verdict"
+else
+  report "### Registry" "" "no candidate to judge: $verdict"
+fi
+if [[ "${RETRAIN_PROMOTE:-no}" == "yes" ]]; then
+  report "" "$(controlbreast promote --yes)"
+fi
+
+if [[ -n "${RETRAIN_BRANCH:-}" ]]; then
+  git switch -c "$RETRAIN_BRANCH"
+  git add -- dvc.lock params.yaml
+  git add -A -- metrics reports/classifier
+  git ls-files -z -- '*.dvc' | xargs -0 -r git add --
+  git commit -q -m "Retrain: dvc.lock and results (outputs pushed to the DVC remote)"
+  git push -q origin "$RETRAIN_BRANCH"
+  report "" "Pushed branch \`$RETRAIN_BRANCH\`: \`controlbreast pull <artifact> --rev $RETRAIN_BRANCH\` fetches its models."
+fi
+echo "retrain: done; report in $summary"
