@@ -13,6 +13,10 @@
 #   RETRAIN_PROMOTE   yes: move `champion` to the new candidate when it beats the champion
 #   RETRAIN_BRANCH    commit dvc.lock, params and results there and push that branch to origin
 #   RETRAIN_SUMMARY   Markdown report to append to (default: $GITHUB_STEP_SUMMARY, else retrain-summary.md)
+#   RETRAIN_PROMOTE_ONLY  a registry version: only `controlbreast promote --yes --version V` (the
+#                     workflow's gated promote job), nothing else
+#   DVC_REMOTE_URL    the DVC remote to pull from and push to, set as the default in .dvc/config.local
+#                     (git-ignored); default: the remote that .dvc/config names
 # Credentials come only from the environment (never arguments or files, never printed): the DVC
 # remote's (e.g. AWS_ACCESS_KEY_ID, or `dvc remote modify --local`), MLFLOW_TRACKING_URI and
 # MLFLOW_TRACKING_TOKEN for a shared tracking server. Without MLFLOW_TRACKING_URI runs and the
@@ -23,6 +27,14 @@ cd "$(git rev-parse --show-toplevel)"
 summary="${RETRAIN_SUMMARY:-${GITHUB_STEP_SUMMARY:-retrain-summary.md}}"
 base="$(git rev-parse --verify "${RETRAIN_BASE_REV:-HEAD}^{commit}")"
 report() { printf '%s\n' "$@" >> "$summary"; }
+
+if [[ -n "${RETRAIN_PROMOTE_ONLY:-}" ]]; then
+  report "## Promote version $RETRAIN_PROMOTE_ONLY" "" "$(controlbreast promote --yes --version "$RETRAIN_PROMOTE_ONLY")"
+  exit 0
+fi
+if [[ -n "${DVC_REMOTE_URL:-}" ]]; then
+  dvc remote add --local --force --default retrain "$DVC_REMOTE_URL"
+fi
 
 if [[ -n "${RETRAIN_DATA_REV:-}" ]]; then
   mapfile -t pointers < <(git ls-tree -r --name-only "$RETRAIN_DATA_REV" | grep '\.dvc$' || true)
@@ -50,6 +62,8 @@ report "### Params diff" "" "$(dvc params diff --md "$base")" ""
 report "### Metrics diff" "" "$(dvc metrics diff --md "$base")" ""
 if verdict="$(controlbreast promote 2>&1)"; then
   report "### Registry" "" "$verdict"
+  candidate="$(sed -n 's/^promote: version \([0-9][0-9]*\) .*/\1/p' <<< "$verdict")"
+  if [[ -n "${GITHUB_OUTPUT:-}" && -n "$candidate" ]]; then echo "candidate=$candidate" >> "$GITHUB_OUTPUT"; fi
 else
   report "### Registry" "" "no candidate to judge: $verdict"
 fi
@@ -62,8 +76,12 @@ if [[ -n "${RETRAIN_BRANCH:-}" ]]; then
   git add -- dvc.lock params.yaml
   git add -A -- metrics reports/classifier
   git ls-files -z -- '*.dvc' | xargs -0 -r git add --
-  git commit -q -m "Retrain: dvc.lock and results (outputs pushed to the DVC remote)"
-  git push -q origin "$RETRAIN_BRANCH"
-  report "" "Pushed branch \`$RETRAIN_BRANCH\`: \`controlbreast pull <artifact> --rev $RETRAIN_BRANCH\` fetches its models."
+  if git diff --cached --quiet; then
+    report "" "Nothing changed: no branch pushed (the outputs of HEAD are current)."
+  else
+    git commit -q -m "Retrain: dvc.lock and results (outputs pushed to the DVC remote)"
+    git push -q origin "$RETRAIN_BRANCH"
+    report "" "Pushed branch \`$RETRAIN_BRANCH\`: \`controlbreast pull <artifact> --rev $RETRAIN_BRANCH\` fetches its models."
+  fi
 fi
 echo "retrain: done; report in $summary"

@@ -15,7 +15,8 @@ PACKAGE = "controlbreast"
 
 # Lowest first: a module may import its own layer and lower ones, never a higher one.
 LAYERS = (
-    ("errors", "digests", "outputs", "config", "grids", "tracking", "mixing"),
+    ("errors", "digests", "outputs", "config", "grids", "tracking", "mixing",
+     "overlay", "versions", "server"),  # project-level tools of the CLI (params overlays, pull, server)
     ("data",),
     ("controls",),
     ("quality",),

@@ -32,8 +32,8 @@ def digest(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """This project (code, dvc.yaml, params, CI overlay, scripts) as a new repository with a DVC
-    remote and a git origin, as a runner's checkout would be."""
+    """This project (code, dvc.yaml, params, CI overlay, scripts) as a new repository with a git
+    origin, as a runner's checkout would be; the DVC remote comes from the environment."""
     root = tmp_path_factory.mktemp("retrain") / "project"
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("scripts", "ci"):
@@ -45,7 +45,6 @@ def project(tmp_path_factory) -> Path:
     run("git", "config", "user.name", "CI", cwd=root)
     run("dvc", "init", "-q", cwd=root)
     shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots", dirs_exist_ok=True)
-    run("dvc", "remote", "add", "-d", "storage", str(root.parent / "dvc-remote"), cwd=root)
     run("git", "add", "-A", cwd=root)
     run("git", "commit", "-qm", "project", cwd=root)
     run("git", "init", "-q", "--bare", str(root.parent / "origin.git"), cwd=root)
@@ -54,27 +53,54 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+def candidate_and_champion(project: Path) -> dict[str, str | None]:
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    aliases = {}
+    for alias in ("candidate", "champion"):
+        try:
+            aliases[alias] = client.get_model_version_by_alias("controlbreast-classifier", alias).version
+        except MlflowException:
+            aliases[alias] = None
+    return aliases
+
+
 @pytest.mark.slow
-def test_retrain_pushes_outputs_a_branch_a_report_and_a_champion(project, tmp_path):
-    summary = tmp_path / "summary.md"
+def test_retrain_then_the_gated_promote_as_the_workflow_runs_them(project, tmp_path):
+    remote, summary, outputs = tmp_path / "dvc-remote", tmp_path / "summary.md", tmp_path / "outputs"
     run("scripts/retrain.sh", cwd=project, env={
         "RETRAIN_OVERLAY": "ci/params-tiny.yaml", "RETRAIN_SET": "evaluate.bootstrap=200",
-        "RETRAIN_PROMOTE": "yes", "RETRAIN_BRANCH": "retrain/test", "RETRAIN_SUMMARY": str(summary)})
+        "RETRAIN_BRANCH": "retrain/test", "RETRAIN_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs),
+        "DVC_REMOTE_URL": str(remote)})
 
     report = summary.read_text()
     assert "### Params diff" in report and "train_base.steps" in report  # the overlay, against main
     assert "### Metrics diff" in report and "metrics/classifier.json" in report
-    assert "would become champion" in report and "is now champion" in report
+    assert "would become champion" in report
+    candidate = outputs.read_text().strip().removeprefix("candidate=")
+    assert candidate_and_champion(project) == {"candidate": candidate, "champion": None}  # not yet
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
-    aliases = {alias: client.get_model_version_by_alias("controlbreast-classifier", alias).version
-               for alias in ("champion", "candidate")}
-    assert aliases["champion"] == aliases["candidate"]
+    run("scripts/retrain.sh", cwd=project, env={"RETRAIN_PROMOTE_ONLY": candidate,
+                                                "RETRAIN_SUMMARY": str(summary)})
+    assert candidate_and_champion(project) == {"candidate": candidate, "champion": candidate}
+    assert "is now champion" in summary.read_text()
 
     clone = tmp_path / "clone"  # anyone: a fresh clone of the pushed branch, data from the remote
     origin = str(project.parent / "origin.git")
     run("git", "clone", "-q", "-b", "retrain/test", origin, str(clone), cwd=tmp_path)
+    run("dvc", "remote", "add", "--local", "-d", "storage", str(remote), cwd=clone)
     run("dvc", "pull", cwd=clone)
     for output in ("data/prepared", "models/controlnet", "models/classifiers/real"):
         assert digest(clone / output) == digest(project / output), output
     assert "Data and pipelines are up to date" in run("dvc", "repro", "--dry", cwd=clone)
+    assert ".dvc/config.local" not in run("git", "ls-files", cwd=clone)  # the remote stayed local
+
+
+@pytest.mark.slow
+def test_ci_tiny_repro_writes_a_metrics_diff_and_renders_plots(project, tmp_path):
+    summary = tmp_path / "summary.md"
+    run("scripts/ci-tiny-repro.sh", cwd=project, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    report = summary.read_text()
+    assert "### Metrics diff" in report and "| Path" in report and "metrics/classifier.json" in report
+    assert (project / "plots-diff" / "index.html").is_file()
