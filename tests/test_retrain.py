@@ -60,7 +60,7 @@ def candidate_and_champion(project: Path) -> dict[str, str | None]:
     aliases = {}
     for alias in ("candidate", "champion"):
         try:
-            aliases[alias] = client.get_model_version_by_alias("controlbreast-classifier", alias).version
+            aliases[alias] = str(client.get_model_version_by_alias("controlbreast-classifier", alias).version)
         except MlflowException:
             aliases[alias] = None
     return aliases
