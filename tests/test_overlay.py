@@ -35,3 +35,11 @@ def test_a_bad_override_is_refused_and_nothing_is_written(tmp_path, assignment, 
     with pytest.raises(ConfigError, match=message):
         apply_overlay(params, [], [assignment])
     assert yaml.safe_load(params.read_text()) == {"seed": 0}
+
+
+def test_nothing_to_apply_leaves_the_file_and_its_comments_alone(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("seed: 0  # a comment\n")
+    with pytest.raises(ConfigError, match="nothing to apply"):
+        apply_overlay(params)
+    assert params.read_text() == "seed: 0  # a comment\n"

@@ -44,6 +44,8 @@ def apply_overlay(params: Path, overlays: Sequence[Path] = (), assignments: Sequ
                   ) -> dict[str, Any]:
     """Merge the ``overlays`` files, then the ``assignments``, into ``params``; validate; write.
     Returns the merged mapping."""
+    if not overlays and not assignments:
+        raise ConfigError(f"{params}: no overlay file and no KEY=VALUE given: nothing to apply")
     merged = read_params(params)
     for overlay in overlays:
         merged = deep_merge(merged, read_params(overlay))
