@@ -23,7 +23,7 @@ dvc repro
   echo
   echo "### Metrics diff"
   echo
-  dvc metrics diff --md --all "$base"
+  dvc metrics diff --md "$base"
   echo
   echo "Plots: the \`plots-diff\` artifact (\`dvc plots diff $base\`)."
 } >> "$summary"

@@ -74,8 +74,9 @@ fi
 if [[ -n "${RETRAIN_BRANCH:-}" ]]; then
   git switch -c "$RETRAIN_BRANCH"
   git add -- dvc.lock params.yaml
-  git add -A -- metrics reports/classifier
+  git add -A -- metrics reports/classifier  # the committed results (dvc.yaml: cache: false)
   git ls-files -z -- '*.dvc' | xargs -0 -r git add --
+  git ls-files -z -o --exclude-standard -- '*.gitignore' | xargs -0 -r git add --  # DVC's, beside outputs
   if git diff --cached --quiet; then
     report "" "Nothing changed: no branch pushed (the outputs of HEAD are current)."
   else

@@ -37,3 +37,10 @@ def local_tracking_store():
     yield
     if saved is not None:
         os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+@pytest.fixture(autouse=True)
+def no_exported_tracking_uri(monkeypatch):
+    """``mlflow.set_tracking_uri`` exports the URI to the environment; undo that after each test, so
+    one test's store never reads as the next test's ``MLFLOW_TRACKING_URI``."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -99,8 +99,9 @@ def test_retrain_then_the_gated_promote_as_the_workflow_runs_them(project, tmp_p
 
 @pytest.mark.slow
 def test_ci_tiny_repro_writes_a_metrics_diff_and_renders_plots(project, tmp_path):
-    summary = tmp_path / "summary.md"
-    run("scripts/ci-tiny-repro.sh", cwd=project, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    summary, before = tmp_path / "summary.md", run("git", "rev-parse", "HEAD~1", cwd=project).strip()
+    run("scripts/ci-tiny-repro.sh", cwd=project, env={"GITHUB_STEP_SUMMARY": str(summary), "BEFORE": before})
     report = summary.read_text()
+    assert f"compared with `{before}`" in report  # a push: its previous head (a commit without results)
     assert "### Metrics diff" in report and "| Path" in report and "metrics/classifier.json" in report
     assert (project / "plots-diff" / "index.html").is_file()

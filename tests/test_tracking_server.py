@@ -88,6 +88,17 @@ def test_a_stage_logs_to_the_server_named_by_the_environment(tmp_path, server):
     assert experiment["artifact_location"].startswith("mlflow-artifacts:")  # served, not a client path
 
 
+def test_opening_a_store_leaves_the_environment_as_it_was(tmp_path, monkeypatch):
+    from builders import make_config
+    from controlbreast.tracking import use_store
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    use_store(make_config(tmp_path / "a"))  # MLflow alone would export this store's URI...
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # ...and the next store would look like a server
+    use_store(make_config(tmp_path / "b"))
+    assert (tmp_path / "b" / "mlruns" / "mlflow.db").is_file()
+
+
 def test_the_server_binds_only_the_loopback_interface_by_default():
     from controlbreast.server import server_command
 

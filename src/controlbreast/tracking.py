@@ -37,6 +37,20 @@ def configured_uri(mlruns: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", "").strip() or tracking_uri(mlruns)
 
 
+def point_mlflow(uri: str) -> None:
+    """``mlflow.set_tracking_uri(uri)`` without its side effect on the environment: MLflow exports
+    the URI as ``MLFLOW_TRACKING_URI`` for child processes, which would make the next store this
+    process (or a child, such as ``dvc repro``) opens look like a user's choice of server."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def git_commit() -> str | None:
     """The checked-out commit, or None outside a git repository."""
     try:
@@ -116,7 +130,7 @@ def use_store(config: Config) -> str:
 
     mlruns = Path(config.paths.mlruns)
     uri = configured_uri(mlruns)
-    mlflow.set_tracking_uri(uri)
+    point_mlflow(uri)
     if uri != tracking_uri(mlruns):  # a server or another store: it places the artifacts
         ensure_experiment(config.tracking.experiment, None)
     else:
