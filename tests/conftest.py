@@ -25,3 +25,22 @@ def trained_classifiers(tmp_path_factory):
 @pytest.fixture
 def small_phantom() -> dict:
     return {"patients_per_class": 6, "max_images_per_patient": 2, "render_size": 64}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_tracking_store():
+    """Tests use their own stores: a developer's MLFLOW_TRACKING_URI (a shared server) must not
+    receive their runs; the tests that want a server set it themselves."""
+    import os
+
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    if saved is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+@pytest.fixture(autouse=True)
+def no_exported_tracking_uri(monkeypatch):
+    """``mlflow.set_tracking_uri`` exports the URI to the environment; undo that after each test, so
+    one test's store never reads as the next test's ``MLFLOW_TRACKING_URI``."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

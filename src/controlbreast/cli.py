@@ -226,3 +226,48 @@ def tune_server(storage: Annotated[str, typer.Option(help="The RDB storage to se
     from controlbreast.tuning.server import serve
 
     _run(lambda: serve(storage, host, port))
+
+
+@app.command()
+def pull(name: Annotated[str, typer.Argument(
+            help="An artifact of dvc.yaml (base-diffusion, controlnet, classifier-real, ...) or a data "
+                 "set (data, controls, synthetic).")],
+         rev: Annotated[str | None, typer.Option(help="Git revision or tag (default: HEAD).")] = None,
+         out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder to create "
+                                                  "(default: ./NAME).")] = None,
+         repo: Annotated[str, typer.Option(help="The project: a local path or a git URL.")] = ".") -> None:
+    """Download the version of an artifact or data set that a git revision points at (`dvc get`)."""
+    from controlbreast.versions import pull as fetch
+
+    _run(lambda: print(f"pull: {name}@{rev or 'HEAD'} -> {fetch(name, rev, out or Path(name), repo)}"))
+
+
+@app.command()
+def overlay(files: Annotated[list[Path] | None, typer.Argument(
+                help="YAML overlays merged in order, e.g. ci/params-tiny.yaml.")] = None,
+            params: Params = Path("params.yaml"),
+            set_: Annotated[list[str] | None, typer.Option(
+                "--set", "-S", help="KEY=VALUE with a dotted key (repeat), applied after the files.")
+            ] = None) -> None:
+    """Merge params overlays and KEY=VALUE overrides into the params file (validated first)."""
+    from controlbreast.overlay import apply_overlay
+
+    _run(lambda: apply_overlay(params, files or [], set_ or []))
+
+
+@app.command("tracking-server")
+def tracking_server(
+        backend: Annotated[str | None, typer.Option(help="SQL store URI: sqlite:///PATH or "
+                                                    "postgresql://USER@HOST/DB (password in PGPASSWORD); "
+                                                    "default: the project's mlruns/mlflow.db.")] = None,
+        artifacts: Annotated[str | None, typer.Option(help="Artifact root the server serves: a folder "
+                                                      "URI or s3://... (default: mlruns/artifacts).")] = None,
+        host: Annotated[str, typer.Option(help="Interface to bind; the server has no auth, so "
+                                          "127.0.0.1 unless a proxy guards it.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+        workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
+        params: Params = Path("params.yaml")) -> None:
+    """Run the team's shared MLflow server; stages log to it with MLFLOW_TRACKING_URI=http://HOST:PORT."""
+    from controlbreast.server import serve
+
+    _run(lambda: serve(params, backend, artifacts, host, port, workers))

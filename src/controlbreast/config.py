@@ -659,7 +659,8 @@ class TuneConfig(Section):
 
 
 class TrackingConfig(Section):
-    """MLflow: a SQLite store under ``paths.mlruns`` and one experiment for the project."""
+    """MLflow: a SQLite store under ``paths.mlruns`` (or ``MLFLOW_TRACKING_URI``, which wins) and one
+    experiment for the project."""
 
     experiment: str = "controlbreast"
 
@@ -732,8 +733,8 @@ _ParamsLoader.add_implicit_resolver(
     list("-+0123456789"))
 
 
-def load_config(path: Path | str = "params.yaml") -> Config:
-    """Read and validate a params file."""
+def read_params(path: Path | str = "params.yaml") -> dict:
+    """The raw mapping of a params file (YAML 1.2 numbers), not yet validated."""
     path = Path(path)
     try:
         raw = yaml.load(path.read_text(), Loader=_ParamsLoader)  # a SafeLoader
@@ -743,4 +744,14 @@ def load_config(path: Path | str = "params.yaml") -> Config:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    return parse_config(raw, path)
+    return raw or {}
+
+
+def parse_value(text: str) -> object:
+    """One YAML value as params files read it (``1e-3`` a float, ``[0, 1]`` a list)."""
+    return yaml.load(text, Loader=_ParamsLoader)
+
+
+def load_config(path: Path | str = "params.yaml") -> Config:
+    """Read and validate a params file."""
+    return parse_config(read_params(path), path)

@@ -65,3 +65,7 @@ class TrainingDivergedError(ControlBreastError):
 
 class CheckpointError(ControlBreastError):
     """A checkpoint that cannot be resumed or managed as asked."""
+
+
+class PullError(ControlBreastError):
+    """A version of an artifact that cannot be fetched (unknown name or revision, missing remote data)."""

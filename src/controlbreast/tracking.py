@@ -2,7 +2,9 @@
 
 Every stage logs to the same SQLite store (``<paths.mlruns>/mlflow.db``) with artifacts under
 ``<paths.mlruns>/artifacts``, so ``mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db`` from
-the repository root shows all of them. Runs are tagged with the stage, the git commit and
+the repository root shows all of them. When the environment variable ``MLFLOW_TRACKING_URI`` is set
+(a shared ``mlflow server``, see ``controlbreast tracking-server``), it wins: runs, models and the
+registry go there, with no change to params or code. Runs are tagged with the stage, the git commit and
 whether the tree had uncommitted changes (``git_dirty``), and with the ``host`` and ``pid`` that ran
 them, so that a run whose process was killed can be closed as ``KILLED`` by the next stage.
 Creating or migrating the store is serialised by a file lock beside it (two stages started at once
@@ -28,6 +30,25 @@ from controlbreast.config import Config
 def tracking_uri(mlruns: Path) -> str:
     """SQLite URI of the store under ``mlruns`` (absolute, so any working directory works)."""
     return f"sqlite:///{(Path(mlruns).resolve() / 'mlflow.db').as_posix()}"
+
+
+def configured_uri(mlruns: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` when set (a team's shared server), else the local store's URI."""
+    return os.environ.get("MLFLOW_TRACKING_URI", "").strip() or tracking_uri(mlruns)
+
+
+def point_mlflow(uri: str) -> None:
+    """``mlflow.set_tracking_uri(uri)`` without its side effect on the environment: MLflow exports
+    the URI as ``MLFLOW_TRACKING_URI`` for child processes, which would make the next store this
+    process (or a child, such as ``dvc repro``) opens look like a user's choice of server."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def git_commit() -> str | None:
@@ -97,24 +118,35 @@ def loggable_params(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
 
 
 def use_store(config: Config) -> str:
-    """Point MLflow at the project's store and experiment; returns the experiment id.
+    """Point MLflow at the project's store (or ``MLFLOW_TRACKING_URI``) and experiment; returns the
+    experiment id.
 
     The first use of a SQLite store creates and migrates it; a file lock beside it makes a second
-    process wait instead of failing in alembic (or creating the experiment twice).
+    process wait instead of failing in alembic (or creating the experiment twice). A server
+    serialises its own writes and chooses where artifacts go.
     """
     import mlflow
     from filelock import FileLock
 
     mlruns = Path(config.paths.mlruns)
-    mlruns.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri(mlruns))
-    with FileLock(mlruns / "mlflow.db.lock", timeout=300):
-        experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
-        if experiment is None:
-            artifacts = (mlruns.resolve() / "artifacts").as_uri()
-            mlflow.create_experiment(config.tracking.experiment, artifact_location=artifacts)
+    uri = configured_uri(mlruns)
+    point_mlflow(uri)
+    if uri != tracking_uri(mlruns):  # a server or another store: it places the artifacts
+        ensure_experiment(config.tracking.experiment, None)
+    else:
+        mlruns.mkdir(parents=True, exist_ok=True)
+        with FileLock(mlruns / "mlflow.db.lock", timeout=300):
+            ensure_experiment(config.tracking.experiment, (mlruns.resolve() / "artifacts").as_uri())
     # the active experiment: nested runs (started without an id) would go to "Default" otherwise
     return mlflow.set_experiment(config.tracking.experiment).experiment_id
+
+
+def ensure_experiment(name: str, artifact_location: str | None) -> None:
+    """Create the experiment ``name`` unless it exists (``None``: the store's default location)."""
+    import mlflow
+
+    if mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=artifact_location)
 
 
 def process_alive(pid: int) -> bool:

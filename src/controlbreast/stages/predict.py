@@ -4,6 +4,7 @@ its reason in the ``error`` column instead of stopping the others."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ def open_store(model: str, params: Path) -> None:
         raise ModelError(f"{params}: no such params file; {needs}")
     config = load_config(params)
     store = Path(config.paths.mlruns) / "mlflow.db"
-    if not store.is_file():
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not store.is_file():
         raise ModelError(f"{store}: no MLflow store (paths.mlruns of {params}); {needs}")
     use_store(config)
 

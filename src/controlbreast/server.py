@@ -1,0 +1,48 @@
+"""A shared MLflow tracking server, as teams run it: ``controlbreast tracking-server``.
+
+``mlflow server`` with a SQL backend (a SQLite file, or PostgreSQL by URL with its password in
+``PGPASSWORD``, never in a file) and an artifact root that the server serves itself
+(``--artifacts-destination``: a folder, or ``s3://...`` with credentials from the environment), so
+clients need only ``MLFLOW_TRACKING_URI=http://HOST:PORT``. Bound to 127.0.0.1 unless told
+otherwise: the server has no authentication, so expose it only behind a proxy that adds some.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+LOCALHOST = "127.0.0.1"
+
+
+def default_backend(mlruns: Path) -> str:
+    """The project's own SQLite store, so the server shows the runs made before it existed."""
+    return f"sqlite:///{(Path(mlruns).resolve() / 'mlflow.db').as_posix()}"
+
+
+def default_artifacts(mlruns: Path) -> str:
+    """Where the server keeps the artifacts of experiments it creates."""
+    return (Path(mlruns).resolve() / "artifacts").as_uri()
+
+
+def server_command(backend: str, artifacts: str, host: str = LOCALHOST, port: int = 5000,
+                   workers: int = 1) -> list[str]:
+    """The ``mlflow server`` command line (run with this interpreter, so the venv's MLflow serves)."""
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+            "--artifacts-destination", artifacts, "--serve-artifacts", "--host", host,
+            "--port", str(port), "--workers", str(workers)]
+
+
+def serve(params: Path, backend: str | None, artifacts: str | None, host: str = LOCALHOST,
+          port: int = 5000, workers: int = 1) -> None:
+    """Replace this process with ``mlflow server`` (signals then reach it directly); the defaults
+    are the store under ``paths.mlruns`` of ``params`` (``mlruns`` without a params file)."""
+    from controlbreast.config import load_config
+
+    mlruns = Path(load_config(params).paths.mlruns) if Path(params).is_file() else Path("mlruns")
+    mlruns.mkdir(parents=True, exist_ok=True)
+    command = server_command(backend or default_backend(mlruns), artifacts or default_artifacts(mlruns),
+                             host, port, workers)
+    print(f"tracking-server: MLFLOW_TRACKING_URI=http://{host}:{port}", file=sys.stderr, flush=True)
+    os.execv(command[0], command)
