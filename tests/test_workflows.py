@@ -4,6 +4,7 @@ or unsafe workflow cannot land. Both linters are pinned in requirements.txt."""
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ WORKFLOWS = REPO / ".github" / "workflows"
 
 
 def linter(name: str) -> str:
-    path = shutil.which(name)
+    """The linter installed beside this Python (the venv), else on the PATH."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if path is None:
         pytest.fail(f"{name} is not installed: pip install -r requirements.txt")
     return path
