@@ -37,7 +37,7 @@ class SeedModel:
     epoch: int
     val_ids: tuple[str, ...]
     real_images: int = 0
-    val_auc_interval: tuple[float, float] = (float("nan"), float("nan"))
+    val_auc_interval: tuple[float | None, float | None] = (None, None)
 
 
 def seed_folder(root: Path, arm: str, seed: int) -> Path:

@@ -44,13 +44,13 @@ class ModelCard:
     seed: int = 0
     epoch: int = 0
     val_auc: float = float("nan")
-    val_auc_low: float = float("nan")  # its 95% bootstrap interval over the validation images
-    val_auc_high: float = float("nan")
+    val_auc_low: float | None = None  # its 95% bootstrap interval over the validation images
+    val_auc_high: float | None = None
 
     @property
     def at_chance(self) -> bool:
         """Whether the validation AUC's interval reaches 0.5 (or is unknown): no evidence of skill."""
-        return not self.val_auc_low > 0.5
+        return self.val_auc_low is None or not self.val_auc_low > 0.5
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

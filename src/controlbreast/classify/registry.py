@@ -36,7 +36,8 @@ def ids_digest(ids: Sequence[str]) -> str:
 
 
 def register_candidate(model_uri: str, val_auc: float, val_ids: Sequence[str],
-                       tags: dict[str, str], val_auc_interval: tuple[float, float] | None = None) -> str:
+                       tags: dict[str, str],
+                       val_auc_interval: tuple[float | None, float | None] | None = None) -> str:
     """Register ``model_uri`` as a new version with alias ``candidate``; returns the version.
 
     ``val_auc_interval`` (low, high) is stored too: ``verdict`` never promotes a model whose
@@ -45,7 +46,7 @@ def register_candidate(model_uri: str, val_auc: float, val_ids: Sequence[str],
     from mlflow import MlflowClient
 
     interval = {}
-    if val_auc_interval:
+    if val_auc_interval and None not in val_auc_interval:
         interval = {"val_auc_low": f"{val_auc_interval[0]:.6f}", "val_auc_high": f"{val_auc_interval[1]:.6f}"}
     version = mlflow.register_model(model_uri, REGISTERED_NAME, tags={
         **tags, **interval, "val_auc": f"{val_auc:.6f}", "val_ids": ids_digest(val_ids)}).version

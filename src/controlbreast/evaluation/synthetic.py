@@ -253,8 +253,10 @@ def evaluate_synthetic(config: Config) -> dict:
         for name, picture in pictures.items():
             (build / name).write_bytes(encode_png(picture))
     if card.at_chance:
+        bounds = (f"[{card.val_auc_low:.3f}, {card.val_auc_high:.3f}]" if card.val_auc_low is not None
+                  else "with no interval recorded")
         print(f"evaluate-synthetic: warning: the judge {judge} has validation AUC {card.val_auc:.3f} "
-              f"[{card.val_auc_low:.3f}, {card.val_auc_high:.3f}], an interval that reaches chance: "
+              f"{bounds}, no evidence that it beats chance: "
               "every metric computed through it (FID/KID/PRC in its feature space, class fidelity, "
               "nearest neighbours) is flagged judge.at_chance in metrics/synthetic.json", file=sys.stderr)
     report["seconds"] = time.perf_counter() - start
