@@ -152,6 +152,6 @@ def test_results_are_committed_and_compared_across_commits(project, tmp_path):
     assert (len(table) >= 3 and "metrics/classifier.json" in table[0]) or "auc" in table[0]
 
     run("dvc", "push", cwd=project)
-    run("dvc", "artifacts", "get", str(project), "controlnet", "-o", str(tmp_path / "controlnet"),
-        cwd=tmp_path)
+    run("controlbreast", "pull", "controlnet", "--rev", "HEAD", "--repo", str(project),
+        "-o", str(tmp_path / "controlnet"), cwd=tmp_path)  # the dvc.yaml artifact, from the remote
     assert (tmp_path / "controlnet" / "diffusion_pytorch_model.safetensors").is_file()
