@@ -17,7 +17,7 @@ PACKAGE = "controlbreast"
 LAYERS = (
     # leaves, and the CLI's project-level tools (params overlays, pull, the tracking server)
     ("errors", "digests", "outputs", "config", "grids", "tracking", "mixing",
-     "summary", "overlay", "versions", "server"),
+     "overlay", "versions", "server"),
     ("data",),
     ("controls",),
     ("quality",),
