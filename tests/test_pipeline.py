@@ -149,9 +149,28 @@ def test_results_are_committed_and_compared_across_commits(project, tmp_path):
 
     run("dvc", "exp", "run", "--set-param", "evaluate.bootstrap_seed=2", cwd=project)
     table = run("dvc", "exp", "show", "--csv", cwd=project).splitlines()
-    assert (len(table) >= 3 and "metrics/classifier.json" in table[0]) or "auc" in table[0]
+    assert len(table) >= 3 and "bootstrap_seed" in table[0]  # workspace, HEAD and the experiment
 
     run("dvc", "push", cwd=project)
     run("controlbreast", "pull", "controlnet", "--rev", "HEAD", "--repo", str(project),
         "-o", str(tmp_path / "controlnet"), cwd=tmp_path)  # the dvc.yaml artifact, from the remote
     assert (tmp_path / "controlnet" / "diffusion_pytorch_model.safetensors").is_file()
+
+    # the registered candidate's arm, pulled at this revision, predicts what the registry alias does
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    candidate = client.get_model_version_by_alias("controlbreast-classifier", "candidate")
+    arm, seed = candidate.tags["arm"], candidate.tags["seed"]
+    artifact = f"classifier-{arm.replace('+', '-')}"
+    run("controlbreast", "pull", artifact, "--rev", "HEAD", "--repo", str(project),
+        "-o", str(tmp_path / "classifier"), cwd=tmp_path)
+    scans = [str(p) for p in sorted((project / "data" / "prepared" / "images").glob("*.png"))[:3]]
+    pulled = run("controlbreast", "predict", *scans, "--model", str(tmp_path / "classifier" / f"seed-{seed}"),
+                 cwd=project)
+    registered = run("controlbreast", "predict", *scans, "--model", "candidate", cwd=project)
+    rows = [[line.split(",") for line in text.splitlines()] for text in (pulled, registered)]
+    assert rows[0][0] == rows[1][0] and len(rows[0]) == len(rows[1]) == 4  # header, 3 scans
+    for mine, theirs in zip(rows[0][1:], rows[1][1:], strict=True):
+        assert mine[0] == theirs[0] and all(abs(float(a) - float(b)) <= 2e-6
+                                            for a, b in zip(mine[1:-1], theirs[1:-1], strict=True))
