@@ -239,8 +239,9 @@ def evaluate_synthetic(config: Config) -> dict:
     features = {key: space(images.images) for key, images in sets.items()}
     card = ModelCard.from_json((judge / CARD).read_text())
     report = {"images": len(synthetic), "classifier": str(judge),
-              "judge": {"val_auc": card.val_auc, "val_auc_low": card.val_auc_low,
-                        "val_auc_high": card.val_auc_high, "at_chance": card.at_chance},
+              "judge": {"val_auc": card.val_auc, "at_chance": card.at_chance,
+                        **({"val_auc_low": card.val_auc_low, "val_auc_high": card.val_auc_high}
+                           if card.val_auc_low is not None else {})},
               "realism": realism(features, sets, cfg),
               "control_fidelity": control_fidelity(synthetic.images, controls, synthetic.labels, config),
               "class_fidelity": class_fidelity(Predictor.from_folder(judge), synthetic, sets["val"])}
