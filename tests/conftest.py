@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,10 @@ def local_tracking_store():
 
 
 @pytest.fixture(autouse=True)
-def no_exported_tracking_uri(monkeypatch):
-    """``mlflow.set_tracking_uri`` exports the URI to the environment; undo that after each test, so
-    one test's store never reads as the next test's ``MLFLOW_TRACKING_URI``."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def no_exported_tracking_uri():
+    """``mlflow.set_tracking_uri`` exports the URI to the environment; remove it before and after
+    each test, so one test's store never reads as the next test's (or the next module fixture's)
+    ``MLFLOW_TRACKING_URI``. Tests that want a server set it with ``monkeypatch``."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -190,9 +190,10 @@ def served(tmp_path_factory):
     import uvicorn
 
     from controlbreast.classify.predict import log_pyfunc
+    from controlbreast.tracking import point_mlflow
 
     root = tmp_path_factory.mktemp("served")
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    point_mlflow(f"sqlite:///{root / 'mlflow.db'}")  # (mlflow.set_tracking_uri would export it)
     mlflow.set_experiment("served")
     with mlflow.start_run():
         info = log_pyfunc(tiny_folder(root))

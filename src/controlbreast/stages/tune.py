@@ -11,7 +11,7 @@ import mlflow
 
 from controlbreast.config import load_config
 from controlbreast.outputs import write_atomic
-from controlbreast.tracking import stage_run, tracking_uri
+from controlbreast.tracking import stage_run
 from controlbreast.tuning.tuned import tune_json
 
 SECTIONS = ("tune", "classifier", "generate", "sampling")
@@ -29,7 +29,7 @@ def main(params: Path, workers: int | None = None, storage: str | None = None) -
             summary = {"n_trials": 0, "best_params": {}, "note": "tuning off: params.yaml's values hold"}
         else:
             args = WorkerArgs(str(params), storage or config.tune.storage, study_name(config),
-                              tracking_uri(Path(config.paths.mlruns)), run.info.experiment_id,
+                              mlflow.get_tracking_uri(), run.info.experiment_id,
                               run.info.run_id, workers or config.tune.workers)
             summary = run_tune(config, args, report)
             _log(summary, report)
