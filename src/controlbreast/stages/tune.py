@@ -33,6 +33,10 @@ def main(params: Path, workers: int | None = None, storage: str | None = None) -
                               run.info.run_id, workers or config.tune.workers)
             summary = run_tune(config, args, report)
             _log(summary, report)
+        # never an empty folder: DVC does not restore an empty output on checkout or pull, and the
+        # report stage depends on this one
+        write_atomic(report / "README.txt", (f"Figures of the tuning study; the numbers are in "
+                                             f"{tune_json(config)}. {summary.get('note', '')}\n").encode())
         write_atomic(tune_json(config), json.dumps(summary, indent=2).encode())
     _print(summary, tune_json(config))
 
