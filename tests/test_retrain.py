@@ -2,32 +2,18 @@
 project on CI's tiny overlay, a local DVC remote and a bare git origin; its outputs pushed, its
 branch restorable byte for byte from a fresh clone, its report written."""
 
-import hashlib
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
+from commands import digest, run
 from test_tracking import python_env
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
-def run(*command: str, cwd: Path, env: dict | None = None) -> str:
-    env = {**python_env(), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +55,7 @@ def candidate_and_champion(project: Path) -> dict[str, str | None]:
 @pytest.mark.slow
 def test_retrain_then_the_gated_promote_as_the_workflow_runs_them(project, tmp_path):
     remote, summary, outputs = tmp_path / "dvc-remote", tmp_path / "summary.md", tmp_path / "outputs"
-    run("scripts/retrain.sh", cwd=project, env={
+    run("scripts/retrain.sh", cwd=project, env={**python_env(),
         "RETRAIN_OVERLAY": "ci/params-tiny.yaml", "RETRAIN_SET": "evaluate.bootstrap=200",
         "RETRAIN_BRANCH": "retrain/test", "RETRAIN_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs),
         "DVC_REMOTE_URL": str(remote)})
@@ -81,7 +67,7 @@ def test_retrain_then_the_gated_promote_as_the_workflow_runs_them(project, tmp_p
     candidate = outputs.read_text().strip().removeprefix("candidate=")
     assert candidate_and_champion(project) == {"candidate": candidate, "champion": None}  # not yet
 
-    run("scripts/retrain.sh", cwd=project, env={"RETRAIN_PROMOTE_ONLY": candidate,
+    run("scripts/retrain.sh", cwd=project, env={**python_env(),"RETRAIN_PROMOTE_ONLY": candidate,
                                                 "RETRAIN_SUMMARY": str(summary)})
     assert candidate_and_champion(project) == {"candidate": candidate, "champion": candidate}
     assert "is now champion" in summary.read_text()

@@ -1,7 +1,6 @@
 """``controlbreast pull``: any artifact or data set as a git revision of the project had it, fetched
 from a real git + DVC repository with a local remote."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,18 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from commands import run
 from controlbreast.errors import PullError
 from controlbreast.versions import pull
 from test_tracking import python_env
-
-BIN = Path(sys.executable).parent
-
-
-def run(*command: str, cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 def save_version(repo: Path, weights: bytes, images: bytes, message: str) -> None:
