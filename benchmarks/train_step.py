@@ -182,7 +182,7 @@ def ours(setup: Setup, steps: int, device: torch.device) -> float:
         config = config.model_copy(update={"train_controlnet": config.train_controlnet.model_copy(
             update={"validate_every": 1})})
         train(trainee, data, setup.scheduler, config.train_controlnet, config.diffusion, stage="ours",
-              seed=0, checkpoint_root=Path(scratch), fingerprint="benchmark", validate=timer)
+              seed=0, checkpoint_folder=Path(scratch), code="benchmark", validate=timer)
     (first, start), (last, end) = timings[2], timings[-1]
     return (last - first) * setup.batch_size / (end - start)
 

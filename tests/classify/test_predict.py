@@ -14,10 +14,13 @@ from mlflow.models import convert_input_example_to_serving_input
 from mlflow.pyfunc import scoring_server
 from typer.testing import CliRunner
 
+from builders import mammogram
 from classifier_builders import split_ids
 from controlbreast.classify.predict import Predictor, image_files, load_predictor
 from controlbreast.classify.registry import CANDIDATE, REGISTERED_NAME
 from controlbreast.cli import app
+from controlbreast.config import MammographyConfig
+from controlbreast.data.mammo import orient
 from controlbreast.data.preprocess import fit_to_square
 from controlbreast.errors import ControlBreastError, ModelError, SampleError
 from controlbreast.tracking import use_store
@@ -41,14 +44,14 @@ def parse(output: str) -> dict[str, list[float]]:
     return {row.pop("image"): [float(v) for v in row.values()] for row in rows}
 
 
-def tiny_folder(root: Path) -> Path:
+def tiny_folder(root: Path, **card_fields) -> Path:
     """An untrained tiny classifier folder (fast to build; predict only needs a real model)."""
     from controlbreast.classify.models import ModelCard, create_classifier, save_classifier
 
     tiny = {"channels": [8, 8, 16, 16], "stem_width": 8}
     model = create_classifier("resnet10t", 3, tiny)
     card = ModelCard(model="resnet10t", classes=("normal", "benign", "malignant"), image_size=32,
-                     resize="pad", mean=0.45, std=0.22, model_kwargs=tiny)
+                     resize="pad", mean=0.45, std=0.22, model_kwargs=tiny, **card_fields)
     save_classifier(root / "model", model, card)
     return root / "model"
 
@@ -102,6 +105,32 @@ def test_any_size_and_mode_gets_trainings_preprocessing(setup, tmp_path):
     fitted = fit_to_square(gray, predictor.card.image_size, predictor.card.resize)
     np.testing.assert_allclose(predictor.predict_files([tmp_path / "wide.png"]),
                                predictor.predict_pixels([fitted]), atol=1e-12)
+
+
+def test_a_whole_mammogram_is_cropped_and_mirrored_as_ingest_does(tmp_path):
+    settings = MammographyConfig()
+    predictor = Predictor.from_folder(tiny_folder(tmp_path, modality="mammography",
+                                                  mammography=settings.model_dump()))
+    films = {}
+    for side in ("L", "R"):
+        film = (mammogram(3, side)[0] >> 4).astype(np.uint8)  # 12-bit film as an 8-bit PNG
+        films[side] = tmp_path / f"{side}.png"
+        cv2.imwrite(str(films[side]), film)
+    left = (mammogram(3, "L")[0] >> 4).astype(np.uint8)
+    expected = predictor.predict_pixels([fit_to_square(orient(left, None, 8, settings)[0], 32, "pad")])
+    np.testing.assert_allclose(predictor.predict_files([films["L"], films["R"]]),
+                               np.repeat(expected, 2, axis=0), atol=1e-6)  # both lateralities alike
+
+
+def test_a_patch_classifier_refuses_a_whole_film(tmp_path):
+    predictor = Predictor.from_folder(tiny_folder(tmp_path, modality="mammography", patches=True))
+    film = tmp_path / "film.png"
+    cv2.imwrite(str(film), (mammogram(3)[0] >> 4).astype(np.uint8))
+    with pytest.raises(SampleError, match="patches"):
+        predictor.predict_files([film])
+    patch = tmp_path / "patch.png"
+    cv2.imwrite(str(patch), np.full((32, 32), 90, np.uint8))
+    assert predictor.predict_files([patch]).shape == (1, 3)
 
 
 def test_a_bad_file_gets_an_error_row_and_the_others_their_scores(tmp_path):

@@ -88,6 +88,7 @@ def test_stage_writes_every_arm_and_seed_with_history_and_summary(config):
             _, card = load_classifier(folder)
             history = read_csv(folder / "history.csv")
             assert (card.arm, card.seed, card.epoch) == (arm, entry["seed"], entry["epoch"])
+            assert (card.modality, card.patches) == ("ultrasound", False)  # what predict prepares for
             assert float(history[card.epoch - 1]["val_auc"]) == pytest.approx(card.val_auc)
             assert max(float(h["val_auc"]) for h in history) == pytest.approx(card.val_auc)
             assert card.val_auc_low <= card.val_auc <= card.val_auc_high  # its bootstrap interval

@@ -110,6 +110,15 @@ def test_stage_writes_dvc_metrics_plots_and_mlflow_figures(trained_classifiers, 
     assert set(read_csv(Path(config.paths.reports) / "classifier" / "calibration.csv")[0]) == {
         "arm", "point", "confidence", "accuracy", "count"}
     assert "real+synthetic - real" in capsys.readouterr().out
+    summary = json.loads((Path(config.paths.metrics) / "summary.json").read_text())
+    assert len(flatten(summary)) < 60, "the headline stays short enough to read in a terminal"
+    assert all(isinstance(value, int | float) for value in flatten(summary).values())
+    assert summary["auc"]["real"] == pytest.approx(
+        metrics["arms"]["real"]["ensemble"]["auc_ovr_macro"]["estimate"], abs=5e-4)
+    gain = metrics["differences"]["real+synthetic - real"]["auc_ovr_macro"]
+    assert summary["difference"]["real+synthetic - real"] == pytest.approx(
+        {key: gain[key] for key in ("estimate", "low", "high")}, abs=5e-4)
+    assert set(summary["fraction"]) == set(metrics["data_efficiency"])
     use_store(config)
     run = mlflow.search_runs(search_all_experiments=True, output_format="list",
                              filter_string="tags.stage = 'evaluate'")[0]

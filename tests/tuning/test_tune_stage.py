@@ -97,6 +97,8 @@ def test_every_trial_is_a_nested_mlflow_run(tuned):
     for run in trials:
         assert {"guidance_scale", "mix_ratio", "synthetic_set"} <= set(run.data.params)
         assert run.data.tags["state"] in ("COMPLETE", "PRUNED") and run.data.metrics["seconds"] > 0
+        ran = (run.info.end_time - run.info.start_time) / 1000  # when the trial ran, not when it was logged
+        assert ran == pytest.approx(run.data.metrics["seconds"], abs=0.002)
         history = client(config).get_metric_history(run.info.run_id, "val_auc")
         assert [m.step for m in history] == sorted(m.step for m in history) and history
     assert "best.guidance_scale" in parent.data.params and "best_val_auc" in parent.data.metrics

@@ -80,6 +80,24 @@ def draw(folder: Path, classes: tuple[str, ...], eligible: Sequence[int], count:
     return load_image_set(folder, classes, schema=SyntheticRow, select=np.sort(np.asarray(eligible)[chosen]))
 
 
+@dataclass(frozen=True)
+class InputView:
+    """What a classifier's real training images are: their modality (``mixed`` when the split holds
+    both) and whether they are patches cut from films rather than whole images."""
+
+    modality: str
+    patches: bool
+
+
+def input_view(config: Config) -> InputView:
+    """The ``InputView`` of the prepared manifest's training split."""
+    rows = [row for row in read_manifest(Path(config.paths.prepared) / "manifest.csv", PreparedRow)
+            if row.split == "train"]
+    modalities = {row.modality for row in rows}
+    return InputView(modalities.pop() if len(modalities) == 1 else "mixed",
+                     any(row.patch_kind != "image" for row in rows))
+
+
 def training_subsets(config: Config) -> dict[float, frozenset[str]]:
     """The nested subsets of the real training split, one per ``classifier.real_fractions``."""
     rows = [row for row in read_manifest(Path(config.paths.prepared) / "manifest.csv", PreparedRow)

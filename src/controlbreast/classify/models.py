@@ -31,6 +31,9 @@ class ModelCard:
 
     Inputs are (H, W) uint8 grayscale fitted to ``image_size`` by ``resize`` (as ingest does), then
     ``(pixels / 255 - mean) / std``. ``val_auc`` is the validation macro AUC of the kept epoch.
+    ``modality`` and ``patches`` say what the model learnt from (``classify/data.py: input_view``):
+    a whole mammogram is first cropped to the breast and mirrored as ingest does, with the
+    ``mammography`` settings (``MammographyConfig``'s fields); a patch model takes patches only.
     """
 
     model: str
@@ -46,6 +49,9 @@ class ModelCard:
     val_auc: float = float("nan")
     val_auc_low: float | None = None  # its 95% bootstrap interval over the validation images
     val_auc_high: float | None = None
+    modality: str = "ultrasound"  # ultrasound | mammography | mixed (inputs used as given)
+    patches: bool = False
+    mammography: dict[str, float] = field(default_factory=dict)
 
     @property
     def at_chance(self) -> bool:

@@ -24,7 +24,9 @@ from torch import nn
 
 from controlbreast.classify.models import CARD, ModelCard, load_classifier, probabilities
 from controlbreast.classify.transforms import decode_image, fit_images, normalise, scale
+from controlbreast.config import MammographyConfig
 from controlbreast.data.imageio import encode_png, read_bytes
+from controlbreast.data.mammo import orient
 from controlbreast.errors import ControlBreastError, DataError, ModelError, SampleError
 
 MASK_NAME = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)  # BUSI: "x_mask.png", "x_mask_1.png"
@@ -48,9 +50,27 @@ class Predictor:
         batch = normalise(scale(fit_images(list(images), self.card)), self.card)
         return probabilities(self.model, batch)
 
+    def prepare(self, image: np.ndarray, name: str) -> np.ndarray:
+        """A source image (H, W) uint8 as ingest would have given the model its training images:
+        a mammogram cropped to the breast and mirrored chest wall left; a patch model refuses a
+        whole film (``SampleError``), since it learnt from patches cut around lesions. An image
+        already at the model's size is ingest's output (``data/prepared``) and passes unchanged."""
+        card, side = self.card, self.card.image_size
+        if image.shape == (side, side):
+            return image
+        if card.patches:
+            raise SampleError(name, f"{image.shape[1]}x{image.shape[0]} px, but this classifier learnt from "
+                                    f"{side}x{side} patches cut from mammograms (data.patches): give it "
+                                    "patches, e.g. those `controlbreast ingest` writes, not whole films")
+        if card.modality == "mammography" and not card.patches:
+            return orient(image, None, 8, MammographyConfig(**card.mammography))[0]
+        return image
+
     def predict_encoded(self, data: Sequence[bytes], names: Sequence[str]) -> np.ndarray:
-        """(N, C) probabilities of encoded images; a bad one raises ``SampleError`` naming it."""
-        return self.predict_pixels([decode_image(blob, name) for blob, name in zip(data, names, strict=True)])
+        """(N, C) probabilities of encoded source images (prepared by ``prepare``); a bad one raises
+        ``SampleError`` naming it."""
+        return self.predict_pixels([self.prepare(decode_image(blob, name), name)
+                                    for blob, name in zip(data, names, strict=True)])
 
     def predict_files(self, paths: Sequence[Path]) -> np.ndarray:
         return self.predict_encoded([read_bytes(Path(p), str(p)) for p in paths], [str(p) for p in paths])
@@ -61,7 +81,7 @@ class Predictor:
         images, problems = [], []
         for path in map(Path, paths):
             try:
-                images.append(decode_image(read_bytes(path, str(path)), str(path)))
+                images.append(self.prepare(decode_image(read_bytes(path, str(path)), str(path)), str(path)))
                 problems.append("")
             except SampleError as error:
                 images.append(None)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from controlbreast.classify.data import TrainingData, load_training_data
+from controlbreast.classify.data import TrainingData, input_view, load_training_data
 from controlbreast.classify.models import (
     ModelCard,
     create_classifier,
@@ -104,10 +104,12 @@ def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallbac
     classes = len(config.data.classes)
     model = create_classifier(settings.model, classes, settings.model_kwargs, settings.pretrained)
     mean, std = normalisation(model)
+    view = input_view(config)
     card = ModelCard(model=settings.model, classes=config.data.classes,
                      image_size=int(data.train.images.shape[-1]), resize=config.data.resize,
                      mean=mean, std=std, model_kwargs=dict(settings.model_kwargs),
-                     arm=fraction_arm(arm, fraction), seed=seed)
+                     arm=fraction_arm(arm, fraction), seed=seed, modality=view.modality,
+                     patches=view.patches, mammography=config.data.mammography.model_dump())
     inputs, targets = scale(data.train.images), torch.from_numpy(data.train.labels)
     val_inputs = normalise(scale(data.val.images), card)
     weight = class_weights(data.train.labels, classes) if settings.balance == "weights" else None

@@ -1,5 +1,6 @@
-"""``controlbreast evaluate``: every trained arm on the real test split → ``metrics/classifier.json``,
-ROC and calibration curves for DVC plots (``<paths.reports>/classifier/``) and MLflow figures."""
+"""``controlbreast evaluate``: every trained arm on the real test split → ``metrics/classifier.json``
+(every number) and ``metrics/summary.json`` (the headline, ``evaluation/headline.py``), ROC and
+calibration curves for DVC plots (``<paths.reports>/classifier/``) and MLflow figures."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from controlbreast.config import load_config
 from controlbreast.evaluation.arms import evaluate_arms, positive_index, table
 from controlbreast.evaluation.efficiency import efficiency_table
 from controlbreast.evaluation.figures import curve_figure, efficiency_figure
+from controlbreast.evaluation.headline import headline
 from controlbreast.outputs import csv_bytes, write_atomic
 from controlbreast.tracking import flatten, stage_run
 
@@ -45,6 +47,8 @@ def main(params: Path) -> None:
         result = evaluate_arms(config)
         metrics_file = Path(config.paths.metrics) / "classifier.json"
         write_atomic(metrics_file, (json.dumps(result.metrics, indent=2) + "\n").encode())
+        summary_file = Path(config.paths.metrics) / "summary.json"
+        write_atomic(summary_file, (json.dumps(headline(result.metrics), indent=2) + "\n").encode())
         plots = Path(config.paths.reports) / "classifier"
         write_atomic(plots / "roc.csv", csv_bytes(result.roc, ["arm", "point", "fpr", "tpr"]))
         write_atomic(plots / "calibration.csv",
@@ -63,7 +67,7 @@ def main(params: Path) -> None:
                                        "Calibration, top label (test)", "confidence", "accuracy"),
                           "figures/calibration.png")
     print(f"evaluate: {result.metrics['test_images']} test images; seed-averaged models, "
-          f"{config.evaluate.confidence:.0%} intervals -> {metrics_file}")
+          f"{config.evaluate.confidence:.0%} intervals -> {metrics_file} (headline: {summary_file})")
     print(table(result.metrics))
     print(efficiency_table(result.efficiency))
     for name, found in result.metrics["external"].items():

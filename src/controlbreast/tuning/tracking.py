@@ -5,6 +5,7 @@ under the parent that the ``tune`` stage opened."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import optuna
 from mlflow import MlflowClient
@@ -27,8 +28,10 @@ class TrialLogger:
         client = MlflowClient(self.tracking_uri)
         tags = {"mlflow.parentRunId": self.parent_run_id, "stage": "tune", "optuna.study": study.study_name,
                 "optuna.trial": str(trial.number), "optuna.state": trial.state.name}
-        run = client.create_run(self.experiment_id, run_name=f"trial-{trial.number}", tags=tags)
-        stamp = int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)
+        began = _millis(trial.datetime_start)
+        run = client.create_run(self.experiment_id, start_time=began, run_name=f"trial-{trial.number}",
+                                tags=tags)
+        stamp = _millis(trial.datetime_complete) if trial.datetime_complete else began
         metrics = [Metric("val_auc", value, stamp, int(step))
                    for step, value in trial.intermediate_values.items()]
         if trial.value is not None:
@@ -39,4 +42,9 @@ class TrialLogger:
         params.append(Param("synthetic_set", str(trial.user_attrs.get("synthetic_set", ""))))
         client.log_batch(run.info.run_id, metrics=metrics, params=params,
                          tags=[RunTag("state", trial.state.name)])
-        client.set_terminated(run.info.run_id, RUN_STATUS.get(trial.state, "FAILED"))
+        client.set_terminated(run.info.run_id, RUN_STATUS.get(trial.state, "FAILED"), end_time=stamp)
+
+
+def _millis(moment: datetime) -> int:
+    """A trial's datetime as MLflow's epoch milliseconds, so the run shows when the trial ran."""
+    return int(moment.timestamp() * 1000)
