@@ -1,0 +1,112 @@
+"""Recipe options, each on its own, measured with the project's own synthetic-image metrics.
+
+Run it in a project after ``dvc repro`` (it reads ``models/base``, ``models/controlnet``,
+``models/classifiers/real``, ``data/prepared`` and ``data/controls``; it writes only under
+``--scratch``). Each variant is a name and dotted params overrides, e.g.
+``lr3e-3:train_controlnet.learning_rate=0.003``. A variant that overrides ``train_controlnet``,
+``diffusion`` or ``seed`` retrains the ControlNet on the project's frozen base (its time is
+reported); one that overrides only ``generate`` samples with the project's trained ControlNet.
+Every variant draws the same ``--images`` training controls, variations and seeds.
+
+Each row: ControlNet training seconds, control edge-F1 (matched, and its ratio against controls
+shuffled across the set, as ``metrics/synthetic.json``'s ``control_fidelity.edge_f1``), FID against
+the real training split in the real-only classifier's features, and the fraction of images whose
+nearest training image's feature cosine is at or above ``synthetic_eval.copy_cosine`` (memorisation).
+
+Run: ``.venv/bin/python benchmarks/recipe.py [--params params.yaml] [--images 96]
+[--variant NAME:key=value,key=value ...] [--scratch /tmp/recipe]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from controlbreast.config import Config, parse_config, read_params
+from controlbreast.data.datasets import load_image_set
+from controlbreast.diffusion.pipeline import train_controlnet
+from controlbreast.evaluation.fidelity import FeatureSpace
+from controlbreast.evaluation.synthetic import real_classifier
+from controlbreast.generation.generate import load_generator, render, set_sampling
+from sampler_steps import drawn_rows, quality
+
+RETRAINS = ("train_controlnet", "diffusion", "seed")
+
+
+def overridden(raw: dict, overrides: dict[str, str]) -> dict:
+    """A deep copy of the params mapping ``raw`` with dotted keys set (values parsed as YAML)."""
+    out = copy.deepcopy(raw)
+    for dotted, text in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = yaml.safe_load(text)
+    return out
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``"name:a.b=1,c=2"`` → (name, {"a.b": "1", "c": "2"}); ``"name"`` alone overrides nothing."""
+    name, _, rest = text.partition(":")
+    return name, dict(item.split("=", 1) for item in rest.split(",") if item)
+
+
+def variant_config(raw: dict, overrides: dict[str, str], scratch: Path, project_models: Path) -> Config:
+    """The variant's config: a retraining variant writes its ControlNet under ``scratch`` beside a
+    link to the project's base; a sampling-only one reads the project's models."""
+    config = parse_config(overridden(raw, overrides), "variant")
+    if not any(key.split(".")[0] in RETRAINS for key in overrides):
+        return config
+    models = scratch / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    if not (models / "base").exists():
+        (models / "base").symlink_to(project_models.resolve() / "base")
+    paths = config.paths.model_copy(update={"models": str(models),
+                                            "checkpoints": str(scratch / "checkpoints")})
+    return config.model_copy(update={"paths": paths})
+
+
+def copies(features: torch.Tensor, train: torch.Tensor, threshold: float) -> float:
+    """Fraction of synthetic (N, D) features whose nearest training (M, D) cosine is ≥ ``threshold``."""
+    unit = torch.nn.functional.normalize
+    nearest = (unit(features.double(), dim=1) @ unit(train.double(), dim=1).T).max(dim=1).values
+    return float((nearest >= threshold).double().mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--variant", nargs="+", default=["baseline"])
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/controlbreast-recipe"))
+    args = parser.parse_args()
+    raw = read_params(args.params)
+    project = parse_config(raw, args.params)
+    space = FeatureSpace.classifier(real_classifier(project))
+    train = space(load_image_set(project.paths.prepared, project.data.classes, ("train",)).images)
+    print("variant | ControlNet s | edge-F1 | F1 ratio | FID | copies")
+    for name, overrides in map(parse_variant, args.variant):
+        scratch = args.scratch / name
+        shutil.rmtree(scratch, ignore_errors=True)  # this script's own scratch, never a project's
+        config = variant_config(raw, overrides, scratch, Path(project.paths.models))
+        seconds = float("nan")
+        if config.paths.models != project.paths.models:
+            began = time.perf_counter()
+            train_controlnet(config)
+            seconds = time.perf_counter() - began
+        rows, controls = drawn_rows(config, args.images)
+        images = render(load_generator(config), rows, controls, set_sampling(config))
+        found = quality(images, rows, controls, train, space, config)
+        share = copies(space(images), train, config.synthetic_eval.copy_cosine)
+        print(f"{name} | {seconds:.0f} | {found['f1']:.3f} | {found['f1_ratio']:.2f} | {found['fid']:.2f} | "
+              f"{share:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
