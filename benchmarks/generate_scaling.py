@@ -7,7 +7,8 @@ memory do not depend on the weights; nothing is trained), conditioned on Canny c
 ingested phantom at ``data.image_size``. ``--steps`` defaults to 4 DDIM steps so that the table fits
 a few minutes on 2 CPU cores: the cost per image is linear in steps, the scaling is what is measured.
 
-Run: ``.venv/bin/python benchmarks/generate_scaling.py [--sizes 500 1000 2000] [--steps 4] [--threads 1]``.
+Run: ``.venv/bin/python benchmarks/generate_scaling.py [--sizes 500 1000 2000 4000] [--steps 4]
+[--threads 1]``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def run_one(root: Path, images: int, steps: int, threads: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -85,10 +86,12 @@ def main() -> None:
         print(f"default pixel model (random init), {args.steps} DDIM steps, threads {threads}")
         print(f"{'images':>7} {'seconds':>8} {'s/image':>8} {'peak MiB':>9}")
         for size in args.sizes:
-            out = subprocess.run([sys.executable, __file__, "--child", str(root), "--sizes", str(size),
-                                  "--steps", str(args.steps), "--threads", str(args.threads)],
-                                 check=True, capture_output=True, text=True).stdout
-            row = json.loads(out.strip().splitlines()[-1])
+            child = subprocess.run([sys.executable, __file__, "--child", str(root), "--sizes", str(size),
+                                    "--steps", str(args.steps), "--threads", str(args.threads)],
+                                   capture_output=True, text=True)
+            if child.returncode:
+                raise SystemExit(f"{size} images: the child process failed:\n{child.stderr[-3000:]}")
+            row = json.loads(child.stdout.strip().splitlines()[-1])
             print(f"{row['images']:7d} {row['seconds']:8.1f} {row['seconds'] / row['images']:8.4f} "
                   f"{row['peak_mb']:9.0f}", flush=True)
 

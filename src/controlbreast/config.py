@@ -402,12 +402,19 @@ class TrainConfig(Section):
 
 
 class SamplingConfig(Section):
-    """How images are drawn: scheduler, steps, classifier-free guidance and ControlNet strength."""
+    """How images are drawn: scheduler, steps, classifier-free guidance and ControlNet strength.
+
+    ``controlnet_scale`` multiplies the ControlNet's residuals. ``control_guidance`` is guidance on
+    the control alone: the prediction moves away from the base UNet's (no ControlNet) by this
+    factor, as classifier-free guidance moves it away from the null class; 1 is off, and above 1
+    costs one more copy of the batch per forward.
+    """
 
     scheduler: Literal["ddim", "unipc", "dpmsolver++"] = "ddim"
     steps: Annotated[int, Field(ge=1, le=1000)] = 25
     guidance_scale: Annotated[float, Field(ge=1.0, le=30.0)] = 2.0
     controlnet_scale: Annotated[float, Field(ge=0.0, le=5.0)] = 1.0
+    control_guidance: Annotated[float, Field(ge=1.0, le=10.0)] = 1.0
     batch_size: PositiveInt = 32
 
 

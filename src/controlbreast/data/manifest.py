@@ -90,6 +90,7 @@ class SyntheticRow(ManifestRow):
     variation: str
     guidance_scale: float
     controlnet_scale: float
+    control_guidance: float = 1.0  # absent from sets made before control guidance existed
     steps: int
     scheduler: str
     model_hash: str
@@ -105,14 +106,15 @@ def _describe(error: ValidationError, path: Path, line: int) -> str:
 
 
 def read_manifest(path: Path, schema: type[Row]) -> list[Row]:
-    """Every row of ``path`` as ``schema``; raises ``ManifestError`` naming file, line and column."""
+    """Every row of ``path`` as ``schema``; raises ``ManifestError`` naming file, line and column.
+    A column with a default in the schema may be absent (a table written before it existed)."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"{path}: no manifest (run the stage that writes it first)")
     with path.open(newline="", encoding="utf-8") as stream:
         reader = csv.DictReader(stream)
         columns = tuple(reader.fieldnames or ())
-        missing = [c for c in schema.columns() if c not in columns]
+        missing = [c for c in schema.columns() if c not in columns and schema.model_fields[c].is_required()]
         unknown = [c for c in columns if c not in schema.columns()]
         if missing or unknown:
             raise ManifestError(f"{path}: not a {schema.__name__} table: missing columns {missing}, "

@@ -79,7 +79,8 @@ class Denoiser(nn.Module):
     ``forward(sample, timesteps, labels, control)``: sample (N, c, h, w) noisy latents or images,
     timesteps (N,), labels (N,) int64, control (N, C, H, W) in [0, 1] or None → the UNet's
     prediction (N, c, h, w). The ControlNet's residuals enter the UNet's down and mid blocks; without
-    that wiring its zero convolutions would never receive a gradient.
+    that wiring its zero convolutions would never receive a gradient. ``controlnet_scale`` scales
+    them: a number, or (N, 1, 1, 1) for one scale per row (0: the base UNet's prediction).
     """
 
     def __init__(self, unet: UNet2DConditionModel, class_embedding: ClassEmbedding,
@@ -88,7 +89,8 @@ class Denoiser(nn.Module):
         self.unet, self.class_embedding, self.controlnet = unet, class_embedding, controlnet
 
     def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor,
-                control: torch.Tensor | None = None, controlnet_scale: float = 1.0) -> torch.Tensor:
+                control: torch.Tensor | None = None,
+                controlnet_scale: float | torch.Tensor = 1.0) -> torch.Tensor:
         context = self.class_embedding(labels).to(sample.dtype)
         residuals = {}
         if self.controlnet is not None and control is not None:

@@ -72,29 +72,49 @@ def control_encoded_once(denoiser: Denoiser, control: torch.Tensor | None,
 @torch.no_grad()
 def _denoise(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, labels: torch.Tensor,
              control: torch.Tensor | None, cfg: SamplingConfig) -> torch.Tensor:
-    """One batch from noise to a clean sample; guidance doubles the batch with the null class."""
+    """One batch from noise to a clean sample. Guidance stacks copies of the batch into one forward:
+    the conditional rows, then the null class (classifier-free guidance), then the conditional class
+    with the ControlNet's residuals scaled to zero (control guidance: the base UNet alone)."""
     null = torch.full_like(labels, denoiser.class_embedding.null_label)
-    guided = cfg.guidance_scale != 1.0
-    both_labels = torch.cat([labels, null]) if guided else labels
+    class_guided = cfg.guidance_scale != 1.0
+    control_guided = control is not None and cfg.control_guidance != 1.0
+    rows = [(labels, cfg.controlnet_scale)]
+    rows += [(null, cfg.controlnet_scale)] if class_guided else []
+    rows += [(labels, 0.0)] if control_guided else []
+    scale = cfg.controlnet_scale if not control_guided else torch.tensor(
+        [s for _, s in rows], dtype=noise.dtype, device=noise.device).repeat_interleave(len(labels))[
+        :, None, None, None]
     with control_encoded_once(denoiser, control, noise.dtype) as encoded:
-        both_control = None if encoded is None else (torch.cat([encoded, encoded]) if guided else encoded)
-        return _loop(denoiser, scheduler, noise, both_labels, both_control, cfg, guided)
+        stacked = None if encoded is None else torch.cat([encoded] * len(rows))
+        return _loop(denoiser, scheduler, noise, torch.cat([r for r, _ in rows]), stacked, scale, cfg,
+                     class_guided, control_guided)
 
 
-def _loop(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, both_labels: torch.Tensor,
-          both_control: torch.Tensor | None, cfg: SamplingConfig, guided: bool) -> torch.Tensor:
-    """The steps: one forward per step, conditional and unconditional halves in one batch."""
+def _guided(prediction: torch.Tensor, cfg: SamplingConfig, class_guided: bool,
+            control_guided: bool) -> torch.Tensor:
+    """The guided prediction from the stacked copies' predictions (``_denoise``'s order):
+    ``u + g (c - u)`` for the class, then ``+ (s - 1) (c - n)`` for the control."""
+    parts = prediction.chunk(1 + class_guided + control_guided)
+    conditional = parts[0]
+    guided = parts[1] + cfg.guidance_scale * (conditional - parts[1]) if class_guided else conditional
+    if control_guided:
+        guided = guided + (cfg.control_guidance - 1.0) * (conditional - parts[-1])
+    return guided
+
+
+def _loop(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, labels: torch.Tensor,
+          control: torch.Tensor | None, scale: float | torch.Tensor, cfg: SamplingConfig, class_guided: bool,
+          control_guided: bool) -> torch.Tensor:
+    """The steps: one forward per step over every stacked copy of the batch."""
+    copies = len(labels) // len(noise)
     scheduler.set_timesteps(cfg.steps)
     sample = noise * scheduler.init_noise_sigma
     for timestep in scheduler.timesteps:
-        model_input = scheduler.scale_model_input(torch.cat([sample, sample]) if guided else sample,
-                                                  timestep)
+        model_input = scheduler.scale_model_input(torch.cat([sample] * copies), timestep)
         steps = torch.full((len(model_input),), int(timestep), dtype=torch.long, device=model_input.device)
-        prediction = denoiser(model_input, steps, both_labels, both_control, cfg.controlnet_scale)
-        if guided:
-            conditional, unconditional = prediction.chunk(2)
-            prediction = unconditional + cfg.guidance_scale * (conditional - unconditional)
-        sample = scheduler.step(prediction, timestep, sample).prev_sample
+        prediction = denoiser(model_input, steps, labels, control, scale)
+        sample = scheduler.step(_guided(prediction, cfg, class_guided, control_guided), timestep,
+                                sample).prev_sample
     return sample
 
 
