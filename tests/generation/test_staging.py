@@ -107,3 +107,16 @@ def test_staging_of_another_plan_is_listed_and_kept(trained, uninterrupted, tmp_
 def test_a_bad_shard_is_a_config_error(text):
     with pytest.raises(ConfigError, match="--shard"):
         Shard.parse(text)
+
+
+@pytest.mark.parametrize(("environment", "expected"), [
+    ({"RANK": "1", "WORLD_SIZE": "3"}, Shard(1, 3)),  # accelerate launch / torchrun, one process per GPU
+    ({"WORLD_SIZE": "1"}, Shard()),
+    ({}, Shard()),
+])
+def test_a_launched_process_draws_its_rank_shard(monkeypatch, environment, expected):
+    for name in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert Shard.from_environment() == expected

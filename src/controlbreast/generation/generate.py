@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ from controlbreast.config import Config, SamplingConfig
 from controlbreast.data.datasets import load_controls
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.manifest import PreparedRow, SyntheticRow, manifest_bytes, read_manifest
-from controlbreast.diffusion.backends import Backend, load_base, sample_shape
+from controlbreast.diffusion.backends import Backend, VaeCodec, load_base, sample_shape
 from controlbreast.diffusion.data import to_uint8, to_unit
 from controlbreast.diffusion.models import Denoiser
 from controlbreast.diffusion.sampling import generate
@@ -76,6 +77,14 @@ def model_hash(models: Path) -> str:
     return hashlib.sha256(digests.encode()).hexdigest()[:16]
 
 
+def sampling_device() -> torch.device:
+    """This process's GPU (``LOCAL_RANK`` under ``accelerate launch``/``torchrun``) if there is one,
+    else the CPU. Noise is drawn on the CPU from each image's seed either way."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
 def load_generator(config: Config) -> Generator:
     """Load ``models/base`` and ``models/controlnet``; their control channels must be the configured ones."""
     models = Path(config.paths.models)
@@ -88,7 +97,10 @@ def load_generator(config: Config) -> Generator:
                          f"{config.controls.kind!r}; retrain the ControlNet")
     backend = load_base(models / "base", config)
     controlnet = ControlNetModel.from_pretrained(folder, local_files_only=True).eval()
-    denoiser = Denoiser(backend.unet, backend.class_embedding, controlnet).eval()
+    device = sampling_device()
+    denoiser = Denoiser(backend.unet, backend.class_embedding, controlnet).eval().to(device)
+    if isinstance(backend.codec, VaeCodec):
+        backend.codec.vae.to(device)
     return Generator(denoiser, backend, channels, sample_shape(backend, config.data.image_size),
                      model_hash(models))
 

@@ -55,6 +55,13 @@ class Shard:
             raise ConfigError(f"--shard {text!r}: need 0 <= i < n")
         return cls(index, count)
 
+    @classmethod
+    def from_environment(cls) -> Shard:
+        """This process's shard under ``accelerate launch`` or ``torchrun`` (``RANK`` of
+        ``WORLD_SIZE`` processes, one per GPU), else the whole set."""
+        count = int(os.environ.get("WORLD_SIZE", "1"))
+        return cls(int(os.environ.get("RANK", "0")), count) if count > 1 else cls()
+
     def chunks(self, total: int) -> range:
         """The chunk indices of this shard among ``total``: every ``count``-th from ``index``."""
         return range(self.index, total, self.count)

@@ -1,4 +1,5 @@
-"""``controlbreast generate [--shard i/n]``: the synthetic set → ``paths.synthetic``."""
+"""``controlbreast generate [--shard i/n]``: the synthetic set → ``paths.synthetic``. Under
+``accelerate launch -m controlbreast generate`` each process (one per GPU) draws its own shard."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def main(params: Path, shard: str | None = None) -> None:
     """Generate the configured set, or one shard of it (with the tuned guidance when
     ``tune.n_trials`` > 0); log its params (the applied values), counts and timing to MLflow."""
     config = load_config(params)
-    part = Shard.parse(shard) if shard else Shard()
+    part = Shard.parse(shard) if shard else Shard.from_environment()
     tuned = tuned_values(config)
     config = apply_tuned(config, tuned)
     problem = shortfall(config, training_rows(config.paths.prepared))
