@@ -32,6 +32,7 @@ from controlbreast.config import Config, parse_config, read_params
 from controlbreast.data.datasets import load_image_set
 from controlbreast.diffusion.pipeline import train_controlnet
 from controlbreast.evaluation.fidelity import FeatureSpace
+from controlbreast.evaluation.memorisation import nearest_cosine
 from controlbreast.evaluation.synthetic import real_classifier
 from controlbreast.generation.generate import load_generator, render, set_sampling
 from sampler_steps import drawn_rows, quality
@@ -73,10 +74,10 @@ def variant_config(raw: dict, overrides: dict[str, str], scratch: Path, project_
 
 
 def copies(features: torch.Tensor, train: torch.Tensor, threshold: float) -> float:
-    """Fraction of synthetic (N, D) features whose nearest training (M, D) cosine is ≥ ``threshold``."""
-    unit = torch.nn.functional.normalize
-    nearest = (unit(features.double(), dim=1) @ unit(train.double(), dim=1).T).max(dim=1).values
-    return float((nearest >= threshold).double().mean())
+    """Fraction of synthetic (N, D) features whose nearest training (M, D) cosine, centred on the
+    training mean as ``evaluate-synthetic`` measures it, is ≥ ``threshold``."""
+    cosine, _ = nearest_cosine(features, train, train.mean(dim=0))
+    return float((cosine >= threshold).mean())
 
 
 def main() -> None:

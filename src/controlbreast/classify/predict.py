@@ -62,7 +62,7 @@ class Predictor:
             raise SampleError(name, f"{image.shape[1]}x{image.shape[0]} px, but this classifier learnt from "
                                     f"{side}x{side} patches cut from mammograms (data.patches): give it "
                                     "patches, e.g. those `controlbreast ingest` writes, not whole films")
-        if card.modality == "mammography" and not card.patches:
+        if card.modality == "mammography":
             return orient(image, None, 8, MammographyConfig(**card.mammography))[0]
         return image
 

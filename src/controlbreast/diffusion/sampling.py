@@ -81,9 +81,10 @@ def _denoise(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor,
     rows = [(labels, cfg.controlnet_scale)]
     rows += [(null, cfg.controlnet_scale)] if class_guided else []
     rows += [(labels, 0.0)] if control_guided else []
-    scale = cfg.controlnet_scale if not control_guided else torch.tensor(
-        [s for _, s in rows], dtype=noise.dtype, device=noise.device).repeat_interleave(len(labels))[
-        :, None, None, None]
+    scale = cfg.controlnet_scale
+    if control_guided:  # one residual scale per stacked row: (copies x N, 1, 1, 1)
+        per_copy = torch.tensor([s for _, s in rows], dtype=noise.dtype, device=noise.device)
+        scale = per_copy.repeat_interleave(len(labels)).view(-1, 1, 1, 1)
     with control_encoded_once(denoiser, control, noise.dtype) as encoded:
         stacked = None if encoded is None else torch.cat([encoded] * len(rows))
         return _loop(denoiser, scheduler, noise, torch.cat([r for r, _ in rows]), stacked, scale, cfg,
