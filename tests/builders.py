@@ -8,10 +8,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from controlbreast.config import Config, PathsConfig, parse_config
+from controlbreast.config import Config, PathsConfig, PixelModelConfig, parse_config
+from controlbreast.diffusion.models import ClassEmbedding, Denoiser, controlnet_from_unet, pixel_unet
 
 BUSI_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "busi"
 
@@ -186,3 +188,14 @@ def tiny_config(tmp_path: Path, prepared: Config, **sections: dict) -> Config:
     merged = {name: {**defaults.get(name, {}), **sections.get(name, {})}
               for name in {*defaults, *sections}}
     return make_config(tmp_path, **merged)
+
+
+def tiny_denoiser() -> Denoiser:
+    """A random tiny pixel model whose zero convolutions are not zero, so the control matters."""
+    torch.manual_seed(0)
+    unet = pixel_unet(PixelModelConfig(**TINY_PIXEL), image_size=32)
+    controlnet = controlnet_from_unet(unet, control_channels=1, embedding_channels=(8,))
+    for name, parameter in controlnet.named_parameters():
+        if name.startswith(("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding")):
+            parameter.data.normal_(0, 0.05)
+    return Denoiser(unet, ClassEmbedding(num_classes=3, dim=16), controlnet).eval()

@@ -25,6 +25,7 @@ def shrink(params: dict) -> dict:
     params["generate"]["per_class"] = 32  # the synthetic-only arm needs as many as real training images
     if params["generate"].get("sampling"):
         params["generate"]["sampling"]["steps"] = 3
+    params["segmenter"] |= {"channels": [8, 16], "steps": 10, "batch_size": 8}
     params["classifier"] |= {"seeds": [0], "epochs": 2}
     params["tune"] |= {"n_trials": 2, "per_class": 8}  # 24 images a set: mix_ratio.high 0.15 x ~100 real fits
     # a model trained 4 steps draws half-saturated noise, which the synthetic gate rightly stops

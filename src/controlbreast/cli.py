@@ -81,6 +81,14 @@ def generate(params: Params = Path("params.yaml"),
     _run(lambda: stage.main(params, shard))
 
 
+@app.command("train-segmenter")
+def train_segmenter(params: Params = Path("params.yaml")) -> None:
+    """Train the lesion segmenter on the real training masks (the judge of lesion placement)."""
+    from controlbreast.stages import train_segmenter as stage
+
+    _run(lambda: stage.main(params))
+
+
 @app.command("evaluate-synthetic")
 def evaluate_synthetic(params: Params = Path("params.yaml")) -> None:
     """Realism, control fidelity, class fidelity and memorisation of the synthetic set."""

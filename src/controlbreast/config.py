@@ -359,6 +359,11 @@ class DiffusionConfig(Section):
     ``label_dropout`` replaces that fraction of labels by the null class so that one model learns
     both the conditional and the unconditional score (classifier-free guidance). ``snr_gamma``
     enables min-SNR loss weighting (Hang et al., 2023); null trains on the plain MSE.
+    ``zero_terminal_snr`` rescales the pixel back end's betas so the last timestep is pure noise (Lin
+    et al., 2024: the model then learns to start from what sampling starts from; the cosine schedule
+    already ends at alpha_bar ~ 2e-9, a linear one at ~4e-5); it needs ``v_prediction``.
+    ``control_dropout`` replaces that fraction of the ControlNet stage's controls by an all-zero
+    control, so that control guidance has a learnt null (``sampling.control_null``).
     """
 
     backend: Literal["pixel", "latent"] = "pixel"
@@ -366,10 +371,19 @@ class DiffusionConfig(Section):
     num_train_timesteps: Annotated[int, Field(ge=10, le=10000)] = 1000
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
     snr_gamma: Annotated[float, Field(gt=0.0)] | None = None
+    zero_terminal_snr: bool = False
     label_dropout: Fraction = 0.1
+    control_dropout: Fraction = 0.0
     hflip: bool = True
     pixel: PixelModelConfig = PixelModelConfig()
     latent: LatentModelConfig = LatentModelConfig()
+
+    @model_validator(mode="after")
+    def _zero_snr_target(self) -> DiffusionConfig:
+        if self.zero_terminal_snr and self.prediction_type != "v_prediction":
+            raise ValueError("zero_terminal_snr needs prediction_type: v_prediction (at zero SNR the noise "
+                             "is the input itself, so an epsilon target teaches nothing)")
+        return self
 
 
 class TrainConfig(Section):
@@ -407,7 +421,9 @@ class SamplingConfig(Section):
     ``controlnet_scale`` multiplies the ControlNet's residuals. ``control_guidance`` is guidance on
     the control alone: the prediction moves away from the base UNet's (no ControlNet) by this
     factor, as classifier-free guidance moves it away from the null class; 1 is off, and above 1
-    costs one more copy of the batch per forward.
+    costs one more copy of the batch per forward. ``control_null`` is what "without the control"
+    means: ``base`` (the UNet alone) or ``empty`` (the ControlNet given an all-zero control, which it
+    has learnt only when trained with ``diffusion.control_dropout`` > 0).
     """
 
     scheduler: Literal["ddim", "unipc", "dpmsolver++"] = "ddim"
@@ -415,6 +431,7 @@ class SamplingConfig(Section):
     guidance_scale: Annotated[float, Field(ge=1.0, le=30.0)] = 2.0
     controlnet_scale: Annotated[float, Field(ge=0.0, le=5.0)] = 1.0
     control_guidance: Annotated[float, Field(ge=1.0, le=10.0)] = 1.0
+    control_null: Literal["base", "empty"] = "base"
     batch_size: PositiveInt = 32
 
 
@@ -683,6 +700,22 @@ class ReportConfig(Section):
     mlflow_ui: str = "http://127.0.0.1:5000"
 
 
+class SegmenterConfig(Section):
+    """``train-segmenter``: a small U-Net trained on the real training split's lesion masks (normal
+    images as empty masks), the judge of whether a synthetic image draws its lesion inside the mask
+    of the image its control came from (``evaluate-synthetic``). ``channels``: widths of its levels
+    (each after the first halves the resolution); a pixel is lesion where its probability is at
+    least ``threshold``.
+    """
+
+    channels: Annotated[list[PositiveInt], Field(min_length=2, max_length=5)] = [16, 32, 64]
+    steps: PositiveInt = 400
+    batch_size: PositiveInt = 16
+    learning_rate: Annotated[float, Field(gt=0.0)] = 3e-3
+    threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    seed: int = 0
+
+
 class Config(Section):
     """The whole ``params.yaml``."""
 
@@ -698,6 +731,7 @@ class Config(Section):
     sampling: SamplingConfig = SamplingConfig()
     generate: GenerateConfig = GenerateConfig()
     synthetic_eval: SyntheticEvalConfig = SyntheticEvalConfig()
+    segmenter: SegmenterConfig = SegmenterConfig()
     classifier: ClassifierConfig = ClassifierConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     tune: TuneConfig = TuneConfig()

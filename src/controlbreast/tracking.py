@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -84,6 +85,12 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def metric_numbers(report: Mapping[str, Any]) -> dict[str, float]:
+    """A nested report's numbers, flattened, with MLflow-safe keys (strings and flags left out)."""
+    return {re.sub(r"[^\w./ -]", "_", key): float(value) for key, value in flatten(report).items()
+            if isinstance(value, int | float) and not isinstance(value, bool)}
 
 
 SECRET_WORDS = ("secret", "salt", "password", "token")

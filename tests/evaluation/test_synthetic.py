@@ -10,6 +10,7 @@ import pytest
 
 from controlbreast.data.imageio import load_png
 from controlbreast.errors import ControlBreastError
+from controlbreast.evaluation.segmenter import train_segmenter
 from controlbreast.evaluation.synthetic import control_fidelity, evaluate_synthetic, real_classifier
 from controlbreast.outputs import csv_bytes, read_csv
 from controlbreast.stages import evaluate_synthetic as stage
@@ -21,8 +22,10 @@ from synthetic_builders import NO_VARIATION, copies_set, prepared_phantom, tiny_
 def copies(tmp_path_factory):
     root = tmp_path_factory.mktemp("copies")
     config = prepared_phantom(root, generate={"per_class": 5, "variation": NO_VARIATION},
-                              synthetic_eval={"grid_rows": 4, "closest_pairs": 6, "kid_subsets": 20})
+                              synthetic_eval={"grid_rows": 4, "closest_pairs": 6, "kid_subsets": 20},
+                              segmenter={"channels": [8, 16, 32], "steps": 120, "batch_size": 8})
     rows = copies_set(config)
+    train_segmenter(config)
     tiny_judge(config, seed=0, val_auc=0.6)
     tiny_judge(config, seed=1, val_auc=0.7)
     return config, rows, evaluate_synthetic(config)
@@ -78,6 +81,14 @@ def test_control_fidelity_drops_for_images_with_someone_elses_control(copies):
     own = control_fidelity(images, controls, labels, config)["edge_f1"]["matched"]
     other = control_fidelity(images, np.roll(controls, 1, axis=0), labels, config)["edge_f1"]["matched"]
     assert own == 1.0 and other < 0.8
+
+
+def test_a_copy_places_its_lesion_where_its_source_mask_is(copies):
+    config, _, report = copies
+    placed = report["lesion_placement"]
+    assert placed["images"] == sum(placed["per_class"][c]["images"] for c in config.data.lesion_labels)
+    assert placed["images"] > 0 and placed["per_class"]["normal"] == {"images": 0}  # no lesion to place
+    assert placed["matched"] > placed["shuffled"] and placed["reference_real_val"]["images"] > 0
 
 
 def test_realism_and_class_fidelity_have_their_real_references(copies):

@@ -1,33 +1,18 @@
 """The sampling loop's shortcuts change no image: classifier-free guidance as one batched forward
 (conditional and unconditional halves together) and the ControlNet's control embedding computed once
 per batch give what two separate forwards per step, each embedding the control again, give; control
-guidance stacked into the same forward gives what a third, ControlNet-free forward gives."""
+guidance stacked into the same forward gives what a third forward without the control (ControlNet
+off, or given an all-zero control) gives."""
 
+import pytest
 import torch
 from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
 
-from builders import TINY_PIXEL
-from controlbreast.config import DiffusionConfig, PixelModelConfig, SamplingConfig
+from builders import tiny_denoiser
+from controlbreast.config import DiffusionConfig, SamplingConfig
 from controlbreast.diffusion.backends import PixelCodec
-from controlbreast.diffusion.models import (
-    ClassEmbedding,
-    Denoiser,
-    controlnet_from_unet,
-    noise_scheduler,
-    pixel_unet,
-)
+from controlbreast.diffusion.models import Denoiser, noise_scheduler
 from controlbreast.diffusion.sampling import generate, initial_noise, sampler
-
-
-def tiny_denoiser() -> Denoiser:
-    """A random tiny pixel model whose zero convolutions are not zero, so the control matters."""
-    torch.manual_seed(0)
-    unet = pixel_unet(PixelModelConfig(**TINY_PIXEL), image_size=32)
-    controlnet = controlnet_from_unet(unet, control_channels=1, embedding_channels=(8,))
-    for name, parameter in controlnet.named_parameters():
-        if name.startswith(("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding")):
-            parameter.data.normal_(0, 0.05)
-    return Denoiser(unet, ClassEmbedding(num_classes=3, dim=16), controlnet).eval()
 
 
 @torch.no_grad()
@@ -45,9 +30,10 @@ def two_forwards(denoiser: Denoiser, scheduler, labels, seeds, control, cfg: Sam
         if cfg.guidance_scale != 1.0:
             unconditional = denoiser(model_input, timesteps, null, control, cfg.controlnet_scale)
             prediction = unconditional + cfg.guidance_scale * (conditional - unconditional)
-        if cfg.control_guidance != 1.0:
-            base = denoiser(model_input, timesteps, labels)  # the UNet alone: no ControlNet
-            prediction = prediction + (cfg.control_guidance - 1.0) * (conditional - base)
+        if cfg.control_guidance != 1.0:  # the UNet alone (no ControlNet), or an all-zero control
+            without = denoiser(model_input, timesteps, labels) if cfg.control_null == "base" else \
+                denoiser(model_input, timesteps, labels, torch.zeros_like(control), cfg.controlnet_scale)
+            prediction = prediction + (cfg.control_guidance - 1.0) * (conditional - without)
         sample = steps.step(prediction, t, sample).prev_sample
     return ((sample + 1) / 2).clamp(0, 1)
 
@@ -70,14 +56,15 @@ def test_batched_guidance_and_a_once_encoded_control_give_the_same_images():
     assert any(k.startswith("controlnet_cond_embedding.conv_in") for k in denoiser.controlnet.state_dict())
 
 
-def test_control_guidance_in_the_batched_forward_equals_a_controlnet_free_third_forward():
+@pytest.mark.parametrize("null", ["base", "empty"])
+def test_control_guidance_in_the_batched_forward_equals_a_third_forward_without_the_control(null):
     denoiser, scheduler = tiny_denoiser(), noise_scheduler(DiffusionConfig())
     control = (torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(2)) > 0.8).float()
     labels, seeds = torch.tensor([0, 2]), [8, 9]
     images = {}
     for guidance in (1.0, 2.5):
         cfg = SamplingConfig(scheduler="ddim", steps=4, guidance_scale=guidance, controlnet_scale=1.5,
-                             control_guidance=3.0, batch_size=2)
+                             control_guidance=3.0, control_null=null, batch_size=2)
         images[guidance] = generate(denoiser, PixelCodec(), scheduler, labels, seeds, (1, 32, 32), cfg,
                                     control)
         difference = (images[guidance] - two_forwards(denoiser, scheduler, labels, seeds, control, cfg)).abs()
@@ -87,4 +74,4 @@ def test_control_guidance_in_the_batched_forward_equals_a_controlnet_free_third_
         assert difference.mean() < 2e-4 and difference.max() < 3e-2
     plain_control = SamplingConfig(scheduler="ddim", steps=4, guidance_scale=1.0, controlnet_scale=1.5)
     off = generate(denoiser, PixelCodec(), scheduler, labels, seeds, (1, 32, 32), plain_control, control)
-    assert (off - images[1.0]).abs().mean() > 0.05  # control guidance changes the images, 1000x that
+    assert (off - images[1.0]).abs().mean() > 5e-3  # control guidance changes the images: 25x that bound

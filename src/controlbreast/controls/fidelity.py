@@ -65,6 +65,23 @@ def shuffled(count: int, seed: int = 0) -> np.ndarray:
     return np.roll(order, 1)[np.argsort(order)]
 
 
+def shuffled_within_class(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A permutation of ``range(len(labels))`` that gives each position another of its own class
+    (``shuffled`` within each class; a class of one keeps its only member)."""
+    order = np.arange(len(labels))
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) > 1:
+            order[members] = members[shuffled(len(members), seed)]
+    return order
+
+
+def versus_shuffled(matched: np.ndarray, mismatched: np.ndarray) -> dict[str, float]:
+    """Mean score with the own control (or mask), with a shuffled one, and their ratio."""
+    return {"matched": float(matched.mean()), "shuffled": float(mismatched.mean()),
+            "ratio": float(matched.mean() / max(mismatched.mean(), 1e-6))}
+
+
 def dark_region(image: np.ndarray, blur: int = 5) -> np.ndarray:
     """(H, W) bool: the hypoechoic part of a (H, W) uint8 image, by Otsu's threshold after a blur."""
     smooth = cv2.GaussianBlur(image, (blur, blur), 0)

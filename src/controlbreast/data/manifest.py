@@ -91,6 +91,7 @@ class SyntheticRow(ManifestRow):
     guidance_scale: float
     controlnet_scale: float
     control_guidance: float = 1.0  # absent from sets made before control guidance existed
+    control_null: str = "base"     # ...or before its null could be an empty control
     steps: int
     scheduler: str
     model_hash: str

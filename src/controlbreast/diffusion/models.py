@@ -70,7 +70,8 @@ def noise_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
     saturated salt-and-pepper noise that no later step repairs.
     """
     return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
-                         prediction_type=cfg.prediction_type, clip_sample=True, clip_sample_range=1.0)
+                         prediction_type=cfg.prediction_type, clip_sample=True, clip_sample_range=1.0,
+                         rescale_betas_zero_snr=cfg.zero_terminal_snr)
 
 
 class Denoiser(nn.Module):

@@ -74,20 +74,25 @@ def _denoise(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor,
              control: torch.Tensor | None, cfg: SamplingConfig) -> torch.Tensor:
     """One batch from noise to a clean sample. Guidance stacks copies of the batch into one forward:
     the conditional rows, then the null class (classifier-free guidance), then the conditional class
-    with the ControlNet's residuals scaled to zero (control guidance: the base UNet alone)."""
+    without its control (control guidance): the ControlNet's residuals scaled to zero (``control_null:
+    base``, the base UNet alone) or an all-zero control (``empty``, for a ControlNet trained with
+    ``diffusion.control_dropout``)."""
     null = torch.full_like(labels, denoiser.class_embedding.null_label)
     class_guided = cfg.guidance_scale != 1.0
     control_guided = control is not None and cfg.control_guidance != 1.0
-    rows = [(labels, cfg.controlnet_scale)]
-    rows += [(null, cfg.controlnet_scale)] if class_guided else []
-    rows += [(labels, 0.0)] if control_guided else []
+    empty_null = control_guided and cfg.control_null == "empty"
+    rows = [(labels, cfg.controlnet_scale, control)]
+    rows += [(null, cfg.controlnet_scale, control)] if class_guided else []
+    if control_guided:
+        rows += [(labels, cfg.controlnet_scale, torch.zeros_like(control)) if empty_null
+                 else (labels, 0.0, control)]
     scale = cfg.controlnet_scale
     if control_guided:  # one residual scale per stacked row: (copies x N, 1, 1, 1)
-        per_copy = torch.tensor([s for _, s in rows], dtype=noise.dtype, device=noise.device)
+        per_copy = torch.tensor([s for _, s, _ in rows], dtype=noise.dtype, device=noise.device)
         scale = per_copy.repeat_interleave(len(labels)).view(-1, 1, 1, 1)
-    with control_encoded_once(denoiser, control, noise.dtype) as encoded:
-        stacked = None if encoded is None else torch.cat([encoded] * len(rows))
-        return _loop(denoiser, scheduler, noise, torch.cat([r for r, _ in rows]), stacked, scale, cfg,
+    stacked = None if control is None else torch.cat([c for _, _, c in rows])
+    with control_encoded_once(denoiser, stacked, noise.dtype) as encoded:
+        return _loop(denoiser, scheduler, noise, torch.cat([r for r, _, _ in rows]), encoded, scale, cfg,
                      class_guided, control_guided)
 
 

@@ -66,7 +66,9 @@ def diffusion_loss(denoiser: torch.nn.Module, scheduler: DDPMScheduler, latents:
                    cfg: DiffusionConfig, null_label: int) -> torch.Tensor:
     """Mean denoising loss of one batch: latents (N, c, h, w), labels (N,), controls (N, C, H, W).
 
-    Random draws (flips, noise, timesteps, label dropout) come from ``generator`` on the CPU.
+    Random draws (flips, noise, timesteps, label and control dropout) come from ``generator`` on
+    the CPU. A dropped control is all zeros (no edges, no mask): the ControlNet also learns the
+    prediction without a control, the null of ``sampling.control_null: empty``.
     """
     count, device = len(latents), latents.device
     if cfg.hflip:
@@ -78,6 +80,9 @@ def diffusion_loss(denoiser: torch.nn.Module, scheduler: DDPMScheduler, latents:
     timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (count,), generator=generator)
     dropped = torch.rand(count, generator=generator) < cfg.label_dropout
     labels = torch.where(dropped.to(device), torch.full_like(labels, null_label), labels)
+    if controls is not None and cfg.control_dropout > 0:  # no draw when off: old runs stay reproducible
+        blank = (torch.rand(count, generator=generator) < cfg.control_dropout).to(device)
+        controls = torch.where(blank[:, None, None, None], torch.zeros_like(controls), controls)
     timesteps = timesteps.to(device)
     noisy = scheduler.add_noise(latents, noise, timesteps)
     target = noise if cfg.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)

@@ -7,6 +7,10 @@ good value is on this data.
   synthetic set again at the validation split's size (these metrics depend on sample size).
 - control fidelity: edge F1 of each image against the control that conditioned it, beside the
   same against shuffled controls (across the set, and within each class).
+- lesion placement: Dice of a lesion segmenter trained on the real training masks
+  (``evaluation.segmenter``) between its segmentation of each synthetic image and the mask of the
+  image its control came from, beside masks shuffled within the class; reference: real validation
+  images with their own masks.
 - class fidelity: the real-only classifier's accuracy and macro AUC on the intended labels;
   reference: the same classifier on the real validation split.
 - memorisation: nearest training image by feature cosine and by SSIM; reference: validation images.
@@ -34,7 +38,13 @@ from controlbreast.classify.models import CARD, ModelCard
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import macro_auc
 from controlbreast.config import Config, SyntheticEvalConfig
-from controlbreast.controls.fidelity import control_f1, mask_dice, shuffled
+from controlbreast.controls.fidelity import (
+    control_f1,
+    mask_dice,
+    shuffled,
+    shuffled_within_class,
+    versus_shuffled,
+)
 from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.manifest import SyntheticRow, read_manifest
@@ -46,7 +56,9 @@ from controlbreast.evaluation.fidelity import (
     realism_by_class,
 )
 from controlbreast.evaluation.memorisation import distribution, nearest_cosine, nearest_ssim
+from controlbreast.evaluation.segmenter import dice_against_masks, load_segmenter, masks_of
 from controlbreast.evaluation.separability import TwoSamples, separability, split_by_control
+from controlbreast.generation.variation import Variation, apply_variation
 from controlbreast.grids import side_by_side
 from controlbreast.outputs import atomic_folder, write_atomic
 
@@ -69,20 +81,6 @@ def real_classifier(config: Config) -> Path:
     return max(cards, key=lambda card: json.loads(card.read_text())["val_auc"]).parent
 
 
-def _within_class_shuffle(labels: np.ndarray, seed: int) -> np.ndarray:
-    order = np.arange(len(labels))
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        if len(members) > 1:
-            order[members] = members[shuffled(len(members), seed)]
-    return order
-
-
-def _f1_summary(matched: np.ndarray, mismatched: np.ndarray) -> dict[str, float]:
-    return {"matched": float(matched.mean()), "shuffled": float(mismatched.mean()),
-            "ratio": float(matched.mean() / max(mismatched.mean(), 1e-6))}
-
-
 def control_fidelity(images: np.ndarray, controls: np.ndarray, labels: np.ndarray, config: Config) -> dict:
     """Edge F1 against own controls vs shuffled ones: overall (shuffled across the set) and per
     class (shuffled within the class, the stricter baseline)."""
@@ -93,10 +91,11 @@ def control_fidelity(images: np.ndarray, controls: np.ndarray, labels: np.ndarra
         return control_f1(images, controls[order], channels, config.controls, tolerance)
 
     matched = f1(np.arange(len(images)))
-    across, within = f1(shuffled(len(images), seed)), f1(_within_class_shuffle(labels, seed))
-    per_class = {name: _f1_summary(matched[labels == c], within[labels == c])
+    across, within = f1(shuffled(len(images), seed)), f1(shuffled_within_class(labels, seed))
+    per_class = {name: versus_shuffled(matched[labels == c], within[labels == c])
                  for c, name in enumerate(config.data.classes) if (labels == c).any()}
-    report = {"edge_f1": _f1_summary(matched, across), "edge_f1_within_class": _f1_summary(matched, within),
+    report = {"edge_f1": versus_shuffled(matched, across),
+              "edge_f1_within_class": versus_shuffled(matched, within),
               "tolerance_px": tolerance, "measured_on": "+".join(channels), "per_class": per_class}
     if "mask" in channels:
         report["mask_dice"] = _dice_summary(images, controls, channels, labels, seed)
@@ -107,11 +106,44 @@ def _dice_summary(images: np.ndarray, controls: np.ndarray, channels: tuple[str,
                   seed: int) -> dict[str, float]:
     """Dark-region Dice with the own mask vs a mask shuffled within the class (lesion images only)."""
     matched = mask_dice(images, controls, channels)
-    within = mask_dice(images, controls[_within_class_shuffle(labels, seed)], channels)
+    within = mask_dice(images, controls[shuffled_within_class(labels, seed)], channels)
     kept = np.isfinite(matched) & np.isfinite(within)
     if not kept.any():
         return {"images": 0}
-    return {**_f1_summary(matched[kept], within[kept]), "images": int(kept.sum())}
+    return {**versus_shuffled(matched[kept], within[kept]), "images": int(kept.sum())}
+
+
+def source_masks(config: Config, train: ImageSet, sources: list[tuple[str, str]]) -> np.ndarray:
+    """(N, H, W) bool: for each synthetic image's (control id, variation JSON), the mask of the
+    training image its control came from (empty for a normal one), varied as the control was."""
+    masks, _ = masks_of(Path(config.paths.prepared), train, config.data.lesion_labels)
+    position = {image_id: i for i, image_id in enumerate(train.ids)}
+
+    def varied(control_id: str, variation: str) -> np.ndarray:
+        source = masks[position[control_id]][None].astype(np.uint8) * 255
+        return apply_variation(source, Variation.from_json(variation), ("mask",))[0] > 127
+
+    return np.stack([varied(*source) for source in sources])
+
+
+def lesion_placement(config: Config, sets: dict[str, ImageSet]) -> dict:
+    """Segmenter Dice of each synthetic image with its source's (varied) mask, beside masks shuffled
+    within the class, overall and per class; the real validation images with their own masks are the
+    reference. ``{"images": 0}`` without a segmenter (a data set with no training masks)."""
+    segmenter = load_segmenter(Path(config.paths.models) / "segmenter")
+    if segmenter is None:
+        return {"images": 0}
+    synthetic, val, seed = sets["synthetic"], sets["val"], config.synthetic_eval.seed
+    found, labels = segmenter.masks(synthetic.images), synthetic.labels
+    rows = {row.id: row for row in read_manifest(Path(config.paths.synthetic) / "manifest.csv", SyntheticRow)}
+    sources = [(rows[image_id].control_id, rows[image_id].variation) for image_id in synthetic.ids]
+    masks = source_masks(config, sets["train"], sources)
+    per_class = {name: dice_against_masks(found[labels == c], masks[labels == c], labels[labels == c], seed)
+                 for c, name in enumerate(config.data.classes) if (labels == c).any()}
+    val_masks, _ = masks_of(Path(config.paths.prepared), val, config.data.lesion_labels)
+    reference = dice_against_masks(segmenter.masks(val.images), val_masks, val.labels, seed)
+    return {**dice_against_masks(found, masks, labels, seed), "per_class": per_class,
+            "reference_real_val": reference}
 
 
 def class_fidelity(predictor: Predictor, synthetic: ImageSet, val: ImageSet) -> dict:
@@ -244,6 +276,7 @@ def evaluate_synthetic(config: Config) -> dict:
                            if card.val_auc_low is not None else {})},
               "realism": realism(features, sets, cfg),
               "control_fidelity": control_fidelity(synthetic.images, controls, synthetic.labels, config),
+              "lesion_placement": lesion_placement(config, sets),
               "class_fidelity": class_fidelity(Predictor.from_folder(judge), synthetic, sets["val"])}
     report["memorisation"], nearest = memorisation(features, sets, cfg)
     if cfg.separability_epochs:

@@ -107,7 +107,8 @@ def load_generator(config: Config) -> Generator:
 
 def sampling_columns(cfg: SamplingConfig) -> dict:
     return {"guidance_scale": cfg.guidance_scale, "controlnet_scale": cfg.controlnet_scale,
-            "control_guidance": cfg.control_guidance, "steps": cfg.steps, "scheduler": cfg.scheduler}
+            "control_guidance": cfg.control_guidance, "control_null": cfg.control_null, "steps": cfg.steps,
+            "scheduler": cfg.scheduler}
 
 
 def row_sampling(row: dict, batch_size: int = 1) -> SamplingConfig:
@@ -115,7 +116,8 @@ def row_sampling(row: dict, batch_size: int = 1) -> SamplingConfig:
     return SamplingConfig(scheduler=row["scheduler"], steps=int(row["steps"]),
                           guidance_scale=float(row["guidance_scale"]),
                           controlnet_scale=float(row["controlnet_scale"]),
-                          control_guidance=float(row.get("control_guidance", 1.0)), batch_size=batch_size)
+                          control_guidance=float(row.get("control_guidance", 1.0)),
+                          control_null=row.get("control_null", "base"), batch_size=batch_size)
 
 
 def training_rows(prepared: Path) -> list[PreparedRow]:

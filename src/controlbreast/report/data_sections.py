@@ -106,6 +106,12 @@ def fidelity_table(report: dict) -> Table:
         if key in control and "matched" in control[key]:
             v = control[key]
             rows.append((label, num(v["matched"]), num(v["shuffled"]), num(v["ratio"], 2) + "x"))
+    placed = report.get("lesion_placement") or {}
+    if "matched" in placed:
+        real = (placed.get("reference_real_val") or {}).get("matched")
+        rows.append(("lesion segmenter Dice with the source mask (shuffled within the class)",
+                     num(placed["matched"]), num(placed["shuffled"]), num(placed["ratio"], 2) + "x"))
+        rows.append(("lesion segmenter Dice: real validation images, own masks", num(real), "", ""))
     classes = report.get("class_fidelity") or {}
     reference = classes.get("reference_real_val") or {}
     for key, label in (("accuracy", "class fidelity: accuracy (real-only classifier)"),

@@ -3,20 +3,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import mlflow
 
 from controlbreast.config import load_config
 from controlbreast.evaluation.synthetic import evaluate_synthetic
-from controlbreast.tracking import flatten, stage_run
-
-
-def numbers(report: dict) -> dict[str, float]:
-    """The report's numbers, flattened, with MLflow-safe keys."""
-    return {re.sub(r"[^\w./ -]", "_", key): float(value) for key, value in flatten(report).items()
-            if isinstance(value, int | float) and not isinstance(value, bool)}
+from controlbreast.tracking import metric_numbers, stage_run
 
 
 def main(params: Path) -> None:
@@ -24,7 +17,7 @@ def main(params: Path) -> None:
     config = load_config(params)
     with stage_run(config, "evaluate_synthetic", ("synthetic_eval", "controls", "generate", "sampling")):
         report = evaluate_synthetic(config)
-        mlflow.log_metrics(numbers(report))
+        mlflow.log_metrics(metric_numbers(report))
         mlflow.log_dict(report, "synthetic.json")
         mlflow.log_artifacts(str(Path(config.paths.reports) / "synthetic"), "grids")
     realism, control = report["realism"]["overall"], report["control_fidelity"]["edge_f1"]
