@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import shutil
 import time
 from pathlib import Path
@@ -68,9 +69,10 @@ def overridden(raw: dict, overrides: dict[str, str]) -> dict:
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """``"name:a.b=1,c=2"`` → (name, {"a.b": "1", "c": "2"}); ``"name"`` alone overrides nothing."""
+    """``"name:a.b=1,c=[x,y]"`` → (name, {"a.b": "1", "c": "[x,y]"}): a comma starts a new override
+    only before ``key=``, so YAML lists pass; ``"name"`` alone overrides nothing."""
     name, _, rest = text.partition(":")
-    return name, dict(item.split("=", 1) for item in rest.split(",") if item)
+    return name, dict(item.split("=", 1) for item in re.split(r",(?=[\w.]+=)", rest) if item)
 
 
 def variant_config(raw: dict, overrides: dict[str, str], scratch: Path, project_models: Path) -> Config:
