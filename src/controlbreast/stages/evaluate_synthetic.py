@@ -26,8 +26,16 @@ def main(params: Path) -> None:
           f"KID {realism['kid_mean']:.4f}, precision {realism.get('precision', float('nan')):.2f}, "
           f"recall {realism.get('recall', float('nan')):.2f}; control F1 {control['matched']:.3f} vs "
           f"shuffled {control['shuffled']:.3f}; class accuracy {report['class_fidelity']['accuracy']:.2f}; "
-          f"likely copies {report['memorisation']['likely_copies']}{_separable(report)} "
+          f"likely copies {report['memorisation']['likely_copies']}{_placed(report)}{_separable(report)} "
           f"({report['seconds']:.1f} s)")
+
+
+def _placed(report: dict) -> str:
+    placed = report["lesion_placement"]
+    if "matched" not in placed:
+        return ""
+    return (f"; lesion segmenter Dice {placed['matched']:.3f} vs shuffled {placed['shuffled']:.3f} "
+            f"(real val {placed['reference_real_val'].get('matched', float('nan')):.3f})")
 
 
 def _separable(report: dict) -> str:
