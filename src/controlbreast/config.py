@@ -367,7 +367,7 @@ class DiffusionConfig(Section):
     """
 
     backend: Literal["pixel", "latent"] = "pixel"
-    prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
+    prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
     num_train_timesteps: Annotated[int, Field(ge=10, le=10000)] = 1000
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
     snr_gamma: Annotated[float, Field(gt=0.0)] | None = None

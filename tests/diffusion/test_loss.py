@@ -15,7 +15,8 @@ from controlbreast.diffusion.models import Denoiser, noise_scheduler
 from controlbreast.diffusion.sampling import generate
 from controlbreast.diffusion.train import diffusion_loss
 
-OPTIONS = {"plain": {}, "min-snr": {"snr_gamma": 5.0}, "v-prediction": {"prediction_type": "v_prediction"},
+OPTIONS = {"epsilon": {"prediction_type": "epsilon"}, "min-snr": {"snr_gamma": 5.0},
+           "v-prediction": {"prediction_type": "v_prediction"},
            "zero-terminal-snr": {"prediction_type": "v_prediction", "zero_terminal_snr": True},
            "control-dropout": {"control_dropout": 0.5}}
 
@@ -61,10 +62,11 @@ def test_a_dropped_control_is_an_empty_one_and_no_dropout_draws_nothing_more():
 
 def test_min_snr_weights_only_clip_high_snr_steps():
     denoiser, controls = tiny_denoiser(), batch()[2]
+    epsilon = {"prediction_type": "epsilon"}
     with torch.no_grad():
-        plain = loss(denoiser, DiffusionConfig(), controls, seed=1)
-        unclipped = loss(denoiser, DiffusionConfig(snr_gamma=1e9), controls, seed=1)
-        clipped = loss(denoiser, DiffusionConfig(snr_gamma=0.5), controls, seed=1)
+        plain = loss(denoiser, DiffusionConfig(**epsilon), controls, seed=1)
+        unclipped = loss(denoiser, DiffusionConfig(**epsilon, snr_gamma=1e9), controls, seed=1)
+        clipped = loss(denoiser, DiffusionConfig(**epsilon, snr_gamma=0.5), controls, seed=1)
     torch.testing.assert_close(plain, unclipped)  # min(snr, gamma) / snr = 1 when gamma is above every snr
     assert clipped < plain  # epsilon weights min(snr, gamma) / snr <= 1
 
@@ -82,4 +84,5 @@ def test_zero_terminal_snr_ends_in_pure_noise_and_samples_finite_images():
 
 def test_zero_terminal_snr_with_an_epsilon_target_is_refused_by_name():
     with pytest.raises(ConfigError, match="zero_terminal_snr needs prediction_type: v_prediction"):
-        parse_config({"diffusion": {"zero_terminal_snr": True}}, "params.yaml")
+        parse_config({"diffusion": {"prediction_type": "epsilon", "zero_terminal_snr": True}},
+                     "params.yaml")
