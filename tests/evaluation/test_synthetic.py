@@ -69,6 +69,8 @@ def test_control_fidelity_of_images_drawn_exactly_to_their_controls(copies):
     assert fidelity["edge_f1"]["matched"] == 1.0  # a copy's Canny edges are its control
     assert fidelity["edge_f1"]["shuffled"] < 0.8 and fidelity["edge_f1"]["ratio"] > 1.2
     assert all(c["matched"] == 1.0 and c["shuffled"] < 1.0 for c in fidelity["per_class"].values())
+    ceiling = fidelity["reference_real_val"]["edge_f1"]  # real validation images, their own controls
+    assert ceiling["matched"] == 1.0 and ceiling["shuffled"] < 0.8 and ceiling["ratio"] > 1.2
 
 
 def test_control_fidelity_drops_for_images_with_someone_elses_control(copies):

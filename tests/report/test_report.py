@@ -84,6 +84,10 @@ def test_numbers_in_the_page_equal_the_metrics(built):
     realism = metrics["synthetic"]["realism"]
     assert find_row(tables, "FID")[1:] == [num(realism["overall"]["fid"]),
                                           num(realism["reference_real_val"]["overall"]["fid"])]
+    ceiling = metrics["synthetic"]["control_fidelity"]["reference_real_val"]["edge_f1"]
+    label = "edge F1: real validation images, own controls (shuffled across the set)"
+    assert find_row(tables, label)[1:] == [num(ceiling["matched"]), num(ceiling["shuffled"]),
+                                           num(ceiling["ratio"], 2) + "x"]
     best = num(metrics["tune"]["best_val_auc"])
     assert find_row(tables, "validation macro AUC (best of the trials)")[1] == best
     counts = metrics["ingest"]["counts"]

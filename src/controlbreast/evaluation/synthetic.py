@@ -6,7 +6,8 @@ good value is on this data.
   split, overall and per class; reference: the real validation split against the same, and the
   synthetic set again at the validation split's size (these metrics depend on sample size).
 - control fidelity: edge F1 of each image against the control that conditioned it, beside the
-  same against shuffled controls (across the set, and within each class).
+  same against shuffled controls (across the set, and within each class); reference: real
+  validation images with their own controls (for edges, the ratio a perfect generator reaches).
 - lesion placement: Dice of a lesion segmenter trained on the real training masks
   (``evaluation.segmenter``) between its segmentation of each synthetic image and the mask of the
   image its control came from, beside masks shuffled within the class; reference: real validation
@@ -100,6 +101,15 @@ def control_fidelity(images: np.ndarray, controls: np.ndarray, labels: np.ndarra
     if "mask" in channels:
         report["mask_dice"] = _dice_summary(images, controls, channels, labels, seed)
     return report
+
+
+def real_control_fidelity(config: Config, val: ImageSet) -> dict:
+    """``control_fidelity`` of the real validation images with their own controls: what a generator
+    that drew real images would score. For edge controls the matched F1 is 1 (the control is the
+    image's Canny map) and the ratio is the ceiling of the synthetic ratio: dense (speckle) edges
+    overlap any other image's within the tolerance, which caps it near 1."""
+    controls = load_controls(Path(config.paths.controls), val.ids, config.controls.channels)
+    return control_fidelity(val.images, controls, val.labels, config)
 
 
 def _dice_summary(images: np.ndarray, controls: np.ndarray, channels: tuple[str, ...], labels: np.ndarray,
@@ -275,7 +285,8 @@ def evaluate_synthetic(config: Config) -> dict:
                         **({"val_auc_low": card.val_auc_low, "val_auc_high": card.val_auc_high}
                            if card.val_auc_low is not None else {})},
               "realism": realism(features, sets, cfg),
-              "control_fidelity": control_fidelity(synthetic.images, controls, synthetic.labels, config),
+              "control_fidelity": {**control_fidelity(synthetic.images, controls, synthetic.labels, config),
+                                   "reference_real_val": real_control_fidelity(config, sets["val"])},
               "lesion_placement": lesion_placement(config, sets),
               "class_fidelity": class_fidelity(Predictor.from_folder(judge), synthetic, sets["val"])}
     report["memorisation"], nearest = memorisation(features, sets, cfg)

@@ -106,6 +106,10 @@ def fidelity_table(report: dict) -> Table:
         if key in control and "matched" in control[key]:
             v = control[key]
             rows.append((label, num(v["matched"]), num(v["shuffled"]), num(v["ratio"], 2) + "x"))
+    ceiling = (control.get("reference_real_val") or {}).get("edge_f1") or {}
+    if "matched" in ceiling:
+        rows.append(("edge F1: real validation images, own controls (shuffled across the set)",
+                     num(ceiling["matched"]), num(ceiling["shuffled"]), num(ceiling["ratio"], 2) + "x"))
     placed = report.get("lesion_placement") or {}
     if "matched" in placed:
         real = (placed.get("reference_real_val") or {}).get("matched")

@@ -22,10 +22,12 @@ def main(params: Path) -> None:
         mlflow.log_artifacts(str(Path(config.paths.reports) / "synthetic"), "grids")
     realism, control = report["realism"]["overall"], report["control_fidelity"]["edge_f1"]
     reference = report["realism"]["reference_real_val"]["overall"]
+    ceiling = report["control_fidelity"]["reference_real_val"]["edge_f1"]["ratio"]
     print(f"evaluate-synthetic: FID {realism['fid']:.2f} (real val {reference['fid']:.2f}), "
           f"KID {realism['kid_mean']:.4f}, precision {realism.get('precision', float('nan')):.2f}, "
           f"recall {realism.get('recall', float('nan')):.2f}; control F1 {control['matched']:.3f} vs "
-          f"shuffled {control['shuffled']:.3f}; class accuracy {report['class_fidelity']['accuracy']:.2f}; "
+          f"shuffled {control['shuffled']:.3f} (ratio {control['ratio']:.2f}, real val {ceiling:.2f}); "
+          f"class accuracy {report['class_fidelity']['accuracy']:.2f}; "
           f"likely copies {report['memorisation']['likely_copies']}{_placed(report)}{_separable(report)} "
           f"({report['seconds']:.1f} s)")
 
