@@ -35,24 +35,17 @@ from controlbreast.data.patches import PatchBox, cut
 from controlbreast.data.phantom_mammo import mammo_phantom_candidates
 from controlbreast.data.preprocess import fit_to_square
 from controlbreast.data.records import RawSample
+from controlbreast.overlay import deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def merged(base: dict, overlay: dict) -> dict:
-    """``base`` with ``overlay``'s keys replaced, recursively (what ``dvc exp run -S`` does)."""
-    out = dict(base)
-    for key, value in overlay.items():
-        out[key] = merged(base.get(key, {}), value) if isinstance(value, dict) else value
-    return out
-
-
 def config_for(out: Path, patches: bool, patients: int, epochs: int) -> Config:
-    raw = merged(yaml.safe_load((REPO / "params.yaml").read_text()),
+    raw = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()),
                  yaml.safe_load((REPO / "profiles" / "mammo-cpu.yaml").read_text()))
     paths = {name: str(out / name) for name in ("prepared", "controls", "metrics", "mlruns", "models",
                                                  "checkpoints", "classifiers", "synthetic", "reports")}
-    raw = merged(raw, {"paths": paths, "data": {"patches": {"enabled": patches}},
+    raw = deep_merge(raw, {"paths": paths, "data": {"patches": {"enabled": patches}},
                        "phantom": {"patients_per_class": patients},
                        "classifier": {"epochs": epochs, "seeds": [0]}})
     return parse_config(raw, "benchmark")

@@ -5,6 +5,7 @@ import yaml
 
 from controlbreast.config import load_config, parse_config
 from controlbreast.errors import ConfigError
+from controlbreast.overlay import deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,15 +109,11 @@ def test_params_read_as_yaml_1_2_like_dvc_writes_them(tmp_path):
 def test_every_profile_is_a_valid_overlay_of_params():
     """A profile (``profiles/*.yaml``) names only keys that exist, with valid values."""
 
-    def merged(base: dict, overlay: dict) -> dict:
-        return {**base, **{k: merged(base.get(k, {}), v) if isinstance(v, dict) else v
-                           for k, v in overlay.items()}}
-
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     profiles = sorted((REPO / "profiles").glob("*.yaml"))
     assert profiles
     for profile in profiles:
-        config = parse_config(merged(base, yaml.safe_load(profile.read_text())), profile)
+        config = parse_config(deep_merge(base, yaml.safe_load(profile.read_text())), profile)
         assert config.data.image_size >= 16
-    mammo = parse_config(merged(base, yaml.safe_load((REPO / "profiles" / "mammo-cpu.yaml").read_text())))
+    mammo = parse_config(deep_merge(base, yaml.safe_load((REPO / "profiles" / "mammo-cpu.yaml").read_text())))
     assert mammo.data.patches.enabled and mammo.phantom.modality == "mammography"

@@ -136,7 +136,7 @@ def source_masks(config: Config, train: ImageSet, sources: list[tuple[str, str]]
     return np.stack([varied(*source) for source in sources])
 
 
-def lesion_placement(config: Config, sets: dict[str, ImageSet]) -> dict:
+def lesion_placement(config: Config, sets: dict[str, ImageSet], rows: dict[str, SyntheticRow]) -> dict:
     """Segmenter Dice of each synthetic image with its source's (varied) mask, beside masks shuffled
     within the class, overall and per class; the real validation images with their own masks are the
     reference. ``{"images": 0}`` without a segmenter (a data set with no training masks)."""
@@ -145,7 +145,6 @@ def lesion_placement(config: Config, sets: dict[str, ImageSet]) -> dict:
         return {"images": 0}
     synthetic, val, seed = sets["synthetic"], sets["val"], config.synthetic_eval.seed
     found, labels = segmenter.masks(synthetic.images), synthetic.labels
-    rows = {row.id: row for row in read_manifest(Path(config.paths.synthetic) / "manifest.csv", SyntheticRow)}
     sources = [(rows[image_id].control_id, rows[image_id].variation) for image_id in synthetic.ids]
     masks = source_masks(config, sets["train"], sources)
     per_class = {name: dice_against_masks(found[labels == c], masks[labels == c], labels[labels == c], seed)
@@ -237,15 +236,13 @@ def realism(features: dict[str, torch.Tensor], sets: dict[str, ImageSet], cfg: S
     return out
 
 
-def real_vs_synthetic(config: Config, sets: dict[str, ImageSet]) -> dict:
+def real_vs_synthetic(config: Config, sets: dict[str, ImageSet], rows: dict[str, SyntheticRow]) -> dict:
     """The two-sample test. Controls are split in two halves: the discriminator learns from the
     synthetic images of one half and the real training images outside the other half; it is scored
     on the real validation split and the other half's synthetic images, whose source images it has
     never seen (a memorising discriminator would otherwise call them real)."""
     synthetic, cfg = sets["synthetic"], config.synthetic_eval
-    control_of = {row.id: row.control_id
-                  for row in read_manifest(Path(config.paths.synthetic) / "manifest.csv", SyntheticRow)}
-    controls = [control_of[i] for i in synthetic.ids]
+    controls = [rows[i].control_id for i in synthetic.ids]
     training = split_by_control(controls, cfg.seed)
     held_out_sources = {c for c, learn in zip(controls, training, strict=True) if not learn}
     train, val = sets["train"], sets["val"]
@@ -257,24 +254,25 @@ def real_vs_synthetic(config: Config, sets: dict[str, ImageSet]) -> dict:
                         cfg.bootstrap, cfg.seed)
 
 
-def _load(config: Config) -> tuple[dict[str, ImageSet], np.ndarray, np.ndarray]:
-    """The synthetic, train and val sets; the synthetic controls; each one's source training image."""
+def _load(config: Config) -> tuple[dict[str, ImageSet], dict[str, SyntheticRow], np.ndarray, np.ndarray]:
+    """The synthetic, train and val sets; the synthetic manifest's rows by id; the synthetic controls;
+    each one's source training image."""
     classes, folder = config.data.classes, Path(config.paths.synthetic)
     synthetic = load_image_set(folder, classes, schema=SyntheticRow)
     prepared = load_image_set(config.paths.prepared, classes, ("train", "val"))
     train = prepared.split("train")
     check_provenance(folder, set(train.ids))
-    control_of = {row.id: row.control_id for row in read_manifest(folder / "manifest.csv", SyntheticRow)}
+    rows = {row.id: row for row in read_manifest(folder / "manifest.csv", SyntheticRow)}
     position = {image_id: i for i, image_id in enumerate(train.ids)}
-    sources = train.images[[position[control_of[i]] for i in synthetic.ids]]
+    sources = train.images[[position[rows[i].control_id] for i in synthetic.ids]]
     controls = load_controls(folder / "controls", synthetic.ids, config.controls.channels)
-    return {"synthetic": synthetic, "train": train, "val": prepared.split("val")}, controls, sources
+    return {"synthetic": synthetic, "train": train, "val": prepared.split("val")}, rows, controls, sources
 
 
 def evaluate_synthetic(config: Config) -> dict:
     """Measure the synthetic set; write ``metrics/synthetic.json`` and the grids; return the report."""
     start, cfg = time.perf_counter(), config.synthetic_eval
-    sets, controls, sources = _load(config)
+    sets, rows, controls, sources = _load(config)
     synthetic = sets["synthetic"]
     judge = real_classifier(config)
     space = FeatureSpace.classifier(judge)
@@ -287,11 +285,11 @@ def evaluate_synthetic(config: Config) -> dict:
               "realism": realism(features, sets, cfg),
               "control_fidelity": {**control_fidelity(synthetic.images, controls, synthetic.labels, config),
                                    "reference_real_val": real_control_fidelity(config, sets["val"])},
-              "lesion_placement": lesion_placement(config, sets),
+              "lesion_placement": lesion_placement(config, sets, rows),
               "class_fidelity": class_fidelity(Predictor.from_folder(judge), synthetic, sets["val"])}
     report["memorisation"], nearest = memorisation(features, sets, cfg)
     if cfg.separability_epochs:
-        report["separability"] = real_vs_synthetic(config, sets)
+        report["separability"] = real_vs_synthetic(config, sets, rows)
     pictures = class_grids(synthetic, controls, sources, cfg.grid_rows)
     pictures["closest-pairs.png"] = closest_pairs(synthetic, sets["train"], nearest, cfg.closest_pairs)
     with atomic_folder(Path(config.paths.reports) / "synthetic") as build:
