@@ -42,12 +42,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def config_for(out: Path, patches: bool, patients: int, epochs: int) -> Config:
     raw = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()),
-                 yaml.safe_load((REPO / "profiles" / "mammo-cpu.yaml").read_text()))
+                     yaml.safe_load((REPO / "profiles" / "mammo-cpu.yaml").read_text()))
     paths = {name: str(out / name) for name in ("prepared", "controls", "metrics", "mlruns", "models",
                                                  "checkpoints", "classifiers", "synthetic", "reports")}
     raw = deep_merge(raw, {"paths": paths, "data": {"patches": {"enabled": patches}},
-                       "phantom": {"patients_per_class": patients},
-                       "classifier": {"epochs": epochs, "seeds": [0]}})
+                           "phantom": {"patients_per_class": patients},
+                           "classifier": {"epochs": epochs, "seeds": [0]}})
     return parse_config(raw, "benchmark")
 
 
