@@ -134,6 +134,30 @@ def train_fractions(params: Params = Path("params.yaml")) -> None:
     _run(lambda: stage.main(params))
 
 
+@app.command("train-recipes")
+def train_recipes(params: Params = Path("params.yaml")) -> None:
+    """The classifier.recipes arms (same-count control, filtered, pretrain-then-real) at every fraction."""
+    from controlbreast.stages import train_recipes as stage
+
+    _run(lambda: stage.main(params))
+
+
+@app.command("train-filter")
+def train_filter(params: Params = Path("params.yaml")) -> None:
+    """The label-consistency filter's classifier, on the real training split alone (fixed epochs)."""
+    from controlbreast.stages import train_filter as stage
+
+    _run(lambda: stage.main(params))
+
+
+@app.command("filter-synthetic")
+def filter_synthetic(params: Params = Path("params.yaml")) -> None:
+    """Each synthetic image's verdict: its intended class's probability under the filter, copies dropped."""
+    from controlbreast.stages import filter_synthetic as stage
+
+    _run(lambda: stage.main(params))
+
+
 @app.command()
 def evaluate(params: Params = Path("params.yaml")) -> None:
     """Test-split metrics of every trained arm with bootstrap intervals, and paired differences."""

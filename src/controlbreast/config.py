@@ -102,6 +102,7 @@ class PathsConfig(Section):
     metrics: Path = Path("metrics")
     reports: Path = Path("reports")
     synthetic: Path = Path("data/synthetic")
+    synthetic_filter: Path = Path("data/synthetic-filter")
     models: Path = Path("models")
     checkpoints: Path = Path("models/checkpoints")
     classifiers: Path = Path("models/classifiers")
@@ -463,10 +464,16 @@ class GenerateConfig(Section):
     + i``; controls of a class are visited in a seeded order, all before any repeats. ``sampling``
     is the sampler of the set; null uses the ``sampling`` section (the training stages' validation
     sampler, which a few images can afford at more steps than a whole set can).
+
+    ``strength`` s (real-guided generation, SDEdit / img2img): below 1 the sampler starts from the
+    real training image whose control conditions the row, varied as that control was and noised to
+    step s·T, and runs only the last ``round(s * steps)`` steps; 1 starts from pure noise (exactly
+    the set drawn before this option existed).
     """
 
     per_class: PositiveInt | Literal["auto"] = "auto"
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0
+    strength: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     variation: VariationConfig = VariationConfig()
     sampling: SamplingConfig | None = None
 
@@ -516,6 +523,37 @@ class AugmentConfig(Section):
     noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
 
 
+RECIPE_NAME = r"^[a-z][a-z0-9+_-]*$"
+
+
+class RecipeConfig(Section):
+    """A named arm beside the built-in ones (``mixing.Recipe``): which real and synthetic images it
+    trains on and how. ``real``: ``once``, ``repeat`` (the real images drawn again up to the
+    ``real+synthetic`` arm's count: the same-count control) or ``none``; ``synthetic``: ``none``,
+    ``all`` or ``filtered`` (kept by the label-consistency filter, ``synthetic_filter``);
+    ``schedule``: ``mixed``, or ``pretrain`` on the synthetic images then fine-tune on the real ones;
+    ``mix_ratio``: this arm's synthetic images per real image (null: ``classifier.mix_ratio``).
+    """
+
+    real: Literal["once", "repeat", "none"] = "once"
+    synthetic: Literal["none", "all", "filtered"] = "all"
+    schedule: Literal["mixed", "pretrain"] = "mixed"
+    augment: bool = True
+    mix_ratio: Annotated[float, Field(gt=0.0, le=100.0)] | None = None
+
+    @model_validator(mode="after")
+    def _parts(self) -> RecipeConfig:
+        if self.real == "repeat" and self.synthetic != "none":
+            raise ValueError("real: repeat is the same-count control for synthetic images: use it with "
+                             "synthetic: none")
+        if self.schedule == "pretrain" and (self.synthetic == "none" or self.real == "none"):
+            raise ValueError("schedule: pretrain needs synthetic images to pretrain on and real ones to "
+                             "fine-tune on")
+        if self.real == "none" and self.synthetic == "none":
+            raise ValueError("a recipe with real: none and synthetic: none trains on nothing")
+        return self
+
+
 class ClassifierConfig(Section):
     """``train-classifier``: a timm backbone per arm and seed, chosen on the validation split.
 
@@ -529,6 +567,12 @@ class ClassifierConfig(Section):
     ``balance``: class ``weights`` in the loss, a balanced ``sampler``, or ``none``. ``threads``: torch
     CPU threads (0: torch's default); a model this small runs fastest on one, and far faster than on
     two when another process shares the cores.
+
+    ``synthetic_draw``: ``per_class`` draws ``round(ratio * n_c)`` synthetic images of each class c
+    (the same synthetic:real ratio in every class, so the source is no shortcut to the class);
+    ``pooled`` draws uniformly from the whole set. ``recipes``: named arms (``RecipeConfig``), each
+    trained at every real fraction and compared with ``real`` on the same seeds and resamples;
+    ``pretrain_epochs``: the synthetic phase of a ``schedule: pretrain`` recipe.
 
     ``real_fractions``: the data-efficiency curve. For each fraction below 1, the ``real`` and
     ``real+synthetic`` arms are trained again on a nested, group-aware, class-stratified subset of the
@@ -554,9 +598,15 @@ class ClassifierConfig(Section):
     registry: bool = True
     real_fractions: tuple[float, ...] = (0.5, 1.0)
     subset_seed: int = 0
+    synthetic_draw: Literal["per_class", "pooled"] = "per_class"
+    pretrain_epochs: PositiveInt = 5
+    recipes: dict[Annotated[str, Field(pattern=RECIPE_NAME)], RecipeConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _seeds(self) -> ClassifierConfig:
+        clash = sorted(set(self.recipes) & {"real", "real-noaug", "real+synthetic", "synthetic"})
+        if clash:
+            raise ValueError(f"recipes {clash} would replace built-in arms: give them other names")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be one or more distinct integers")
         if any(not 0.0 < f <= 1.0 for f in self.real_fractions) or \
@@ -627,12 +677,14 @@ class RangeConfig(Section):
 
 # what each tuned dimension may be, as the section it lands in allows it
 DIMENSION_BOUNDS = {"guidance_scale": (1.0, 30.0), "mix_ratio": (1e-6, 100.0),
-                    "controlnet_scale": (0.0, 5.0), "synthetic_count": (1.0, 100_000.0)}
+                    "controlnet_scale": (0.0, 5.0), "synthetic_count": (1.0, 100_000.0),
+                    "strength": (0.01, 1.0)}
 
 
 class TuneConfig(Section):
     """``tune``: Optuna searches ``generate.sampling.guidance_scale`` and ``classifier.mix_ratio``
-    (and optionally ``controlnet_scale`` and ``synthetic_count``, the per-class size of the trial's
+    (and optionally ``controlnet_scale``, ``strength`` (real-guided generation, ``generate.strength``)
+    and ``synthetic_count``, the per-class size of the trial's
     synthetic set; null: not searched) on the **validation** split.
 
     ``n_trials``: finished (complete or pruned) trials the study should hold; 0 (the default when a
@@ -659,6 +711,7 @@ class TuneConfig(Section):
     mix_ratio: RangeConfig = RangeConfig(low=0.03, high=0.15, log=True)
     controlnet_scale: RangeConfig | None = None
     synthetic_count: RangeConfig | None = None
+    strength: RangeConfig | None = None
     heartbeat_interval: Annotated[int, Field(ge=1, le=3600)] = 10
     grace_period: Annotated[int, Field(ge=2, le=36_000)] = 30
     retry_failed: Annotated[int, Field(ge=0, le=100)] = 0
@@ -700,6 +753,22 @@ class ReportConfig(Section):
     mlflow_ui: str = "http://127.0.0.1:5000"
 
 
+class SyntheticFilterConfig(Section):
+    """``train-filter`` / ``filter-synthetic``: label-consistency filtering of the synthetic set.
+
+    A classifier (``classifier``'s model and augmentation) trained on the real **training** split
+    alone, for a fixed ``epochs`` (no validation image chooses anything), scores every synthetic
+    image; an image is kept when its intended class has probability >= ``threshold`` (τ) and,
+    with ``drop_copies``, it is not a likely copy of a training image (``synthetic_eval.copy_cosine``
+    in the filter's features, or ``copy_ssim``). Arms with ``synthetic: filtered`` draw only kept images.
+    """
+
+    threshold: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+    drop_copies: bool = True
+    epochs: PositiveInt = 10
+    seed: int = 0
+
+
 class SegmenterConfig(Section):
     """``train-segmenter``: a small U-Net trained on the real training split's lesion masks (normal
     images as empty masks), the judge of whether a synthetic image draws its lesion inside the mask
@@ -733,6 +802,7 @@ class Config(Section):
     synthetic_eval: SyntheticEvalConfig = SyntheticEvalConfig()
     segmenter: SegmenterConfig = SegmenterConfig()
     classifier: ClassifierConfig = ClassifierConfig()
+    synthetic_filter: SyntheticFilterConfig = SyntheticFilterConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     tune: TuneConfig = TuneConfig()
     tracking: TrackingConfig = TrackingConfig()

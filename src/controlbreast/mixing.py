@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from controlbreast.errors import DataError
 
@@ -16,6 +16,7 @@ ARMS = ("real", "real-noaug", "real+synthetic", "synthetic")
 FRACTION_ARMS = ("real", "real+synthetic")  # trained again on each classifier.real_fractions below 1
 FRACTIONS = "fractions"  # <paths.classifiers>/fractions/<arm>@<fraction>/: the data-efficiency arms
 NO_AUGMENTATION = "real-noaug"  # the real arm without classic augmentation (flips, warps, contrast, noise)
+RECIPES = "recipes"  # <paths.classifiers>/recipes/<recipe>[@<fraction>]/: classifier.recipes' arms
 
 
 def arm_draws(n_real: int, mix_ratio: float) -> dict[str, int]:
@@ -23,19 +24,25 @@ def arm_draws(n_real: int, mix_ratio: float) -> dict[str, int]:
     return {"real+synthetic": round(mix_ratio * n_real), "synthetic": n_real}
 
 
+def per_class_draws(real_counts: Mapping[str, int], ratio: float) -> dict[str, int]:
+    """Synthetic images of each class for ``ratio`` synthetic per real image *in every class*:
+    ``round(ratio * n_c)``, so that being synthetic says nothing about the class (a source that
+    correlates with the class is a shortcut the classifier learns instead of the disease)."""
+    return {label: round(ratio * count) for label, count in real_counts.items()}
+
+
 def synthetic_needed(train_labels: Sequence[str], classes: Sequence[str], mix_ratio: float) -> dict[str, int]:
     """Synthetic images per class (``generate.per_class: auto``) that let every arm draw its count.
 
-    The arms draw uniformly from the whole set, so the set takes the real training split's class
-    proportions: then the ``synthetic`` arm (with ``mix_ratio`` <= 1, the whole set) has the real
-    split's class counts exactly, and ``real+synthetic`` those proportions in expectation.
+    Arms draw class by class in the real training split's proportions (``per_class_draws``), so the
+    set takes those proportions: the ``synthetic`` arm (ratio 1) and ``real+synthetic`` (``mix_ratio``)
+    both find their per-class counts. Recipes with their own ratio may need a larger fixed set.
     """
     counts = Counter(train_labels)
-    n_real = sum(counts[c] for c in classes)
-    if not n_real:
+    if not sum(counts[c] for c in classes):
         raise DataError("the prepared manifest has no training image of the configured classes")
-    total = max(arm_draws(n_real, mix_ratio).values())
-    return {c: math.ceil(total * counts[c] / n_real) for c in classes}
+    ratio = max(1.0, mix_ratio)
+    return {c: math.ceil(ratio * counts[c] - 1e-9) if counts[c] else 0 for c in classes}
 
 
 def fraction_arm(arm: str, fraction: float) -> str:

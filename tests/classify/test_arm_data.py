@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from classifier_builders import prepare_phantom, split_ids, write_synthetic
-from controlbreast.classify.data import check_provenance, load_training_data, training_subsets
-from controlbreast.data.manifest import SyntheticRow, read_manifest
+from controlbreast.classify.data import arm_plan, check_provenance, load_training_data, training_subsets
+from controlbreast.config import ClassifierConfig, RecipeConfig
+from controlbreast.data.manifest import FilterRow, PreparedRow, SyntheticRow, manifest_bytes, read_manifest
 from controlbreast.errors import ControlBreastError
 from controlbreast.mixing import synthetic_needed
 
@@ -159,3 +160,71 @@ def test_a_fixed_per_class_too_small_is_named_before_sampling_and_at_training(pr
     with pytest.raises(ControlBreastError) as error:
         load_training_data(config, "synthetic", seed=0)
     assert "generate.per_class: auto" in str(error.value) and "mix_ratio" not in str(error.value)
+
+
+RECIPES = {"real-repeat": RecipeConfig(real="repeat", synthetic="none"),
+           "real+filtered": RecipeConfig(synthetic="filtered"),
+           "synthetic-then-real": RecipeConfig(schedule="pretrain")}
+
+
+def with_recipes(config, **settings):
+    return with_classifier(config, recipes=RECIPES, **settings)
+
+
+def class_counts(config, data, prefix=None):
+    ids_labels = zip(data.train.ids, data.train.labels, strict=True)
+    return Counter(config.data.classes[k] for i, k in ids_labels if prefix is None or i.startswith(prefix))
+
+
+@pytest.mark.parametrize("mix_ratio", [0.3, 1.0])
+def test_the_synthetic_to_real_ratio_is_the_same_in_every_class(config, mix_ratio):
+    real = Counter(r.label for r in read_manifest(Path(config.paths.prepared) / "manifest.csv", PreparedRow)
+                   if r.split == "train")
+    data = load_training_data(with_classifier(config, mix_ratio=mix_ratio), "real+synthetic", seed=0)
+    assert class_counts(config, data, "syn-") == {c: round(mix_ratio * n) for c, n in real.items() if round(
+        mix_ratio * n)}
+
+
+@pytest.mark.parametrize("fraction", [0.5, 1.0])
+def test_real_repeat_has_the_real_synthetic_arms_count_per_class_and_only_real_images(config, fraction):
+    recipes = with_recipes(config, mix_ratio=0.4)
+    repeat = load_training_data(recipes, "real-repeat", seed=3, fraction=fraction)
+    mixed = load_training_data(recipes, "real+synthetic", seed=3, fraction=fraction)
+    assert len(repeat.train) == len(mixed.train)
+    assert class_counts(config, repeat) == class_counts(config, mixed)
+    assert not any(i.startswith("syn-") for i in repeat.train.ids)
+    assert set(repeat.train.ids) == set(load_training_data(config, "real", 0, fraction=fraction).train.ids)
+
+
+def test_pretrain_recipe_holds_its_synthetic_images_apart_from_the_real_ones(config):
+    data = load_training_data(with_recipes(config, mix_ratio=0.5), "synthetic-then-real", seed=0)
+    assert all(i.startswith("syn-") for i in data.pretrain.ids)
+    assert len(data.pretrain) == data.synthetic_images > 0
+    assert sorted(data.train.ids) == sorted(split_ids(config, "train"))
+
+
+def test_the_filtered_recipe_draws_only_kept_images_at_an_equal_lowered_ratio(config, tmp_path):
+    recipes = with_paths(with_recipes(config, mix_ratio=1.0), synthetic_filter=tmp_path / "filter")
+    with pytest.raises(ControlBreastError, match="filter-synthetic"):
+        load_training_data(recipes, "real+filtered", seed=0)
+    rows = read_manifest(Path(config.paths.synthetic) / "manifest.csv", SyntheticRow)
+    kept = {row.id for n, row in enumerate(rows) if n % 2 == 0}
+    verdicts = [{"id": r.id, "label": r.label, "probability": 0.9 if r.id in kept else 0.1,
+                 "copy_cosine": 0.0, "copy_ssim": 0.0, "likely_copy": False, "kept": r.id in kept}
+                for r in rows]
+    (tmp_path / "filter").mkdir()
+    (tmp_path / "filter" / "verdicts.csv").write_bytes(manifest_bytes(verdicts, FilterRow))
+    data = load_training_data(recipes, "real+filtered", seed=0)
+    drawn = [i for i in data.train.ids if i.startswith("syn-")]
+    assert drawn and set(drawn) <= kept
+    plan = arm_plan(recipes, "real+filtered", 0)
+    real = Counter(plan.real_labels)
+    assert plan.ratio < 1.0
+    assert Counter(plan.synthetic_labels) == {c: round(plan.ratio * n) for c, n in real.items()}
+
+
+def test_a_recipe_name_that_shadows_a_built_in_arm_is_refused():
+    with pytest.raises(ValueError, match="built-in arms"):
+        ClassifierConfig(recipes={"real": {"synthetic": "all"}})
+    with pytest.raises(ValueError, match="synthetic: none"):
+        RecipeConfig(real="repeat", synthetic="all")

@@ -10,7 +10,7 @@ import torch
 from mlflow import MlflowClient
 
 from classifier_builders import split_ids
-from controlbreast.classify.data import load_training_data
+from controlbreast.classify.data import load_training_data, recipe
 from controlbreast.classify.models import load_classifier
 from controlbreast.classify.train import batch_transform, class_weights, epoch_order, train_classifier
 from controlbreast.outputs import read_csv
@@ -60,8 +60,8 @@ def test_real_noaug_trains_on_the_real_split_untouched_and_real_gets_classic_aug
     noaug, real = (load_training_data(config, arm, seed=0) for arm in ("real-noaug", "real"))
     assert noaug.train.ids == real.train.ids and (noaug.synthetic_images, real.synthetic_images) == (0, 0)
     batch = torch.from_numpy(real.train.images[:8]).float().unsqueeze(1) / 255.0
-    untouched = batch_transform(config, "real-noaug")(batch.clone(), torch.Generator().manual_seed(0))
-    augmented = batch_transform(config, "real")(batch.clone(), torch.Generator().manual_seed(0))
+    untouched, augmented = (batch_transform(config, recipe(config, arm).augment)(
+        batch.clone(), torch.Generator().manual_seed(0)) for arm in ("real-noaug", "real"))
     assert torch.equal(untouched, batch)
     assert (augmented - batch).abs().mean() > 0.01
 

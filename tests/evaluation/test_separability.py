@@ -1,10 +1,11 @@
 """The real-vs-synthetic classifier two-sample test sees obvious fakes and is fooled by real images."""
 
 import numpy as np
+import pytest
 
 from controlbreast.config import ClassifierConfig
 from controlbreast.data.phantom import PHANTOM_LABELS, render_phantom
-from controlbreast.evaluation.separability import TwoSamples, separability, split_by_control
+from controlbreast.evaluation.separability import TwoSamples, separability, source_class_auc, split_by_control
 
 SETTINGS = ClassifierConfig(model_kwargs={"channels": [8, 8, 16, 16], "stem_width": 8}, batch_size=32,
                             threads=1)
@@ -58,3 +59,14 @@ def test_split_by_control_keeps_each_control_on_one_side():
         sides = {bool(t) for c, t in zip(controls, training, strict=True) if c == control}
         assert len(sides) == 1
     assert 0 < training.sum() < len(controls)
+
+
+def test_the_shortcut_probe_is_chance_at_equal_ratios_and_one_when_a_class_is_all_synthetic():
+    labels = np.repeat([0, 1, 2], [40, 20, 10])
+    equal = np.concatenate([np.arange(40) < 10, np.arange(20) < 5, np.arange(10) < 3])  # ~0.25 everywhere
+    assert abs(source_class_auc(labels, equal) - 0.5) < 0.03
+    one_class = labels == 2
+    assert source_class_auc(labels, one_class) == pytest.approx(1.0)
+    skewed = np.concatenate([np.arange(40) < 2, np.arange(20) < 10, np.arange(10) < 9])
+    assert 0.75 < source_class_auc(labels, skewed) < 1.0
+    assert source_class_auc(labels, np.zeros(70, bool)) is None

@@ -13,12 +13,17 @@ from controlbreast.data.manifest import PreparedRow, SyntheticRow, manifest_byte
 from controlbreast.diffusion import pipeline
 from controlbreast.errors import ControlBreastError, DataQualityError
 from controlbreast.generation.generate import (
+    draw_rows,
     generate_set,
     load_generator,
     model_hash,
     plan,
     regenerate,
+    render,
+    row_sampling,
+    source_images,
     training_rows,
+    varied_controls,
     write_set,
 )
 from controlbreast.outputs import read_csv
@@ -149,3 +154,33 @@ def test_the_set_has_its_own_sampler_when_params_give_one(prepared):
     assert {(r["scheduler"], r["steps"], r["guidance_scale"], r["controlnet_scale"]) for r in rows} == {
         ("unipc", 7, 1.0, 0.5)}
     assert plan(prepared, training_rows(config.paths.prepared))[0]["steps"] == prepared.sampling.steps
+
+
+def test_strength_one_is_the_pure_noise_sampler_bit_for_bit(generated):
+    config, _ = generated
+    generator = load_generator(config)
+    rows = manifest(config)[:4]
+    assert {float(r["strength"]) for r in rows} == {1.0}
+    controls = varied_controls(config.paths.controls, rows, generator.channels)
+    sources = source_images(config.paths.prepared, rows)
+    plain = render(generator, rows, controls, row_sampling(rows[0], 4))
+    with_sources = render(generator, rows, controls, row_sampling(rows[0], 4), sources=sources)
+    folder = Path(config.paths.synthetic) / "images"
+    assert np.array_equal(plain, with_sources)
+    assert np.array_equal(plain, np.stack([load_png(folder / f"{r['id']}.png") for r in rows]))
+
+
+def test_small_strength_stays_close_to_its_varied_source_image(generated):
+    config, _ = generated
+    generator = load_generator(config)
+    rows = manifest(config)[:6]
+    sources = source_images(config.paths.prepared, rows)[:, 0].astype(float)
+    distance = {}
+    for strength in (0.1, 0.5, 1.0):
+        guided = [{**row, "strength": strength, "steps": 10} for row in rows]
+        images, _ = draw_rows(config, generator, guided, row_sampling(guided[0], 6))
+        distance[strength] = np.abs(images.astype(float) - sources).mean() / 255
+    assert distance[0.1] < 0.08 and distance[0.1] < distance[0.5] < distance[1.0]
+    again = regenerate(config, {**rows[0], "strength": 0.5, "steps": 10}, generator)
+    assert np.array_equal(again, draw_rows(config, generator, [{**rows[0], "strength": 0.5, "steps": 10}],
+                                           row_sampling({**rows[0], "steps": 10}))[0][0])

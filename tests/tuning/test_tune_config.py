@@ -31,6 +31,17 @@ def test_the_optional_dimensions_join_the_search_space_in_order():
     assert list(parse_config({}).tune.dimensions()) == ["guidance_scale", "mix_ratio"]
 
 
+def test_real_guided_strength_is_a_dimension_that_lands_in_generate_and_keys_the_set():
+    from controlbreast.tuning.objective import set_key, trial_config
+
+    config = parse_config({"tune": {"strength": {"low": 0.5, "high": 1.0, "step": 0.25}}})
+    assert list(config.tune.dimensions())[-1] == "strength"
+    trial = trial_config(config, {"strength": 0.75, "guidance_scale": 2.0, "mix_ratio": 0.1})
+    assert trial.generate.strength == 0.75 and set_key(trial, "m")["strength"] == 0.75
+    with pytest.raises(ConfigError, match="strength"):
+        parse_config({"tune": {"strength": {"low": 0.0, "high": 1.0}}})
+
+
 def test_a_mix_ratio_that_no_trial_set_can_feed_is_refused():
     config = parse_config({"tune": {"per_class": 10, "mix_ratio": {"low": 0.1, "high": 0.5}}})
     check_mix_fits(config, real_images=60)  # 30 needed, 30 made

@@ -2,7 +2,8 @@
 log it as a nested MLflow run (params, per-epoch metrics, the model as an MLflow pyfunc).
 
 Arms trained on a fraction of the real training split (``classifier.real_fractions``) go to
-``<paths.classifiers>/fractions/<arm>@<fraction>/seed-<k>/``.
+``<paths.classifiers>/fractions/<arm>@<fraction>/seed-<k>/``; the recipes of ``classifier.recipes``
+to ``<paths.classifiers>/recipes/<recipe>[@<fraction>]/seed-<k>/``.
 
 The arm's folder is built beside its destination and swapped in when every seed is done, so a
 failed run leaves the previous models. ``summary.json`` lists the seeds with their validation AUC.
@@ -20,7 +21,7 @@ from controlbreast.classify.models import save_classifier
 from controlbreast.classify.predict import log_pyfunc
 from controlbreast.classify.train import TrainResult, train_classifier
 from controlbreast.config import Config
-from controlbreast.mixing import FRACTIONS, fraction_arm
+from controlbreast.mixing import ARMS, FRACTIONS, RECIPES, fraction_arm
 from controlbreast.outputs import atomic_folder, csv_bytes, write_atomic
 
 
@@ -45,7 +46,11 @@ def seed_folder(root: Path, arm: str, seed: int) -> Path:
 
 
 def arm_folder(root: Path, arm: str, fraction: float = 1.0) -> Path:
-    """Where ``arm`` at ``fraction`` of the real training split lives under ``paths.classifiers``."""
+    """Where ``arm`` at ``fraction`` of the real training split lives under ``paths.classifiers``:
+    a built-in arm in its own folder (below fraction 1 under ``fractions/``), a recipe under
+    ``recipes/`` at every fraction."""
+    if arm not in ARMS:
+        return Path(root) / RECIPES / fraction_arm(arm, fraction)
     return Path(root) / arm if fraction == 1.0 else Path(root) / FRACTIONS / fraction_arm(arm, fraction)
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from controlbreast.classify.data import TrainingData, input_view, load_training_data
+from controlbreast.classify.data import TrainingData, input_view, load_training_data, recipe
 from controlbreast.classify.models import (
     ModelCard,
     create_classifier,
@@ -28,8 +28,9 @@ from controlbreast.classify.models import (
 from controlbreast.classify.scores import macro_auc, macro_auc_interval
 from controlbreast.classify.transforms import Augment, normalise, scale
 from controlbreast.config import Config
+from controlbreast.data.datasets import ImageSet
 from controlbreast.errors import DataError
-from controlbreast.mixing import NO_AUGMENTATION, fraction_arm
+from controlbreast.mixing import fraction_arm
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -61,27 +62,28 @@ def epoch_order(labels: np.ndarray, balance: str, generator: torch.Generator) ->
     return torch.multinomial(weights, len(labels), replacement=True, generator=generator)
 
 
-def batch_transform(config: Config, arm: str) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    """What a training batch goes through: classic augmentation, or nothing for ``real-noaug`` (the
-    arm that measures what augmentation itself buys)."""
-    if arm == NO_AUGMENTATION:
+def batch_transform(config: Config, augment: bool) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """What a training batch goes through: classic augmentation, or nothing for an arm whose recipe
+    turns it off (``real-noaug``, the arm that measures what augmentation itself buys)."""
+    if not augment:
         return lambda batch, generator: batch
     return Augment(config.classifier.augment)
 
 
-def _train_epoch(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, card: ModelCard,
-                 config: Config, step: Callable[[torch.Tensor, torch.Tensor], float],
-                 generator: torch.Generator) -> float:
+Step = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+def _train_epoch(inputs: torch.Tensor, targets: torch.Tensor, card: ModelCard, config: Config, step: Step,
+                 augment: bool, generator: torch.Generator) -> float:
     settings = config.classifier
-    augment = batch_transform(config, card.arm)
+    transform = batch_transform(config, augment)
     order = epoch_order(targets.numpy(), settings.balance, generator)
-    model.train()
     losses = []
     for start in range(0, len(order), settings.batch_size):
         index = order[start:start + settings.batch_size]
         if len(index) < 2:  # batch norm needs two samples
             continue
-        batch = normalise(augment(inputs[index], generator), card)
+        batch = normalise(transform(inputs[index], generator), card)
         losses.append(step(batch, targets[index]))
     return float(np.mean(losses))
 
@@ -92,30 +94,29 @@ def _validate(model: nn.Module, inputs: torch.Tensor, labels: np.ndarray) -> dic
     return {"val_auc": float(macro_auc(probs, labels)), "val_loss": float(-np.log(picked).mean())}
 
 
-def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallback | None = None,
-                     data: TrainingData | None = None, fraction: float = 1.0) -> TrainResult:
-    """Train ``arm`` with ``seed`` (on ``fraction`` of the real training split); returns the epoch
-    with the best validation macro AUC."""
+def new_model(config: Config, name: str, seed: int, image_size: int) -> tuple[nn.Module, ModelCard]:
+    """A fresh ``classifier.model`` seeded with ``seed``, and its card (``name``: the arm)."""
     settings = config.classifier
-    set_threads(settings.threads)
-    data = data or load_training_data(config, arm, seed, fraction)
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    classes = len(config.data.classes)
-    model = create_classifier(settings.model, classes, settings.model_kwargs, settings.pretrained)
+    model = create_classifier(settings.model, len(config.data.classes), settings.model_kwargs,
+                              settings.pretrained)
     mean, std = normalisation(model)
     view = input_view(config)
-    card = ModelCard(model=settings.model, classes=config.data.classes,
-                     image_size=int(data.train.images.shape[-1]), resize=config.data.resize,
-                     mean=mean, std=std, model_kwargs=dict(settings.model_kwargs),
-                     arm=fraction_arm(arm, fraction), seed=seed, modality=view.modality,
-                     patches=view.patches, mammography=config.data.mammography.model_dump())
-    inputs, targets = scale(data.train.images), torch.from_numpy(data.train.labels)
-    val_inputs = normalise(scale(data.val.images), card)
-    weight = class_weights(data.train.labels, classes) if settings.balance == "weights" else None
+    card = ModelCard(model=settings.model, classes=config.data.classes, image_size=image_size,
+                     resize=config.data.resize, mean=mean, std=std, model_kwargs=dict(settings.model_kwargs),
+                     arm=name, seed=seed, modality=view.modality, patches=view.patches,
+                     mammography=config.data.mammography.model_dump())
+    return model, card
+
+
+def optimiser(model: nn.Module, config: Config, epochs: int, labels: np.ndarray) -> tuple[Step, object]:
+    """One optimisation step on a normalised batch (AdamW; class-weighted cross-entropy when
+    ``classifier.balance`` is ``weights``) and its cosine schedule over ``epochs``."""
+    settings = config.classifier
+    weight = class_weights(labels, len(config.data.classes)) if settings.balance == "weights" else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
 
     def step(batch: torch.Tensor, target: torch.Tensor) -> float:
         loss = F.cross_entropy(model(batch), target, weight=weight)
@@ -124,9 +125,43 @@ def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallbac
         optimizer.step()
         return float(loss.detach())
 
+    return step, schedule
+
+
+def fit_epochs(model: nn.Module, card: ModelCard, images: ImageSet, config: Config, epochs: int,
+               generator: torch.Generator, augment: bool = True) -> list[float]:
+    """``epochs`` epochs on ``images`` with an optimiser of their own and nothing chosen on any
+    held-out image (a pretraining phase, the filter's classifier); the mean loss of each epoch."""
+    step, schedule = optimiser(model, config, epochs, images.labels)
+    inputs, targets = scale(images.images), torch.from_numpy(images.labels)
+    model.train()
+    losses = []
+    for _ in tqdm(range(epochs), desc=f"{card.arm} seed {card.seed} (fixed epochs)", unit="epoch"):
+        losses.append(_train_epoch(inputs, targets, card, config, step, augment, generator))
+        schedule.step()
+    return losses
+
+
+def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallback | None = None,
+                     data: TrainingData | None = None, fraction: float = 1.0) -> TrainResult:
+    """Train ``arm`` with ``seed`` (on ``fraction`` of the real training split); returns the epoch
+    with the best validation macro AUC. A ``schedule: pretrain`` recipe first trains
+    ``classifier.pretrain_epochs`` on its synthetic images alone (no selection), then here."""
+    settings = config.classifier
+    set_threads(settings.threads)
+    data = data or load_training_data(config, arm, seed, fraction)
+    augment = recipe(config, arm).augment
+    generator = torch.Generator().manual_seed(seed)
+    model, card = new_model(config, fraction_arm(arm, fraction), seed, int(data.train.images.shape[-1]))
+    if data.pretrain is not None:
+        fit_epochs(model, card, data.pretrain, config, settings.pretrain_epochs, generator, augment)
+    inputs, targets = scale(data.train.images), torch.from_numpy(data.train.labels)
+    val_inputs = normalise(scale(data.val.images), card)
+    step, schedule = optimiser(model, config, settings.epochs, data.train.labels)
     history, best, best_state, stale = [], -np.inf, None, 0
     for epoch in (bar := tqdm(range(1, settings.epochs + 1), desc=f"{card.arm} seed {seed}", unit="epoch")):
-        metrics = {"train_loss": _train_epoch(model, inputs, targets, card, config, step, generator),
+        model.train()
+        metrics = {"train_loss": _train_epoch(inputs, targets, card, config, step, augment, generator),
                    "lr": schedule.get_last_lr()[0]}
         schedule.step()
         metrics |= _validate(model, val_inputs, data.val.labels)

@@ -95,6 +95,21 @@ class SyntheticRow(ManifestRow):
     steps: int
     scheduler: str
     model_hash: str
+    strength: float = 1.0          # absent from sets made before real-guided generation existed
+
+
+class FilterRow(ManifestRow):
+    """The label-consistency filter's verdict on one synthetic image (``<paths.synthetic_filter>/
+    verdicts.csv``): the filter classifier's probability of the intended class, the nearest
+    training image's feature cosine and SSIM, and whether the image is kept."""
+
+    id: str
+    label: str
+    probability: float
+    copy_cosine: float
+    copy_ssim: float
+    likely_copy: bool
+    kept: bool
 
 
 Row = TypeVar("Row", bound=ManifestRow)

@@ -1,7 +1,8 @@
 """One sampling loop for both back ends: classifier-free guidance and ControlNet control.
 
-Every image starts from noise drawn from its own seed, and the samplers offered are deterministic
-given that noise (DDIM with eta 0, UniPC, DPM-Solver++), so any image can be regenerated alone.
+Every image starts from noise drawn from its own seed (or, real-guided, from a real image noised
+with it), and the samplers offered are deterministic given that noise (DDIM with eta 0, UniPC,
+DPM-Solver++), so any image can be regenerated alone.
 """
 
 from __future__ import annotations
@@ -69,9 +70,25 @@ def control_encoded_once(denoiser: Denoiser, control: torch.Tensor | None,
         controlnet.controlnet_cond_embedding = embedding
 
 
+def start(scheduler: SchedulerMixin, noise: torch.Tensor, steps: int, init: torch.Tensor | None,
+          strength: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first sample and the timesteps to run. Pure noise and every step, or (real-guided,
+    ``strength`` s < 1, diffusers' img2img rule) ``init`` noised to the step of the last
+    ``max(1, round(s * steps))`` steps, which are the ones run."""
+    scheduler.set_timesteps(steps)
+    if init is None or strength >= 1.0:
+        return noise * scheduler.init_noise_sigma, scheduler.timesteps
+    first = steps - max(1, round(strength * steps))
+    if hasattr(scheduler, "set_begin_index"):  # multistep solvers keep their own step counter
+        scheduler.set_begin_index(first * scheduler.order)
+    timesteps = scheduler.timesteps[first * scheduler.order:]
+    return scheduler.add_noise(init, noise, timesteps[:1]), timesteps
+
+
 @torch.no_grad()
 def _denoise(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, labels: torch.Tensor,
-             control: torch.Tensor | None, cfg: SamplingConfig) -> torch.Tensor:
+             control: torch.Tensor | None, cfg: SamplingConfig, init: torch.Tensor | None = None,
+             strength: float = 1.0) -> torch.Tensor:
     """One batch from noise to a clean sample. Guidance stacks copies of the batch into one forward:
     the conditional rows, then the null class (classifier-free guidance), then the conditional class
     without its control (control guidance): the ControlNet's residuals scaled to zero (``control_null:
@@ -92,8 +109,9 @@ def _denoise(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor,
         scale = per_copy.repeat_interleave(len(labels)).view(-1, 1, 1, 1)
     stacked = None if control is None else torch.cat([c for _, _, c in rows])
     with control_encoded_once(denoiser, stacked, noise.dtype) as encoded:
-        return _loop(denoiser, scheduler, noise, torch.cat([r for r, _, _ in rows]), encoded, scale, cfg,
-                     class_guided, control_guided)
+        sample, timesteps = start(scheduler, noise, cfg.steps, init, strength)
+        return _loop(denoiser, scheduler, sample, timesteps, torch.cat([r for r, _, _ in rows]), encoded,
+                     scale, cfg, class_guided, control_guided)
 
 
 def _guided(prediction: torch.Tensor, cfg: SamplingConfig, class_guided: bool,
@@ -108,14 +126,12 @@ def _guided(prediction: torch.Tensor, cfg: SamplingConfig, class_guided: bool,
     return guided
 
 
-def _loop(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, labels: torch.Tensor,
-          control: torch.Tensor | None, scale: float | torch.Tensor, cfg: SamplingConfig, class_guided: bool,
-          control_guided: bool) -> torch.Tensor:
+def _loop(denoiser: Denoiser, scheduler: SchedulerMixin, sample: torch.Tensor, timesteps: torch.Tensor,
+          labels: torch.Tensor, control: torch.Tensor | None, scale: float | torch.Tensor,
+          cfg: SamplingConfig, class_guided: bool, control_guided: bool) -> torch.Tensor:
     """The steps: one forward per step over every stacked copy of the batch."""
-    copies = len(labels) // len(noise)
-    scheduler.set_timesteps(cfg.steps)
-    sample = noise * scheduler.init_noise_sigma
-    for timestep in scheduler.timesteps:
+    copies = len(labels) // len(sample)
+    for timestep in timesteps:
         model_input = scheduler.scale_model_input(torch.cat([sample] * copies), timestep)
         steps = torch.full((len(model_input),), int(timestep), dtype=torch.long, device=model_input.device)
         prediction = denoiser(model_input, steps, labels, control, scale)
@@ -127,11 +143,13 @@ def _loop(denoiser: Denoiser, scheduler: SchedulerMixin, noise: torch.Tensor, la
 @torch.no_grad()
 def generate(denoiser: Denoiser, codec, training_scheduler: SchedulerMixin, labels: torch.Tensor,
              seeds: list[int], sample_shape: tuple[int, int, int], cfg: SamplingConfig,
-             controls: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
+             controls: torch.Tensor | None = None, progress: bool = False, init: torch.Tensor | None = None,
+             strength: float = 1.0) -> torch.Tensor:
     """Images (N, 1, H, W) in [0, 1] for ``labels`` (N,), ``seeds`` and optional controls.
 
     ``controls``: (N, C, H, W) in [0, 1], or None for the base model alone. ``sample_shape`` is the
-    diffusion's (c, h, w): the image's for pixel, the latent's for latent.
+    diffusion's (c, h, w): the image's for pixel, the latent's for latent. ``init`` (N, 1, H, W) in
+    [0, 1] with ``strength`` < 1: real-guided generation from those images (``start``).
     """
     denoiser.eval()
     scheduler = sampler(cfg.scheduler, training_scheduler)
@@ -142,6 +160,7 @@ def generate(denoiser: Denoiser, codec, training_scheduler: SchedulerMixin, labe
         rows = slice(start, start + cfg.batch_size)
         noise = initial_noise(seeds[rows], sample_shape).to(device)
         control = None if controls is None else controls[rows].to(device)
-        sample = _denoise(denoiser, scheduler, noise, labels[rows].to(device), control, cfg)
+        source = None if init is None else codec.encode(init[rows].to(device) * 2 - 1).to(noise.dtype)
+        sample = _denoise(denoiser, scheduler, noise, labels[rows].to(device), control, cfg, source, strength)
         outputs.append(((codec.decode(sample).float().cpu() + 1) / 2).clamp(0, 1))
     return torch.cat(outputs)

@@ -72,7 +72,8 @@ from controlbreast.evaluation.classification import (
 )
 from controlbreast.evaluation.efficiency import data_efficiency
 from controlbreast.evaluation.external import excluded_ids
-from controlbreast.mixing import ARMS, FRACTION_ARMS, FRACTIONS, fraction_arm
+from controlbreast.evaluation.recipes import recipe_table
+from controlbreast.mixing import ARMS, FRACTION_ARMS, FRACTIONS, RECIPES, fraction_arm
 
 COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"), ("real", "real-noaug"),
                ("real+synthetic", "real-noaug"))
@@ -134,16 +135,18 @@ def _seed_folders(folder: Path) -> list[Path]:
     return sorted(folders, key=lambda p: int(p.name.removeprefix("seed-")))
 
 
-def trained_arms(root: Path, fractions: Sequence[float] = ()) -> dict[str, list[Path]]:
+def trained_arms(root: Path, fractions: Sequence[float] = (),
+                 recipes: Sequence[str] = ()) -> dict[str, list[Path]]:
     """``{arm: seed folders}`` of the arms trained under ``root``, in ``ARMS`` order, then the
-    data-efficiency arms of ``fractions`` (``real@0.5``, ...) found under ``root/fractions``."""
-    names = [*ARMS, *(fraction_arm(arm, f) for f in sorted(fractions) if f < 1.0 for arm in FRACTION_ARMS)]
-    found = {}
-    for name in names:
-        folders = _seed_folders(Path(root) / (FRACTIONS if "@" in name else "") / name)
-        if folders:
-            found[name] = folders
-    return found
+    data-efficiency arms of ``fractions`` (``real@0.5``, ...) found under ``root/fractions``, then
+    each of ``recipes`` at every fraction (under ``root/recipes``)."""
+    below = [f for f in sorted(fractions) if f < 1.0]
+    folders = {name: Path(root) / name for name in ARMS}
+    folders |= {fraction_arm(arm, f): Path(root) / FRACTIONS / fraction_arm(arm, f)
+                for f in below for arm in FRACTION_ARMS}
+    folders |= {fraction_arm(name, f): Path(root) / RECIPES / fraction_arm(name, f)
+                for name in recipes for f in sorted({*fractions, 1.0})}
+    return {name: found for name, folder in folders.items() if (found := _seed_folders(folder))}
 
 
 def predict_arm(arm: str, folders: Sequence[Path], val: SplitImages, test: SplitImages) -> ArmProbabilities:
@@ -294,9 +297,14 @@ def finite(value):
 
 
 def comparisons(config: Config) -> list[tuple[str, str]]:
-    """The paired differences: ``COMPARISONS`` and ``real+synthetic − real`` at each fraction below 1."""
-    fractions = sorted(f for f in config.classifier.real_fractions if f < 1.0)
-    return [*COMPARISONS, *((fraction_arm("real+synthetic", f), fraction_arm("real", f)) for f in fractions)]
+    """The paired differences: ``COMPARISONS``, ``real+synthetic − real`` at each fraction below 1,
+    and each recipe − ``real`` at every fraction (the same seeds, the same resamples)."""
+    fractions = sorted(config.classifier.real_fractions)
+    below = [f for f in fractions if f < 1.0]
+    recipes = [(fraction_arm(name, f), fraction_arm("real", f)) for name in config.classifier.recipes
+               for f in sorted({*fractions, 1.0})]
+    return [*COMPARISONS, *((fraction_arm("real+synthetic", f), fraction_arm("real", f)) for f in below),
+            *recipes]
 
 
 def external_images(config: Config, name: str) -> tuple[SplitImages, int]:
@@ -329,7 +337,8 @@ def on_external(config: Config, name: str, arms: dict[str, list[Path]], val: Spl
 
 def evaluate_arms(config: Config) -> Evaluation:
     """Evaluate every trained arm on the test split (see the module docstring)."""
-    arms = trained_arms(config.paths.classifiers, config.classifier.real_fractions)
+    arms = trained_arms(config.paths.classifiers, config.classifier.real_fractions,
+                        list(config.classifier.recipes))
     if not arms:
         raise MissingInputError(f"{config.paths.classifiers}: no trained classifier (run train-classifier)")
     settings, positive = config.evaluate, positive_index(config)
@@ -353,6 +362,7 @@ def evaluate_arms(config: Config) -> Evaluation:
         config, metrics, f"auc_{config.data.classes[positive]}")
     metrics["external"] = {external.name: on_external(config, external.name, arms, val, positive)
                            for external in settings.external}
+    metrics = {"recipes": recipe_table(config, finite(metrics)), **metrics}
     return Evaluation(finite(metrics), roc, calibration, probabilities, test,
                       [finite(row) for row in efficiency])
 

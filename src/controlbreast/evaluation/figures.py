@@ -36,11 +36,15 @@ def curve_figure(rows: Sequence[dict], x: str, y: str, title: str, x_label: str,
     return figure
 
 
-def efficiency_figure(rows: Sequence[dict], metric: str, title: str, y_label: str) -> Figure:
+def efficiency_figure(rows: Sequence[dict], metric: str, title: str, y_label: str,
+                      reference: float | None = None) -> Figure:
     """AUC (``metric``, with its ``_low``/``_high`` interval as a band) against the number of real
-    training images, one line per arm: where on the curve synthetic images help, if anywhere."""
+    training images, one line per arm: where on the curve synthetic images help, if anywhere.
+    ``reference``: a dashed level to read against (0 for paired differences)."""
     figure = Figure(figsize=(5.5, 4.0), dpi=100)
     axes = figure.add_subplot()
+    if reference is not None:
+        axes.axhline(reference, color="0.5", linestyle="--", linewidth=1)
     for arm in dict.fromkeys(row["arm"] for row in rows):
         points = sorted((r for r in rows if r["arm"] == arm and r[metric] is not None),
                         key=lambda r: r["real_images"])

@@ -34,12 +34,15 @@ def _differences(differences: dict) -> dict[str, dict[str, float]]:
 def headline(metrics: dict) -> dict:
     """The summary of ``evaluate_arms``' metrics (module docstring); every leaf a number.
 
-    Shape: ``{"test_images": n, "auc": {arm: x}, "difference": {"a - b": {estimate, low, high}},
+    It opens with the recipe × fraction table (``evaluation.recipes``). Shape: ``{"recipes":
+    {recipe: {fraction: {"real_images": n, set: {estimate, low, high, p_value, verdict}}}},
+    "test_images": n, "auc": {arm: x}, "difference": {"a - b": {estimate, low, high}},
     "fraction": {f: {"real_images": n, "real+synthetic - real": {...}}},
     "external": {name: {"images": n, "auc": {...}, "real+synthetic - real": {...}}}}``,
     each part present only where ``metrics`` has it.
     """
-    summary = {"test_images": metrics["test_images"], "auc": _arms(metrics["arms"]),
+    summary = {"recipes": metrics.get("recipes", {}), "test_images": metrics["test_images"],
+               "auc": _arms(metrics["arms"]),
                "difference": _differences(metrics["differences"])}
     fractions = {fraction: {"real_images": row["real_images"], PRIMARY: _difference(row[PRIMARY])}
                  for fraction, row in metrics.get("data_efficiency", {}).items()

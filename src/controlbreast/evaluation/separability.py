@@ -97,3 +97,20 @@ def separability(train: TwoSamples, held_out: TwoSamples, classes: tuple[str, ..
             report["per_class"][name] = _auc_interval(scores[member], is_other[member], resamples, seed,
                                                       confidence)
     return report
+
+
+def source_class_auc(labels: np.ndarray, synthetic: np.ndarray) -> float | None:
+    """The shortcut probe of a mixed training set: how well the class predicts the source.
+
+    Each image's score is the synthetic share of its class; the AUC of that score for "is
+    synthetic" is the best any rule that sees only the class can do. 0.5: the same synthetic:real
+    ratio in every class (the source says nothing about the class, nothing to learn instead of the
+    disease); 1: some class is all synthetic and the others all real. ``labels`` (N,) class
+    indices, ``synthetic`` (N,) bool; None when the set has only one source.
+    """
+    synthetic = np.asarray(synthetic, dtype=bool)
+    if synthetic.all() or not synthetic.any():
+        return None
+    classes, index = np.unique(labels, return_inverse=True)
+    share = np.bincount(index, weights=synthetic, minlength=len(classes)) / np.bincount(index)
+    return float(auc(share[index], synthetic))

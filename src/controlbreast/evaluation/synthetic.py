@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from controlbreast.classify.data import check_provenance
+from controlbreast.classify.data import arm_plan, check_provenance
 from controlbreast.classify.models import CARD, ModelCard
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import macro_auc
@@ -58,9 +58,10 @@ from controlbreast.evaluation.fidelity import (
 )
 from controlbreast.evaluation.memorisation import distribution, nearest_cosine, nearest_ssim
 from controlbreast.evaluation.segmenter import dice_against_masks, load_segmenter, masks_of
-from controlbreast.evaluation.separability import TwoSamples, separability, split_by_control
+from controlbreast.evaluation.separability import TwoSamples, separability, source_class_auc, split_by_control
 from controlbreast.generation.variation import Variation, apply_variation
 from controlbreast.grids import side_by_side
+from controlbreast.mixing import fraction_arm
 from controlbreast.outputs import atomic_folder, write_atomic
 
 
@@ -269,6 +270,29 @@ def _load(config: Config) -> tuple[dict[str, ImageSet], dict[str, SyntheticRow],
     return {"synthetic": synthetic, "train": train, "val": prepared.split("val")}, rows, controls, sources
 
 
+def mixed_arms(config: Config) -> list[str]:
+    """The arms whose training set mixes real and synthetic images: ``real+synthetic`` and the
+    recipes that add synthetic images to real ones in one set."""
+    return ["real+synthetic", *(name for name, r in config.classifier.recipes.items()
+                                if r.real == "once" and r.synthetic != "none" and r.schedule == "mixed")]
+
+
+def shortcut_probe(config: Config) -> dict:
+    """Per mixed arm and real fraction: the source–class AUC of its training set
+    (``separability.source_class_auc``; first seed's draw), which should be 0.5."""
+    probe, seed = {}, config.classifier.seeds[0]
+    for arm in mixed_arms(config):
+        for fraction in sorted(config.classifier.real_fractions):
+            plan = arm_plan(config, arm, seed, fraction)
+            names = plan.real_labels + plan.synthetic_labels
+            labels = np.array([config.data.classes.index(c) for c in names])
+            synthetic = np.arange(len(labels)) >= len(plan.real_labels)
+            probe[fraction_arm(arm, fraction)] = {"real": len(plan.real_labels),
+                                                  "synthetic": int(synthetic.sum()),
+                                                  "source_class_auc": source_class_auc(labels, synthetic)}
+    return probe
+
+
 def evaluate_synthetic(config: Config) -> dict:
     """Measure the synthetic set; write ``metrics/synthetic.json`` and the grids; return the report."""
     start, cfg = time.perf_counter(), config.synthetic_eval
@@ -288,6 +312,7 @@ def evaluate_synthetic(config: Config) -> dict:
               "lesion_placement": lesion_placement(config, sets, rows),
               "class_fidelity": class_fidelity(Predictor.from_folder(judge), synthetic, sets["val"])}
     report["memorisation"], nearest = memorisation(features, sets, cfg)
+    report["shortcut_probe"] = shortcut_probe(config)
     if cfg.separability_epochs:
         report["separability"] = real_vs_synthetic(config, sets, rows)
     pictures = class_grids(synthetic, controls, sources, cfg.grid_rows)

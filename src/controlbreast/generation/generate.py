@@ -3,8 +3,9 @@
 Only training-split controls are ever chosen (``plan`` reads the prepared manifest's ``split``
 column), so no synthetic image carries the layout of a validation or test image into training.
 Every row of the manifest says how to make its image again alone: its class, control, variation,
-seed, sampler settings and the hash of the models that drew it (``regenerate``); sampling is
-per-image seeded and batch-independent.
+seed, sampler settings, ``strength`` (below 1: real-guided, started from the control's own real
+training image, varied alike and noised) and the hash of the models that drew it (``regenerate``);
+sampling is per-image seeded and batch-independent.
 
 Output (``paths.synthetic``), drawn chunk by chunk into staging beside it (resumable, shardable:
 ``staging.py``) and swapped in when complete::
@@ -31,7 +32,7 @@ from diffusers import ControlNetModel
 from tqdm import tqdm
 
 from controlbreast.config import Config, SamplingConfig
-from controlbreast.data.datasets import load_controls
+from controlbreast.data.datasets import load_controls, read_images
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.manifest import PreparedRow, SyntheticRow, manifest_bytes, read_manifest
 from controlbreast.diffusion.backends import Backend, VaeCodec, load_base, sample_shape
@@ -52,7 +53,7 @@ from controlbreast.generation.staging import (
     stale_staging,
     start_staging,
 )
-from controlbreast.generation.variation import Variation, apply_variation, draw_variation
+from controlbreast.generation.variation import Variation, apply_variation, draw_variation, vary_image
 from controlbreast.mixing import arm_draws, synthetic_needed
 from controlbreast.outputs import atomic_folder
 
@@ -105,10 +106,10 @@ def load_generator(config: Config) -> Generator:
                      model_hash(models))
 
 
-def sampling_columns(cfg: SamplingConfig) -> dict:
+def sampling_columns(cfg: SamplingConfig, strength: float = 1.0) -> dict:
     return {"guidance_scale": cfg.guidance_scale, "controlnet_scale": cfg.controlnet_scale,
             "control_guidance": cfg.control_guidance, "control_null": cfg.control_null, "steps": cfg.steps,
-            "scheduler": cfg.scheduler}
+            "scheduler": cfg.scheduler, "strength": strength}
 
 
 def row_sampling(row: dict, batch_size: int = 1) -> SamplingConfig:
@@ -172,7 +173,7 @@ def plan(config: Config, train: Sequence[PreparedRow]) -> list[dict]:
             rows.append({"id": f"syn-{index:06d}", "label": label, "control_id": ids[order[k % len(ids)]],
                          "control_split": "train", "seed": seed,
                          "variation": draw_variation(cfg.variation, seed).to_json(),
-                         **sampling_columns(set_sampling(config))})
+                         **sampling_columns(set_sampling(config), cfg.strength)})
     return rows
 
 
@@ -183,15 +184,45 @@ def varied_controls(controls: Path, rows: Sequence[dict], channels: tuple[str, .
                      for control, row in zip(originals, rows, strict=True)])
 
 
+def source_images(prepared: Path, rows: Sequence[dict]) -> np.ndarray:
+    """(N, 1, H, W) uint8: the real training image of each row's control, varied as the control was
+    (where real-guided generation starts)."""
+    images = read_images(Path(prepared) / "images", [row["control_id"] for row in rows])
+    return np.stack([vary_image(image, Variation.from_json(row["variation"]))[None]
+                     for image, row in zip(images, rows, strict=True)])
+
+
+def row_strength(rows: Sequence[dict]) -> float:
+    """The one ``strength`` of a batch of rows (1 for rows written before it existed)."""
+    found = {float(row.get("strength", 1.0)) for row in rows}
+    if len(found) != 1:
+        raise DataError(f"rows {rows[0]['id']}..{rows[-1]['id']} mix strengths {sorted(found)} in one batch")
+    return found.pop()
+
+
 def render(generator: Generator, rows: Sequence[dict], controls: np.ndarray, sampling: SamplingConfig,
-           progress: bool = False) -> np.ndarray:
-    """(N, H, W) uint8 synthetic images of ``rows`` conditioned on ``controls`` (N, C, H, W) uint8."""
+           progress: bool = False, sources: np.ndarray | None = None) -> np.ndarray:
+    """(N, H, W) uint8 synthetic images of ``rows`` conditioned on ``controls`` (N, C, H, W) uint8;
+    with the rows' ``strength`` below 1, started from ``sources`` (``source_images``)."""
     classes = generator.backend.classes
     labels = torch.tensor([classes.index(row["label"]) for row in rows], dtype=torch.long)
     seeds = [int(row["seed"]) for row in rows]
+    strength = row_strength(rows)
+    if strength < 1.0 and sources is None:
+        raise ValueError("real-guided rows (strength < 1) need their source images")
+    init = None if strength >= 1.0 else to_unit(sources)
     samples = generate(generator.denoiser, generator.backend.codec, generator.backend.scheduler, labels,
-                       seeds, generator.shape, sampling, to_unit(controls), progress=progress)
+                       seeds, generator.shape, sampling, to_unit(controls), progress=progress, init=init,
+                       strength=strength)
     return to_uint8(samples)
+
+
+def draw_rows(config: Config, generator: Generator, rows: Sequence[dict], sampling: SamplingConfig
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The images (N, H, W) uint8 of ``rows`` and the varied controls (N, C, H, W) that conditioned them."""
+    controls = varied_controls(config.paths.controls, rows, generator.channels)
+    sources = source_images(config.paths.prepared, rows) if row_strength(rows) < 1.0 else None
+    return render(generator, rows, controls, sampling, sources=sources), controls
 
 
 def write_set(destination: Path, rows: Sequence[dict], images: np.ndarray, controls: np.ndarray,
@@ -254,9 +285,8 @@ def _draw_chunks(config: Config, generator: Generator, staging: Path, chunks: Se
     with tqdm(total=sum(sizes), initial=finished(), desc="generate", unit="image",
               disable=not progress, smoothing=0.1) as bar:
         for k in todo:
-            controls = varied_controls(config.paths.controls, chunks[k], generator.channels)
             began = time.perf_counter()
-            images = render(generator, chunks[k], controls, set_sampling(config))
+            images, controls = draw_rows(config, generator, chunks[k], set_sampling(config))
             seconds += time.perf_counter() - began
             write_set(chunk_folder(staging, k), chunks[k], images, controls, generator.channels)
             bar.update(finished() - bar.n)
@@ -273,5 +303,4 @@ def regenerate(config: Config, row: dict, generator: Generator | None = None) ->
     if row["model_hash"] != generator.model_hash:
         raise ModelError(f"{row['id']} was drawn by models {row['model_hash']}, the current models are "
                          f"{generator.model_hash}; it cannot be regenerated identically")
-    controls = varied_controls(config.paths.controls, [row], generator.channels)
-    return render(generator, [row], controls, row_sampling(row))[0]
+    return draw_rows(config, generator, [row], row_sampling(row))[0][0]

@@ -78,15 +78,24 @@ def _sampling_maps(variation: Variation, height: int, width: int) -> tuple[np.nd
     return map_x.astype(np.float32), map_y.astype(np.float32)
 
 
+def _warped(planes: np.ndarray, variation: Variation) -> np.ndarray:
+    """(C, H, W) uint8 planes mirrored and warped bilinearly as ``variation`` says (black outside)."""
+    planes = planes[..., ::-1] if variation.hflip else planes
+    map_x, map_y = _sampling_maps(variation, *planes.shape[-2:])
+    return np.stack([cv2.remap(np.ascontiguousarray(plane), map_x, map_y, cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0) for plane in planes])
+
+
 def apply_variation(control: np.ndarray, variation: Variation, channels: tuple[str, ...]) -> np.ndarray:
     """(C, H, W) uint8 0/255 control → the varied (C, H, W) uint8 0/255 control."""
     if variation.is_identity:
         return control.copy()
-    planes = control[..., ::-1] if variation.hflip else control
-    map_x, map_y = _sampling_maps(variation, *control.shape[-2:])
-    out = np.empty_like(control)
-    for index, name in enumerate(channels):
-        warped = cv2.remap(np.ascontiguousarray(planes[index]), map_x, map_y, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        out[index] = np.where(warped >= THRESHOLD.get(name, 128), 255, 0).astype(np.uint8)
-    return out
+    warped = _warped(control, variation)
+    levels = np.array([THRESHOLD.get(name, 128) for name in channels]).reshape(-1, 1, 1)
+    return np.where(warped >= levels, 255, 0).astype(np.uint8)
+
+
+def vary_image(image: np.ndarray, variation: Variation) -> np.ndarray:
+    """(H, W) uint8 grey image → the same image moved as its control was (real-guided generation
+    starts from it, so it must lie under the varied control)."""
+    return image.copy() if variation.is_identity else _warped(image[None], variation)[0]

@@ -16,6 +16,7 @@ from controlbreast.evaluation.arms import evaluate_arms, positive_index, table
 from controlbreast.evaluation.efficiency import efficiency_table
 from controlbreast.evaluation.figures import curve_figure, efficiency_figure
 from controlbreast.evaluation.headline import headline
+from controlbreast.evaluation.recipes import PLOT_COLUMNS, plot_rows, summary_lines
 from controlbreast.outputs import csv_bytes, write_atomic
 from controlbreast.tracking import flatten, stage_run
 
@@ -40,6 +41,18 @@ def write_efficiency(rows: list[dict], plots: Path, positive_auc: str) -> None:
     mlflow.log_figure(figure, "figures/data_efficiency.png")
 
 
+def write_recipes(table: dict, plots: Path) -> None:
+    """The recipe × fraction differences (DVC plot) and their PNG: recipe − real against real images."""
+    rows = plot_rows(table)
+    write_atomic(plots / "recipes.csv", csv_bytes(rows, PLOT_COLUMNS))
+    figure = efficiency_figure(rows, "difference", "Recipe − real, macro AUC (seed-averaged)",
+                               "paired difference, 95% interval", reference=0.0)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    write_atomic(plots / "recipes.png", buffer.getvalue())
+    mlflow.log_figure(figure, "figures/recipes.png")
+
+
 def main(params: Path) -> None:
     """Evaluate, write the metrics and curves, log them and the figures to MLflow, print a table."""
     config = load_config(params)
@@ -55,6 +68,7 @@ def main(params: Path) -> None:
                      csv_bytes(result.calibration, ["arm", "point", "confidence", "accuracy", "count"]))
         positive = config.data.classes[positive_index(config)]
         write_efficiency(result.efficiency, plots, f"auc_{positive}")
+        write_recipes(result.metrics["recipes"], plots)
         auc_key = f"auc_{positive}"
         aucs = {arm: m["ensemble"][auc_key]["estimate"] for arm, m in result.metrics["arms"].items()}
         legend = {arm: f"{arm} (AUC {value:.3f})" for arm, value in aucs.items() if value is not None}
@@ -68,6 +82,7 @@ def main(params: Path) -> None:
                           "figures/calibration.png")
     print(f"evaluate: {result.metrics['test_images']} test images; seed-averaged models, "
           f"{config.evaluate.confidence:.0%} intervals -> {metrics_file} (headline: {summary_file})")
+    print("\n".join(summary_lines(result.metrics["recipes"])))
     print(table(result.metrics))
     print(efficiency_table(result.efficiency))
     for name, found in result.metrics["external"].items():

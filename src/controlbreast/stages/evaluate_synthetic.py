@@ -10,11 +10,14 @@ import mlflow
 from controlbreast.config import load_config
 from controlbreast.evaluation.synthetic import evaluate_synthetic
 from controlbreast.tracking import metric_numbers, stage_run
+from controlbreast.tuning.tuned import apply_tuned, tuned_values
 
 
 def main(params: Path) -> None:
-    """Evaluate the synthetic set; log every number and the grids to MLflow."""
+    """Evaluate the synthetic set; log every number and the grids to MLflow. The shortcut probe reads
+    the arms' draws at the tuned mix ratio, as ``train-classifier`` will draw them."""
     config = load_config(params)
+    config = apply_tuned(config, {k: v for k, v in tuned_values(config).items() if k == "mix_ratio"})
     with stage_run(config, "evaluate_synthetic", ("synthetic_eval", "controls", "generate", "sampling")):
         report = evaluate_synthetic(config)
         mlflow.log_metrics(metric_numbers(report))
@@ -30,6 +33,10 @@ def main(params: Path) -> None:
           f"class accuracy {report['class_fidelity']['accuracy']:.2f}; "
           f"likely copies {report['memorisation']['likely_copies']}{_placed(report)}{_separable(report)} "
           f"({report['seconds']:.1f} s)")
+    found = {arm: probe["source_class_auc"] for arm, probe in report["shortcut_probe"].items()}
+    probe = ", ".join(f"{arm} {value:.2f}" for arm, value in found.items() if value is not None)
+    print(f"evaluate-synthetic: shortcut probe, source-class AUC of each mixed training set (0.5: the "
+          f"source says nothing of the class): {probe}")
 
 
 def _placed(report: dict) -> str:

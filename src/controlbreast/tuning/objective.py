@@ -22,7 +22,7 @@ from pathlib import Path
 
 import optuna
 
-from controlbreast.classify.data import TrainingData, concatenate, draw, synthetic_rows
+from controlbreast.classify.data import TrainingData, concatenate, draw_counts, draw_synthetic, synthetic_rows
 from controlbreast.classify.train import train_classifier
 from controlbreast.config import Config, RangeConfig
 from controlbreast.data.datasets import ImageSet, load_image_set
@@ -48,6 +48,7 @@ def set_key(config: Config, models_hash: str) -> dict:
     """Everything that determines a synthetic set (``config`` is a trial's config)."""
     return {"model_hash": models_hash, "sampling": set_sampling(config).model_dump(mode="json"),
             "per_class": config.generate.per_class, "seed": config.generate.seed,
+            "strength": config.generate.strength,
             "variation": config.generate.variation.model_dump(mode="json"),
             "classes": list(config.data.classes), "image_size": config.data.image_size}
 
@@ -101,11 +102,13 @@ class Objective:
         return objective
 
     def data(self, config: Config, folder: Path, seed: int) -> TrainingData:
-        """Real train + ``round(mix_ratio * n_real)`` images of the trial's set; real validation."""
+        """Real train + the trial's set drawn as the ``real+synthetic`` arm draws (``mix_ratio``,
+        per class or pooled); real validation."""
         train_ids = set(self.train.ids)
         eligible = synthetic_rows(folder, train_ids, train_ids)
-        count = round(config.classifier.mix_ratio * len(self.train))
-        extra = draw(folder, config.data.classes, eligible, count, seed)
+        labels = [config.data.classes[k] for k in self.train.labels]
+        counts = draw_counts(labels, config.classifier.mix_ratio, config.classifier.synthetic_draw)
+        extra = draw_synthetic(folder, config.data.classes, eligible, counts, seed)
         return TrainingData(concatenate(self.train, extra), self.val, len(self.train), len(extra))
 
     def __call__(self, trial: optuna.Trial) -> float:

@@ -39,12 +39,14 @@ def tuned_values(config: Config) -> dict[str, float]:
 
 def apply_tuned(config: Config, values: dict[str, float]) -> Config:
     """``config`` with the tuned values in the sections that use them (the set's sampler, its
-    per-class size, the classifier's mix ratio)."""
+    per-class size and real-guided strength, the classifier's mix ratio)."""
     sampling = config.generate.sampling or config.sampling
     sampler = {key: values[key] for key in ("guidance_scale", "controlnet_scale") if key in values}
     generate = {"sampling": sampling.model_copy(update=sampler)}
     if "synthetic_count" in values:
         generate["per_class"] = round(values["synthetic_count"])
+    if "strength" in values:
+        generate["strength"] = values["strength"]
     classifier = {"mix_ratio": values["mix_ratio"]} if "mix_ratio" in values else {}
     return config.model_copy(update={"generate": config.generate.model_copy(update=generate),
                                      "classifier": config.classifier.model_copy(update=classifier)})

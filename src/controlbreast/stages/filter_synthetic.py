@@ -1,0 +1,27 @@
+"""``controlbreast filter-synthetic``: each synthetic image's verdict under the label-consistency filter
+→ ``<paths.synthetic_filter>/verdicts.csv`` and ``<paths.metrics>/synthetic_filter.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+
+from controlbreast.config import load_config
+from controlbreast.evaluation.filtering import filter_synthetic
+from controlbreast.outputs import write_atomic
+from controlbreast.tracking import metric_numbers, stage_run
+
+
+def main(params: Path) -> None:
+    """Score the set; log and print the kept counts per class."""
+    config = load_config(params)
+    with stage_run(config, "filter_synthetic", ("synthetic_filter", "synthetic_eval")):
+        summary = filter_synthetic(config)
+        mlflow.log_metrics(metric_numbers(summary))
+    write_atomic(Path(config.paths.metrics) / "synthetic_filter.json",
+                 (json.dumps(summary, indent=2) + "\n").encode())
+    kept = ", ".join(f"{name} {c['kept']}/{c['made']}" for name, c in summary["per_class"].items())
+    print(f"filter-synthetic: kept {summary['kept']} of {summary['images']} at probability >= "
+          f"{summary['threshold']:g} ({kept}); {summary['likely_copies']} likely copies")
