@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 
 from builders import make_config
-from controlbreast.config import Config, load_config
+from controlbreast.config import Config, RecipeConfig, load_config
 from controlbreast.data.imageio import encode_png, load_png
 from controlbreast.data.ingest import ingest
 from controlbreast.data.manifest import SyntheticRow, manifest_bytes
@@ -68,17 +68,21 @@ def write_params(config: Config, path: Path) -> Path:
 @dataclass(frozen=True)
 class Trained:
     """Both training stages run: ``real`` with seeds 0 and 1, then ``real-noaug``, ``real+synthetic``
-    and ``synthetic`` with seed 0 (as the two DVC stages do), and the data-efficiency arms
-    (``real@0.5``, ``real+synthetic@0.5``) with seed 0, all in one MLflow store."""
+    and ``synthetic`` with seed 0 (as the two DVC stages do), the data-efficiency arms
+    (``real@0.5``, ``real+synthetic@0.5``) and the recipe ``real-repeat`` at both fractions with seed
+    0, all in one MLflow store."""
 
     config: Config
     params: Path
 
 
 def train_all(root: Path) -> Trained:
-    from controlbreast.stages import train_classifier, train_fractions
+    from controlbreast.stages import train_classifier, train_fractions, train_recipes
 
     config = prepare_phantom(root)
+    repeat = {"real-repeat": RecipeConfig(real="repeat", synthetic="none")}
+    classifier = config.classifier.model_copy(update={"recipes": repeat})
+    config = config.model_copy(update={"classifier": classifier})
     write_synthetic(config, split_ids(config, "train"))
     params = write_params(config, root / "params.yaml")
     train_classifier.main(params, ["real"])
@@ -86,4 +90,5 @@ def train_all(root: Path) -> Trained:
     train_classifier.main(write_params(later, root / "params-synthetic.yaml"),
                           ["real-noaug", "real+synthetic", "synthetic"])
     train_fractions.main(root / "params-synthetic.yaml")
+    train_recipes.main(root / "params-synthetic.yaml")
     return Trained(config, params)

@@ -25,6 +25,7 @@ from controlbreast.evaluation.arms import (
     finite,
     paired_differences,
 )
+from controlbreast.evaluation.recipes import recipe_table
 from controlbreast.grids import side_by_side
 from controlbreast.outputs import csv_bytes, write_atomic
 from controlbreast.tracking import stage_run
@@ -97,6 +98,7 @@ def classifier(config: Config) -> dict:
             arms[a].test[0], arms["real"].test[0], (thresholds[a], thresholds["real"]), test, 2,
             config.evaluate)
     metrics = finite(metrics)
+    metrics = {"recipes": recipe_table(config, metrics), **metrics}
     write_json(Path(config.paths.metrics) / "classifier.json", metrics)
     plots = Path(config.paths.reports) / "classifier"
     write_atomic(plots / "roc.csv", csv_bytes(roc, ["arm", "point", "fpr", "tpr"]))

@@ -87,9 +87,14 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def safe_key(key: str) -> str:
+    """``key`` with the characters MLflow refuses in names (``+``, ``@``, ...) made ``_``."""
+    return re.sub(r"[^\w./ -]", "_", key)
+
+
 def metric_numbers(report: Mapping[str, Any]) -> dict[str, float]:
     """A nested report's numbers, flattened, with MLflow-safe keys (strings and flags left out)."""
-    return {re.sub(r"[^\w./ -]", "_", key): float(value) for key, value in flatten(report).items()
+    return {safe_key(key): float(value) for key, value in flatten(report).items()
             if isinstance(value, int | float) and not isinstance(value, bool)}
 
 
@@ -118,9 +123,10 @@ def portable_value(value: Any, root: Path) -> Any:
 
 
 def loggable_params(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
-    """Flat params without keys that name a secret or a salt, absolute paths made portable:
-    MLflow params are shown to everyone who reads the store and copied wherever it goes."""
-    return {key: portable_value(value, root) for key, value in flatten(params).items()
+    """Flat params without keys that name a secret or a salt, absolute paths made portable, keys
+    MLflow-safe (a recipe named ``real+filtered``): MLflow params are shown to everyone who reads
+    the store and copied wherever it goes."""
+    return {safe_key(key): portable_value(value, root) for key, value in flatten(params).items()
             if not any(word in key.lower() for word in SECRET_WORDS)}
 
 

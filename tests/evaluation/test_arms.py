@@ -33,7 +33,8 @@ def evaluation(trained_classifiers):
 def test_every_trained_arm_and_seed_is_evaluated_on_exactly_the_test_split(trained_classifiers, evaluation):
     config = trained_classifiers.config
     assert list(evaluation.metrics["arms"]) == ["real", "real-noaug", "real+synthetic", "synthetic",
-                                                "real@0.5", "real+synthetic@0.5"]
+                                                "real@0.5", "real+synthetic@0.5", "real-repeat@0.5",
+                                                "real-repeat"]
     assert {k for k in evaluation.metrics["arms"]["real"] if k.startswith("seed-")} == {"seed-0", "seed-1"}
     assert list(evaluation.test.ids) == split_ids(config, "test")
     assert evaluation.metrics["test_images"] == len(split_ids(config, "test"))
@@ -69,7 +70,8 @@ def test_operating_point_comes_from_validation(trained_classifiers, evaluation):
 def test_paired_differences_and_a_model_against_itself(trained_classifiers, evaluation):
     differences = evaluation.metrics["differences"]
     assert set(differences) == {"real+synthetic - real", "synthetic - real", "real - real-noaug",
-                                "real+synthetic - real-noaug", "real+synthetic@0.5 - real@0.5"}
+                                "real+synthetic - real-noaug", "real+synthetic@0.5 - real@0.5",
+                                "real-repeat@0.5 - real@0.5", "real-repeat - real"}
     arms = evaluation.metrics["arms"]
     for name in SCALARS:
         diff = differences["real+synthetic - real"][name]
@@ -111,7 +113,14 @@ def test_stage_writes_dvc_metrics_plots_and_mlflow_figures(trained_classifiers, 
         "arm", "point", "confidence", "accuracy", "count"}
     assert "real+synthetic - real" in capsys.readouterr().out
     summary = json.loads((Path(config.paths.metrics) / "summary.json").read_text())
-    assert len(flatten(summary)) < 60, "the headline stays short enough to read in a terminal"
+    headline = {key: value for key, value in summary.items() if key != "recipes"}
+    assert len(flatten(headline)) < 60, "the headline stays short enough to read in a terminal"
+    assert next(iter(summary)) == "recipes"  # the answer first: recipe x fraction x set
+    repeat = metrics["differences"]["real-repeat@0.5 - real@0.5"]["auc_ovr_macro"]
+    assert summary["recipes"]["real-repeat"]["0.5"]["test"] == pytest.approx(
+        {key: repeat[key] for key in ("estimate", "low", "high")}, abs=5e-4)
+    assert set(summary["recipes"]) == {"real+synthetic", "real-repeat"}
+    assert set(summary["recipes"]["real-repeat"]["1"]) == {"real_images", "test"}
     assert all(isinstance(value, int | float) for value in flatten(summary).values())
     assert summary["auc"]["real"] == pytest.approx(
         metrics["arms"]["real"]["ensemble"]["auc_ovr_macro"]["estimate"], abs=5e-4)
@@ -123,7 +132,11 @@ def test_stage_writes_dvc_metrics_plots_and_mlflow_figures(trained_classifiers, 
     run = mlflow.search_runs(search_all_experiments=True, output_format="list",
                              filter_string="tags.stage = 'evaluate'")[0]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
-    assert artifacts == {"figures/roc.png", "figures/calibration.png", "figures/data_efficiency.png"}
+    assert artifacts == {"figures/roc.png", "figures/calibration.png", "figures/data_efficiency.png",
+                         "figures/recipes.png"}
+    recipes = read_csv(Path(config.paths.reports) / "classifier" / "recipes.csv")
+    assert {(r["recipe"], r["fraction"]) for r in recipes} == {
+        (name, f) for name in ("real+synthetic", "real-repeat") for f in ("0.5", "1.0")}
     efficiency = read_csv(Path(config.paths.reports) / "classifier" / "data_efficiency.csv")
     assert len(efficiency) == 4
     assert {"real_images", "auc_ovr_macro_low", "auc_ovr_macro_high"} <= set(efficiency[0])

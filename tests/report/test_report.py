@@ -19,7 +19,7 @@ from controlbreast.report.numbers import interval, num
 from controlbreast.report.result_sections import difference_cell
 from controlbreast.tracking import tracking_uri
 
-SECTIONS = ["data", "synthetic", "classifiers", "tuning", "provenance"]
+SECTIONS = ["answer", "data", "synthetic", "classifiers", "tuning", "provenance"]
 
 
 def decodes_as_png(data: bytes) -> tuple[int, int]:
@@ -34,7 +34,18 @@ def test_every_section_is_present_in_the_page_and_its_twin(built):
     html, markdown = (reports / "index.html").read_text(), (reports / "summary.md").read_text()
     assert page(html).sections == SECTIONS
     headings = re.findall(r"^## (.+)$", markdown, flags=re.M)
-    assert headings == ["The data", "The synthetic images", "The classifiers", "The tuning", "Provenance"]
+    assert headings == ["The answer: do synthetic images help?", "The data", "The synthetic images",
+                        "The classifiers", "The tuning", "Provenance"]
+
+
+def test_the_first_screen_gives_each_recipes_difference_from_real_with_its_verdict(built):
+    _, metrics, reports = built
+    markdown = (reports / "summary.md").read_text()
+    answer = markdown.split("## The data")[0]
+    cell = metrics["classifier"]["recipes"]["real+synthetic"]["1"]["test"]
+    assert "real+synthetic: helps in" in answer and "recipe − real on the internal test split" in answer
+    assert f"{cell['estimate']:+.3f}".replace("-", "−") in answer or f"{cell['estimate']:+.3f}" in answer
+    assert "recipes.png" in answer
 
 
 def test_every_picture_is_an_embedded_png_and_the_twin_links_existing_files(built):

@@ -46,7 +46,7 @@ def efficiency_figure(rows: Sequence[dict], metric: str, title: str, y_label: st
     if reference is not None:
         axes.axhline(reference, color="0.5", linestyle="--", linewidth=1)
     for arm in dict.fromkeys(row["arm"] for row in rows):
-        points = sorted((r for r in rows if r["arm"] == arm and r[metric] is not None),
+        points = sorted((r for r in rows if r["arm"] == arm and None not in (r[metric], r["real_images"])),
                         key=lambda r: r["real_images"])
         xs = [r["real_images"] for r in points]
         line, = axes.plot(xs, [r[metric] for r in points], marker="o", label=arm)

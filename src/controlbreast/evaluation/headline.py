@@ -20,6 +20,17 @@ def _difference(result: dict) -> dict[str, float]:
     return {key: round(found[key], 3) for key in ("estimate", "low", "high")}
 
 
+def _recipes(table: dict) -> dict:
+    """The recipe × fraction table (``evaluation.recipes``) as numbers: ``{estimate, low, high}`` per
+    set, 3 decimals (the verdicts and p-values stay in ``classifier.json``)."""
+    return {recipe: {fraction: {name: value if name == "real_images" else
+                                {key: round(value[key], 3) for key in ("estimate", "low", "high")
+                                 if value[key] is not None}
+                                for name, value in row.items()}
+                     for fraction, row in rows.items()}
+            for recipe, rows in table.items()}
+
+
 def _arms(arms: dict) -> dict[str, float]:
     """Each arm's seed-averaged AUC; arms of a real-data fraction (``arm@f``) are left to ``fractions``."""
     return {arm: round(result["ensemble"][MAIN]["estimate"], 3)
@@ -35,13 +46,13 @@ def headline(metrics: dict) -> dict:
     """The summary of ``evaluate_arms``' metrics (module docstring); every leaf a number.
 
     It opens with the recipe × fraction table (``evaluation.recipes``). Shape: ``{"recipes":
-    {recipe: {fraction: {"real_images": n, set: {estimate, low, high, p_value, verdict}}}},
+    {recipe: {fraction: {"real_images": n, set: {estimate, low, high}}}},
     "test_images": n, "auc": {arm: x}, "difference": {"a - b": {estimate, low, high}},
     "fraction": {f: {"real_images": n, "real+synthetic - real": {...}}},
     "external": {name: {"images": n, "auc": {...}, "real+synthetic - real": {...}}}}``,
     each part present only where ``metrics`` has it.
     """
-    summary = {"recipes": metrics.get("recipes", {}), "test_images": metrics["test_images"],
+    summary = {"recipes": _recipes(metrics.get("recipes", {})), "test_images": metrics["test_images"],
                "auc": _arms(metrics["arms"]),
                "difference": _differences(metrics["differences"])}
     fractions = {fraction: {"real_images": row["real_images"], PRIMARY: _difference(row[PRIMARY])}

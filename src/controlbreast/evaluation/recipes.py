@@ -4,7 +4,7 @@ fraction, on the internal test split and on every external set.
 A recipe is ``real+synthetic`` (the plain "add N generated images") or a ``classifier.recipes`` entry
 (the same-count control ``real-repeat``, the label-consistency filter, synthetic-then-real, ...). A
 cell is the paired bootstrap difference of the seed ensembles' macro AUC, recipe − real at the same
-fraction (``evaluation.arms``), and a verdict that reads the interval: ``helps`` when it lies above 0,
+fraction (``evaluation.arms``); ``verdict`` reads its interval: ``helps`` when it lies above 0,
 ``hurts`` below, otherwise ``no measurable difference``. A gain counts where it holds across
 fractions and sets, not in one cell.
 """
@@ -38,8 +38,7 @@ def _cell(differences: dict, recipe: str, fraction: float) -> dict | None:
     interval = {key: found[MAIN].get(key) for key in ("estimate", "low", "high", "p_value")}
     if interval["estimate"] is None:
         return None
-    return {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in interval.items()},
-            "verdict": verdict(interval)}
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in interval.items()}
 
 
 def recipe_table(config: Config, metrics: dict) -> dict:
@@ -84,8 +83,8 @@ def summary_lines(table: dict) -> list[str]:
     lines = []
     for recipe, rows in table.items():
         helps = [(fraction, name, cell) for fraction, row in rows.items() for name, cell in row.items()
-                 if name != "real_images" and cell["verdict"] == "helps"]
-        hurts = sum(cell["verdict"] == "hurts" for row in rows.values() for name, cell in row.items()
+                 if name != "real_images" and verdict(cell) == "helps"]
+        hurts = sum(verdict(cell) == "hurts" for row in rows.values() for name, cell in row.items()
                     if name != "real_images")
         cells = sum(len(row) - 1 for row in rows.values())
         where = "; ".join(f"{name} at {fraction} of the real images {cell['estimate']:+.3f} "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from controlbreast.config import Config
 from controlbreast.outputs import atomic_folder, csv_bytes, write_atomic
+from controlbreast.report.answer_section import answer_section
 from controlbreast.report.data_sections import data_section, synthetic_section
 from controlbreast.report.document import Report
 from controlbreast.report.html import render_html
@@ -37,12 +38,14 @@ class Written:
 
 def build_report(config: Config, inputs: Inputs, commit: str | None, dirty: bool | None,
                  runs: list[StageRun]) -> Report:
-    """Every section, in reading order: data, synthetic images, classifiers, tuning, provenance."""
+    """Every section, in reading order: the answer (recipes × fractions), data, synthetic images,
+    classifiers, tuning, provenance."""
     subtitle = (f"Built {time.strftime('%Y-%m-%d %H:%M %Z')} from commit {(commit or 'unknown')[:12]}"
                 f"{' (dirty)' if dirty else ''}: what data, what synthetic images, did they help, "
                 "where, and how sure we are.")
-    sections = [data_section(inputs), synthetic_section(inputs), classifier_section(inputs),
-                tuning_section(inputs), provenance_section(config, inputs.lock, commit, dirty, runs)]
+    sections = [answer_section(inputs), data_section(inputs), synthetic_section(inputs),
+                classifier_section(inputs), tuning_section(inputs),
+                provenance_section(config, inputs.lock, commit, dirty, runs)]
     return Report("controlbreast report", subtitle, sections)
 
 
