@@ -75,7 +75,7 @@ def server(tmp_path):
 
 def run_stages(work: Path, server: str, params: dict, *stages: str) -> None:
     """Run ``controlbreast STAGE`` for each of ``stages`` in ``work``, logging to ``server``."""
-    work.mkdir()
+    work.mkdir(exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**python_env(), "MLFLOW_TRACKING_URI": server}
     for stage in stages:
@@ -107,14 +107,20 @@ def test_a_stage_logs_to_the_server_named_by_the_environment(tmp_path, server):
 
 
 @pytest.mark.slow  # a server start, ingest and a 4-step train-base: about a minute on 2 cores
-def test_a_training_run_on_the_postgresql_backed_server_is_read_back(tmp_path, postgres_url):
+def test_a_training_run_on_the_postgresql_backed_server_is_read_back(tmp_path, postgres_url, monkeypatch):
     from builders import TINY_PIXEL, TINY_SAMPLING, TINY_TRAIN
+    from controlbreast.config import parse_config
+    from controlbreast.data.ingest import ingest
 
     password = Path(os.environ["PGPASSWORD_FILE"]).read_text().strip()
+    train = {**TINY_TRAIN, "validate_every": 4, "checkpoint_every": 4}  # one of each: the run's end
     params = {**PHANTOM_PARAMS, "paths": {**PHANTOM_PARAMS["paths"], "models": "models"},
-              "diffusion": {"pixel": TINY_PIXEL}, "train_base": TINY_TRAIN, "sampling": TINY_SAMPLING}
+              "diffusion": {"pixel": TINY_PIXEL}, "train_base": train, "sampling": TINY_SAMPLING}
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    ingest(parse_config(params))  # in this process: the stage under test is train-base
     with tracking_server(tmp_path / "server", postgres_url) as server:
-        run_stages(tmp_path / "work", server, params, "ingest", "train-base")
+        run_stages(tmp_path / "work", server, params, "train-base")
         run = stage_runs(server)["train_base"]
         listing = api(server, f"artifacts/list?run_id={run['info']['run_id']}&path=model")
         model = tmp_path / "work" / "models" / "base"
