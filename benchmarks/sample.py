@@ -9,27 +9,31 @@ latents twice when guidance > 1, scales them, runs the ControlNet on the raw con
 conditioning encoder recomputed every call), feeds the residuals to the UNet, splits the prediction
 for classifier-free guidance and steps the scheduler; all under ``torch.no_grad``.
 
-Models are built from ``params.yaml``'s pixel config at ``data.image_size`` and left at their random
-initialisation: speed does not depend on the weights, and nothing is trained here. The ControlNet's
-zero convolutions are filled with small random weights so that its residuals reach the UNet and the
-image comparison means something.
+Models are left at their random initialisation: speed does not depend on the weights, and nothing
+is trained here. The ControlNet's zero convolutions are filled with small random weights so that
+its residuals reach the UNet and the image comparison means something.
+- ``--model default``: ``params.yaml``'s pixel config at ``data.image_size`` (on the CPU unless a
+  GPU is there).
+- ``--model sd15``: a UNet and ControlNet of Stable Diffusion 1.5's sizes (64x64 latents, 512 px
+  controls) and SD's VAE decoding the samples in both loops, batch 8, under bf16 autocast on a GPU.
 
-Run: ``.venv/bin/python benchmarks/sample.py [--images 32] [--steps 20] [--rounds 2] [--guidance 1 2]
-[--threads 1]``.
+Run: ``.venv/bin/python benchmarks/sample.py [--model default|sd15] [--images 32] [--steps 20]
+[--rounds 2] [--guidance 1 2] [--threads 1]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from diffusers import ControlNetModel, DDPMScheduler, UNet2DConditionModel
 
 from controlbreast.config import SamplingConfig, load_config
-from controlbreast.diffusion.backends import PixelCodec
+from controlbreast.diffusion.backends import PixelCodec, VaeCodec
 from controlbreast.diffusion.models import ClassEmbedding, Denoiser, noise_scheduler, pixel_unet
 from controlbreast.diffusion.sampling import generate, initial_noise, sampler
 
@@ -48,6 +52,8 @@ class Setup:
     seeds: list[int]
     controls: torch.Tensor
     cfg: SamplingConfig
+    codec: PixelCodec | VaeCodec = field(default_factory=PixelCodec)  # final sample -> image
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # the models'; inputs: CPU
 
 
 def default_setup(images: int, steps: int, guidance: float, scheduler: str) -> Setup:
@@ -55,41 +61,67 @@ def default_setup(images: int, steps: int, guidance: float, scheduler: str) -> S
     config = load_config(PARAMS)
     torch.manual_seed(0)
     unet = pixel_unet(config.diffusion.pixel, config.data.image_size).eval()
-    controlnet = ControlNetModel.from_unet(
+    controlnet = _awake(ControlNetModel.from_unet(
         unet, conditioning_channels=1,
-        conditioning_embedding_out_channels=(config.diffusion.pixel.control_embedding_channels,)).eval()
-    for name, parameter in controlnet.named_parameters():  # zero convs off zero: residuals matter
-        if name.startswith(("controlnet_down_blocks", "controlnet_mid_block",
-                            "controlnet_cond_embedding.conv_out")):
-            parameter.data.normal_(0, 0.02)
+        conditioning_embedding_out_channels=(config.diffusion.pixel.control_embedding_channels,)))
     classes = ClassEmbedding(num_classes=3, dim=config.diffusion.pixel.cross_attention_dim).eval()
-    side = config.data.image_size
-    generator = torch.Generator().manual_seed(1)
-    controls = (torch.rand(images, 1, side, side, generator=generator) > 0.9).float()
-    labels = torch.randint(0, 3, (images,), generator=generator)
+    labels, controls = _inputs(images, config.data.image_size)
     batch = (config.generate.sampling or config.sampling).batch_size
     cfg = SamplingConfig(scheduler=scheduler, steps=steps, guidance_scale=guidance, batch_size=batch)
     return Setup(unet, controlnet, classes, noise_scheduler(config.diffusion), labels,
                  list(range(images)), controls, cfg)
 
 
+def sd15_setup(images: int, steps: int, guidance: float, scheduler: str) -> Setup:
+    """SD-1.5-sized UNet, ControlNet and VAE at random init (``train_step.py``'s), on the GPU if
+    there is one; ``images`` random edge controls at 512 px, batch 8."""
+    from train_step import SD15, sd_models
+
+    torch.manual_seed(0)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    unet, controlnet, vae = sd_models(**SD15)
+    classes = ClassEmbedding(num_classes=3, dim=SD15["cross"], tokens=77)
+    labels, controls = _inputs(images, SD15["size"])
+    cfg = SamplingConfig(scheduler=scheduler, steps=steps, guidance_scale=guidance, batch_size=8)
+    training = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear")
+    return Setup(unet.eval().to(device), _awake(controlnet).to(device), classes.eval().to(device), training,
+                 labels, list(range(images)), controls, cfg, VaeCodec(vae.eval().to(device)), device)
+
+
+def _awake(controlnet: ControlNetModel) -> ControlNetModel:
+    """The ControlNet with its zero convolutions off zero, so that its residuals matter."""
+    for name, parameter in controlnet.named_parameters():
+        if name.startswith(("controlnet_down_blocks", "controlnet_mid_block",
+                            "controlnet_cond_embedding.conv_out")):
+            parameter.data.normal_(0, 0.02)
+    return controlnet.eval()
+
+
+def _inputs(images: int, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,) class labels and (N, 1, side, side) random sparse edge controls, seeded."""
+    generator = torch.Generator().manual_seed(1)
+    controls = (torch.rand(images, 1, side, side, generator=generator) > 0.9).float()
+    return torch.randint(0, 3, (images,), generator=generator), controls
+
+
 @torch.no_grad()
 def reference(setup: Setup) -> torch.Tensor:
     """(N, 1, S, S) images in [0, 1], sampled batch by batch as the diffusers pipeline does."""
-    cfg, shape = setup.cfg, tuple(setup.controls.shape[1:])
+    cfg, device = setup.cfg, setup.device
+    shape = (setup.unet.config.in_channels, setup.unet.config.sample_size, setup.unet.config.sample_size)
     scheduler = sampler(cfg.scheduler, setup.scheduler)
     guided = cfg.guidance_scale > 1
     outputs = []
     for start in range(0, len(setup.labels), cfg.batch_size):
         rows = slice(start, start + cfg.batch_size)
-        labels, image = setup.labels[rows], setup.controls[rows]
+        labels, image = setup.labels[rows].to(device), setup.controls[rows].to(device)
         prompt_embeds = setup.classes(labels)
         if guided:  # the pipeline: negative first, then the prompt; the control repeated
             null = torch.full_like(labels, setup.classes.null_label)
             prompt_embeds = torch.cat([setup.classes(null), prompt_embeds])
             image = torch.cat([image] * 2)
         scheduler.set_timesteps(cfg.steps)
-        latents = initial_noise(setup.seeds[rows], shape) * scheduler.init_noise_sigma
+        latents = initial_noise(setup.seeds[rows], shape).to(device) * scheduler.init_noise_sigma
         for t in scheduler.timesteps:
             latent_model_input = torch.cat([latents] * 2) if guided else latents
             latent_model_input = scheduler.scale_model_input(latent_model_input, t)
@@ -103,20 +135,28 @@ def reference(setup: Setup) -> torch.Tensor:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + cfg.guidance_scale * (cond - uncond)
             latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
-        outputs.append(((latents + 1) / 2).clamp(0, 1))
+        outputs.append(((setup.codec.decode(latents).float().cpu() + 1) / 2).clamp(0, 1))
     return torch.cat(outputs)
 
 
 def ours(setup: Setup) -> torch.Tensor:
     """(N, 1, S, S) images in [0, 1] from the project's sampling loop."""
     denoiser = Denoiser(setup.unet, setup.classes, setup.controlnet).eval()
-    return generate(denoiser, PixelCodec(), setup.scheduler, setup.labels, setup.seeds,
-                    tuple(setup.controls.shape[1:]), setup.cfg, setup.controls)
+    shape = (setup.unet.config.in_channels, setup.unet.config.sample_size, setup.unet.config.sample_size)
+    return generate(denoiser, setup.codec, setup.scheduler, setup.labels, setup.seeds, shape, setup.cfg,
+                    setup.controls)
 
 
 def _timed(loop, setup: Setup) -> tuple[float, torch.Tensor]:
+    """Images/s of one loop over the set: bf16 autocast on a GPU, the clock read after the device
+    has finished."""
+    cuda = setup.device.type == "cuda"
+    precision = torch.autocast("cuda", torch.bfloat16) if cuda else contextlib.nullcontext()
     began = time.perf_counter()
-    images = loop(setup)
+    with precision:
+        images = loop(setup)
+    if cuda:
+        torch.cuda.synchronize(setup.device)
     return len(images) / (time.perf_counter() - began), images
 
 
@@ -126,11 +166,7 @@ def measure(setup: Setup, rounds: int) -> dict:
     loops = [("reference", reference), ("ours", ours)]
     warm = Setup(**{**setup.__dict__, "labels": setup.labels[:2], "seeds": setup.seeds[:2],
                     "controls": setup.controls[:2]})
-    warmup = {}
-    for name, loop in loops:
-        began = time.perf_counter()
-        loop(warm)
-        warmup[name] = time.perf_counter() - began
+    warmup = {name: len(warm.labels) / _timed(loop, warm)[0] for name, loop in loops}
     rates, images = {"reference": [], "ours": []}, {}
     for round_ in range(rounds):
         for name, loop in loops[::-1] if round_ % 2 else loops:
@@ -142,6 +178,7 @@ def measure(setup: Setup, rounds: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=("default", "sd15"), default="default")
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
@@ -154,10 +191,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"default pixel model (random init) on CPU, {torch.get_num_threads()} threads; {args.images} "
+    build = {"default": default_setup, "sd15": sd15_setup}[args.model]
+    where = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"{args.model} model (random init) on {where}, {torch.get_num_threads()} threads; {args.images} "
           f"images, {args.steps} {args.scheduler} steps, {args.rounds} rounds")
     for guidance in args.guidance:
-        result = measure(default_setup(args.images, args.steps, guidance, args.scheduler), args.rounds)
+        result = measure(build(args.images, args.steps, guidance, args.scheduler), args.rounds)
         best = {name: max(rates) for name, rates in result["rates"].items()}
         for name in ("reference", "ours"):
             rounds = ", ".join(f"{r:.2f}" for r in result["rates"][name])

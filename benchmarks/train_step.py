@@ -77,8 +77,10 @@ def default_setup() -> Setup:
                  labels, config.train_controlnet.batch_size, config.train_controlnet.mixed_precision)
 
 
-def _sd_like(width: tuple[int, ...], vae_width: tuple[int, ...], size: int, cross: int, heads,
-             layers: int, groups: int, count: int, batch: int, precision: str) -> Setup:
+def sd_models(width: tuple[int, ...], vae_width: tuple[int, ...], size: int, cross: int, heads,
+              layers: int, groups: int) -> tuple[UNet2DConditionModel, ControlNetModel, AutoencoderKL]:
+    """A Stable-Diffusion-layout UNet, its ControlNet (1-channel control at ``size`` px) and a VAE
+    from ``size`` px images, built from config at random init (also ``sample.py``'s SD-1.5 models)."""
     down = ("CrossAttnDownBlock2D",) * (len(width) - 1) + ("DownBlock2D",)
     up = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (len(width) - 1)
     unet = UNet2DConditionModel(sample_size=size // 2 ** (len(vae_width) - 1), in_channels=4, out_channels=4,
@@ -92,18 +94,29 @@ def _sd_like(width: tuple[int, ...], vae_width: tuple[int, ...], size: int, cros
                         down_block_types=("DownEncoderBlock2D",) * len(vae_width),
                         up_block_types=("UpDecoderBlock2D",) * len(vae_width), layers_per_block=2,
                         norm_num_groups=groups)
-    images, controls, labels = _data(count, size)
+    return unet, controlnet, vae
+
+
+SD15 = {"width": (320, 640, 1280, 1280), "vae_width": (128, 256, 512, 512), "size": 512, "cross": 768,
+        "heads": 8, "layers": 2, "groups": 32}
+
+
+def _sd_like(models: dict, count: int, batch: int, precision: str) -> Setup:
+    unet, controlnet, vae = sd_models(**models)
+    images, controls, labels = _data(count, models["size"])
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear")
-    return Setup(unet, controlnet, ClassEmbedding(num_classes=3, dim=cross, tokens=77), scheduler, vae,
-                 images, controls, labels, batch, precision)
+    return Setup(unet, controlnet, ClassEmbedding(num_classes=3, dim=models["cross"], tokens=77), scheduler,
+                 vae, images, controls, labels, batch, precision)
 
 
 def tiny_latent_setup() -> Setup:
-    return _sd_like((32, 64), (32, 64, 64, 64), 64, 64, 8, 1, 32, 128, 16, "no")
+    models = {"width": (32, 64), "vae_width": (32, 64, 64, 64), "size": 64, "cross": 64, "heads": 8,
+              "layers": 1, "groups": 32}
+    return _sd_like(models, 128, 16, "no")
 
 
 def sd15_setup() -> Setup:
-    return _sd_like((320, 640, 1280, 1280), (128, 256, 512, 512), 512, 768, 8, 2, 32, 64, 8, "bf16")
+    return _sd_like(SD15, 64, 8, "bf16")
 
 
 def _dtype(precision: str) -> torch.dtype:

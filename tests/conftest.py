@@ -48,3 +48,28 @@ def no_exported_tracking_uri():
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     yield
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+@pytest.fixture
+def postgres_url(monkeypatch):
+    """A fresh database on the PostgreSQL server of ``CONTROLBREAST_TEST_POSTGRES`` (``.ci/run``
+    starts one, see ``.ci/postgres``), its password reached through ``PGPASSWORD_FILE`` as a user's
+    would be; dropped afterwards. Skipped, with the reason, where there is no server."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    server = os.environ.get("CONTROLBREAST_TEST_POSTGRES")
+    if not server:
+        pytest.skip("no PostgreSQL server: CONTROLBREAST_TEST_POSTGRES is unset (.ci/run starts one "
+                    "when run as root with apt-get)")
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSWORD_FILE", os.environ["CONTROLBREAST_TEST_POSTGRES_PASSWORD_FILE"])
+    password = Path(os.environ["PGPASSWORD_FILE"]).read_text().strip()
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, password=password, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield urlsplit(server)._replace(path=f"/{name}").geturl()
+    with psycopg.connect(server, password=password, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -1,6 +1,8 @@
 """A shared tracking server: ``controlbreast tracking-server`` on a free local port with a SQLite
-backend; a real stage run with ``MLFLOW_TRACKING_URI`` pointing at it is read back over HTTP."""
+backend, and with a PostgreSQL one (where a server is given, see the ``postgres_url`` fixture); real
+stage runs with ``MLFLOW_TRACKING_URI`` pointing at it are read back over HTTP."""
 
+import contextlib
 import json
 import os
 import signal
@@ -31,10 +33,10 @@ def api(base: str, path: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
-def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 120) -> None:
+def wait_healthy(base: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        assert server.poll() is None, server.communicate()[1][-2000:]
+        assert server.poll() is None, log.read_text()[-2000:]
         try:
             with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
                 if response.status == 200:
@@ -44,48 +46,97 @@ def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 120) -> N
     pytest.fail(f"no MLflow server at {base} after {timeout} s")
 
 
-@pytest.fixture
-def server(tmp_path):
-    """``controlbreast tracking-server`` on 127.0.0.1:<free port>; yields its URL, then stops it."""
+@contextlib.contextmanager
+def tracking_server(folder: Path, backend: str):
+    """``controlbreast tracking-server`` on 127.0.0.1:<free port> with ``backend``; yields its URL,
+    then stops it. Its output goes to ``folder/server.log``."""
     port = free_port()
+    folder.mkdir()
     command = [sys.executable, "-m", "controlbreast", "tracking-server", "--port", str(port),
-               "--backend", f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}",
-               "--artifacts", (tmp_path / "server" / "artifacts").as_uri(),
-               "--params", str(tmp_path / "server" / "params.yaml")]
-    (tmp_path / "server").mkdir()
-    process = subprocess.Popen(command, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+               "--backend", backend, "--artifacts", (folder / "artifacts").as_uri(),
+               "--params", str(folder / "params.yaml")]
+    with open(folder / "server.log", "w") as log:
+        process = subprocess.Popen(command, env=python_env(), stdout=log, stderr=subprocess.STDOUT,
+                                   text=True, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(base, process)
+        wait_healthy(base, process, folder / "server.log")
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the server and its workers: this test's own group
-        process.communicate(timeout=60)
+        process.wait(timeout=60)
+
+
+@pytest.fixture
+def server(tmp_path):
+    with tracking_server(tmp_path / "server", f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}") as base:
+        yield base
+
+
+def run_stages(work: Path, server: str, params: dict, *stages: str) -> None:
+    """Run ``controlbreast STAGE`` for each of ``stages`` in ``work``, logging to ``server``."""
+    work.mkdir(exist_ok=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**python_env(), "MLFLOW_TRACKING_URI": server}
+    for stage in stages:
+        result = subprocess.run([sys.executable, "-m", "controlbreast", stage], cwd=work, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+
+def stage_runs(server: str) -> dict[str, dict]:
+    """The runs of experiment ``controlbreast`` on ``server``, by their ``stage`` tag."""
+    experiment = api(server, "experiments/get-by-name?experiment_name=controlbreast")["experiment"]
+    assert experiment["artifact_location"].startswith("mlflow-artifacts:")  # served, not a client path
+    runs = api(server, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    return {next(t["value"] for t in run["data"]["tags"] if t["key"] == "stage"): run for run in runs}
+
+
+PHANTOM_PARAMS = {"paths": {"prepared": "prepared", "metrics": "metrics", "mlruns": "mlruns"},
+                  "data": {"workers": 1, "image_size": 32},
+                  "phantom": {"patients_per_class": 6, "max_images_per_patient": 2, "render_size": 64}}
 
 
 @pytest.mark.slow  # a server start and a stage run: about a minute on 2 cores
 def test_a_stage_logs_to_the_server_named_by_the_environment(tmp_path, server):
-    work = tmp_path / "work"
-    work.mkdir()
-    params = {"paths": {"prepared": "prepared", "metrics": "metrics", "mlruns": "mlruns"},
-              "data": {"workers": 1, "image_size": 32},
-              "phantom": {"patients_per_class": 6, "max_images_per_patient": 2, "render_size": 64}}
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**python_env(), "MLFLOW_TRACKING_URI": server}
-    result = subprocess.run([sys.executable, "-m", "controlbreast", "ingest"], cwd=work, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_stages(tmp_path / "work", server, PHANTOM_PARAMS, "ingest")
+    assert not (tmp_path / "work" / "mlruns" / "mlflow.db").exists()  # the variable won over paths.mlruns
+    runs = stage_runs(server)
+    assert list(runs) == ["ingest"] and runs["ingest"]["info"]["status"] == "FINISHED"
+    assert {m["key"]: m["value"] for m in runs["ingest"]["data"]["metrics"]}["images"] > 0
 
-    assert not (work / "mlruns" / "mlflow.db").exists()  # the variable won over paths.mlruns
-    experiment = api(server, "experiments/get-by-name?experiment_name=controlbreast")["experiment"]
-    runs = api(server, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-    assert len(runs) == 1
-    tags = {tag["key"]: tag["value"] for tag in runs[0]["data"]["tags"]}
-    metrics = {metric["key"]: metric["value"] for metric in runs[0]["data"]["metrics"]}
-    assert tags["stage"] == "ingest" and runs[0]["info"]["status"] == "FINISHED"
-    assert metrics["images"] > 0
-    assert experiment["artifact_location"].startswith("mlflow-artifacts:")  # served, not a client path
+
+@pytest.mark.slow  # a server start, ingest and a 4-step train-base: about a minute on 2 cores
+def test_a_training_run_on_the_postgresql_backed_server_is_read_back(tmp_path, postgres_url, monkeypatch):
+    from builders import TINY_PIXEL, TINY_SAMPLING, TINY_TRAIN
+    from controlbreast.config import parse_config
+    from controlbreast.data.ingest import ingest
+
+    password = Path(os.environ["PGPASSWORD_FILE"]).read_text().strip()
+    train = {**TINY_TRAIN, "validate_every": 4, "checkpoint_every": 4}  # one of each: the run's end
+    params = {**PHANTOM_PARAMS, "paths": {**PHANTOM_PARAMS["paths"], "models": "models"},
+              "diffusion": {"pixel": TINY_PIXEL}, "train_base": train, "sampling": TINY_SAMPLING}
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    ingest(parse_config(params))  # in this process: the stage under test is train-base
+    with tracking_server(tmp_path / "server", postgres_url) as server:
+        run_stages(tmp_path / "work", server, params, "train-base")
+        run = stage_runs(server)["train_base"]
+        listing = api(server, f"artifacts/list?run_id={run['info']['run_id']}&path=model")
+        model = tmp_path / "work" / "models" / "base"
+        weights = min(model.rglob("*.safetensors")).relative_to(model)
+        with urllib.request.urlopen(f"{server}/get-artifact?path=model/{weights.as_posix()}"
+                                    f"&run_uuid={run['info']['run_id']}", timeout=30) as response:
+            served = response.read()
+    assert run["info"]["status"] == "FINISHED"
+    params_logged = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params_logged["train_base.steps"] == str(TINY_TRAIN["steps"])
+    assert {m["key"]: m["value"] for m in run["data"]["metrics"]}["final_steps"] == TINY_TRAIN["steps"]
+    assert f"model/{weights.parts[0]}" in {f["path"] for f in listing["files"]}
+    assert served == (model / weights).read_bytes()  # the model, byte for byte, from the server's store
+    log = (tmp_path / "server" / "server.log").read_text()
+    assert f"tracking-server: {postgres_url} -> MLFLOW_TRACKING_URI={server}" in log
+    assert password not in log and password not in json.dumps(run)  # never printed, never logged
 
 
 def test_opening_a_store_leaves_the_environment_as_it_was(tmp_path, monkeypatch):

@@ -42,7 +42,7 @@ OBJECTIVES = {"quick": quick, "hang_first": hang_first}
 
 def cheap_worker(url: str, name: str, n_trials: int, tune: dict, objective: str = "quick") -> None:
     """What ``tuning.run.worker`` does, with a cheap objective: join the study, run trials."""
-    config = tune_config(**tune)
+    config = tune_config(**tune, n_trials=n_trials)
     study = open_study(config, open_storage(url, config), name, STEPS)
     optimize(study, OBJECTIVES[objective], n_trials)
 

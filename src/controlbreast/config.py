@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from controlbreast.credentials import password_problem
 from controlbreast.errors import ConfigError
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -692,7 +693,8 @@ class TuneConfig(Section):
     params.yaml's values. Each trial draws ``per_class``
     images per class (unless ``synthetic_count`` is searched), trains ``real+synthetic`` with each of
     ``seeds`` and scores the mean validation macro AUC. ``storage``: any SQLAlchemy URL (SQLite by
-    default, beside the repository in ``optuna/``, which DVC never deletes) or ``grpc://HOST:PORT``
+    default, beside the repository in ``optuna/``, which DVC never deletes; ``postgresql://`` with
+    its password in the environment, never in the URL) or ``grpc://HOST:PORT``
     (``controlbreast tune-server``). Heartbeats every ``heartbeat_interval`` s mark a trial whose
     worker died FAILED after ``grace_period`` s; ``retry_failed`` re-queues it that many times.
     ``threads``: torch CPU threads per worker (0: torch's default); one is several times faster
@@ -728,6 +730,8 @@ class TuneConfig(Section):
                                  f"got [{dimension.low:g}, {dimension.high:g}]")
         if self.grace_period <= self.heartbeat_interval:
             raise ValueError("grace_period must exceed heartbeat_interval (a live worker would look dead)")
+        if problem := password_problem(self.storage):  # before stage_run logs it as a param
+            raise ValueError(f"storage: {problem}")
         return self
 
     def dimensions(self) -> dict[str, RangeConfig]:

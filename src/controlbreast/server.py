@@ -1,7 +1,8 @@
 """A shared MLflow tracking server, as teams run it: ``controlbreast tracking-server``.
 
-``mlflow server`` with a SQL backend (a SQLite file, or PostgreSQL by URL with its password in
-``PGPASSWORD``, never in a file) and an artifact root that the server serves itself
+``mlflow server`` with a SQL backend (a SQLite file, or PostgreSQL by URL, its password in
+``PGPASSWORD`` or a file named by ``PGPASSWORD_FILE``, never in the URL: see
+``controlbreast.credentials``) and an artifact root that the server serves itself
 (``--artifacts-destination``: a folder, or ``s3://...`` with credentials from the environment), so
 clients need only ``MLFLOW_TRACKING_URI=http://HOST:PORT``. Bound to 127.0.0.1 unless told
 otherwise: the server has no authentication, so expose it only behind a proxy that adds some.
@@ -12,6 +13,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+from controlbreast.credentials import PASSWORD_ENV, database_password, refuse_password, sqlalchemy_url
 
 LOCALHOST = "127.0.0.1"
 
@@ -37,12 +40,19 @@ def server_command(backend: str, artifacts: str, host: str = LOCALHOST, port: in
 def serve(params: Path, backend: str | None, artifacts: str | None, host: str = LOCALHOST,
           port: int = 5000, workers: int = 1) -> None:
     """Replace this process with ``mlflow server`` (signals then reach it directly); the defaults
-    are the store under ``paths.mlruns`` of ``params`` (``mlruns`` without a params file)."""
+    are the store under ``paths.mlruns`` of ``params`` (``mlruns`` without a params file). A
+    PostgreSQL password read from ``PGPASSWORD_FILE`` reaches the server as its ``PGPASSWORD``."""
     from controlbreast.config import load_config
 
     mlruns = Path(load_config(params).paths.mlruns) if Path(params).is_file() else Path("mlruns")
     mlruns.mkdir(parents=True, exist_ok=True)
-    command = server_command(backend or default_backend(mlruns), artifacts or default_artifacts(mlruns),
-                             host, port, workers)
-    print(f"tracking-server: MLFLOW_TRACKING_URI=http://{host}:{port}", file=sys.stderr, flush=True)
-    os.execv(command[0], command)
+    backend, artifacts = backend or default_backend(mlruns), artifacts or default_artifacts(mlruns)
+    refuse_password(backend, "--backend")
+    refuse_password(artifacts, "--artifacts")
+    environment = dict(os.environ)
+    if password := database_password(backend):
+        environment[PASSWORD_ENV] = password
+    command = server_command(sqlalchemy_url(backend), artifacts, host, port, workers)
+    print(f"tracking-server: {backend} -> MLFLOW_TRACKING_URI=http://{host}:{port}", file=sys.stderr,
+          flush=True)
+    os.execve(command[0], command, environment)

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from controlbreast.config import PhantomConfig
+from controlbreast.data import portable
 from controlbreast.data.records import Candidate, RawSample
 
 PHANTOM_LABELS = ("normal", "benign", "malignant")
@@ -33,6 +34,7 @@ _NOISE_DB = -50.0  # electronic noise floor relative to glandular tissue
 _HEADROOM_DB = 11.0  # display level above mean glandular echo power
 _CONTOUR_POINTS = 720
 _TAU = 2.0 * np.pi
+_LN10 = 2.302585092994046  # ln 10: a constant, not a libm call
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +79,7 @@ def _rng(*keys: int) -> np.random.Generator:
 
 def _sinusoids(rng: np.random.Generator, n: int, fx: tuple, fy: tuple, db: float) -> np.ndarray:
     """(n, 4) random 2-D cosines with total standard deviation about ``db``."""
-    amp = rng.uniform(0.5, 1.0, n) * db * np.sqrt(2.0 / n)
+    amp = rng.uniform(0.5, 1.0, n) * db * math.sqrt(2.0 / n)
     lateral = rng.uniform(*fx, n) * rng.choice([-1, 1], n)
     return np.column_stack([lateral, rng.uniform(*fy, n), rng.uniform(0, _TAU, n), amp])
 
@@ -89,27 +91,27 @@ def _field(terms: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """
     fx, fy, phase, amp = terms.T
     a, b = _TAU * np.outer(v, fy) + phase, _TAU * np.outer(fx, u)
-    rows = np.hstack([amp * np.cos(a), -amp * np.sin(a)])
-    return (rows @ np.vstack([np.cos(b), np.sin(b)])).astype(np.float32)
+    rows = np.hstack([amp * portable.cos(a), -amp * portable.sin(a)])
+    return portable.matmul(rows, np.vstack([portable.cos(b), portable.sin(b)])).astype(np.float32)
 
 
 def _curve(row: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Undulating boundary depth at lateral positions x: base + sum of low-frequency sines."""
     freq, amp, phase = row[1:].reshape(3, 3).T
-    wave = amp[:, None] * np.sin(_TAU * freq[:, None] * x + phase[:, None])
+    wave = amp[:, None] * portable.sin(_TAU * freq[:, None] * x + phase[:, None])
     return (row[0] + wave.sum(0)).astype(np.float32)
 
 
 def _step(d: np.ndarray, width: float) -> np.ndarray:
     """Smooth 0->1 step at d = 0 of the given width."""
-    return 0.5 + 0.5 * np.tanh(d / width)
+    return 0.5 + 0.5 * portable.tanh(d / width)
 
 
 def _blur(a: np.ndarray, sx: float, sy: float | None = None) -> np.ndarray:
     """Gaussian blur with sigmas in pixels (sy=0: lateral only); tiny sigmas are no-ops."""
     sy = sx if sy is None else sy
-    kx, ky = (2 * int(np.ceil(3 * s)) + 1 if s >= 0.3 else 1 for s in (sx, sy))
-    return a if kx == ky == 1 else cv2.GaussianBlur(a, (kx, ky), max(sx, 0.1), sigmaY=max(sy, 0.1))
+    kx, ky = (2 * math.ceil(3 * s) + 1 if s >= 0.3 else 1 for s in (sx, sy))
+    return a if kx == ky == 1 else portable.gaussian_blur(a, (kx, ky), max(sx, 0.1), max(sy, 0.1))
 
 
 def _draw_patient(label: str, patient_seed: int) -> _Patient:
@@ -153,7 +155,7 @@ def _draw_lesion(rng: np.random.Generator, malignant: bool, layers: np.ndarray, 
         tall = rng.uniform(0.9, 1.6) if rng.random() < 0.75 else rng.uniform(0.6, 0.9)
     else:  # mostly parallel, wider than tall
         tall = 1.0 / (rng.uniform(1.2, 2.2) if rng.random() < 0.85 else rng.uniform(0.95, 1.2))
-    ax, ay = diameter / 2 / np.sqrt(tall), diameter / 2 * np.sqrt(tall)
+    ax, ay = diameter / 2 / math.sqrt(tall), diameter / 2 * math.sqrt(tall)
     cx = rng.uniform(0.25, 0.75)
     cy = _lesion_depth(rng, layers, cx, ay)
     traits = _malignant_traits(rng, fat_db) if malignant else _benign_traits(rng, fat_db)
@@ -185,7 +187,7 @@ def _malignant_traits(rng: np.random.Generator, fat_db: float) -> tuple:
     """Irregular, angular/microlobulated, often spiculated, heterogeneous hypoechoic, indistinct;
     halo sometimes, shadowing often: the ``_Lesion`` fields after the semi-axes."""
     k = np.arange(2, 13)
-    amp = rng.uniform(0.2, 1.0, k.size) * rng.uniform(0.12, 0.3) / k**0.7
+    amp = rng.uniform(0.2, 1.0, k.size) * rng.uniform(0.12, 0.3) / portable.power(k, 0.7)
     harmonics = np.column_stack([k, amp, rng.uniform(0, _TAU, k.size)])
     n_spikes = rng.integers(8, 20) if rng.random() < 0.6 else 0
     spikes = rng.uniform([0, 0.2, 0.08], [_TAU, 0.6, 0.16], (n_spikes, 3))
@@ -218,11 +220,12 @@ def _tissue_db(p: _Patient, x: np.ndarray, y: np.ndarray, dx: float, size: int) 
     db = fat_db + (gland - fat_db) * t_gland * (1.0 - 0.75 * lobules)
     db += 12.0 * _ligament_layer(p, dx, size) * (1.0 - t_gland)
     angle, freq = p.fibres.tolist()
-    fibres = np.cos(_TAU * freq * (y * math.cos(angle) - x * math.sin(angle)) + np.sin(_TAU * x))
+    turn_cos, turn_sin = portable.cos(angle), portable.sin(angle)
+    fibres = portable.cos(_TAU * freq * (y * turn_cos - x * turn_sin) + portable.sin(_TAU * x))
     stripes = np.square(np.square(np.square((1.0 + fibres) / 2)))  # thin bright lines
     muscle = muscle_db + stripes * (10.0 + 0.8 * mottle)
-    db += (muscle - db) * t_muscle + 9.0 * np.exp(-(((y - fascia) / 0.006) ** 2))
-    db += (dermis_db - db) * _step(skin - y, 0.003) + 14.0 * np.exp(-(((y - 0.008) / 0.005) ** 2))
+    db += (muscle - db) * t_muscle + 9.0 * portable.exp(-(((y - fascia) / 0.006) ** 2))
+    db += (dermis_db - db) * _step(skin - y, 0.003) + 14.0 * portable.exp(-(((y - 0.008) / 0.005) ** 2))
     return db if p.rib is None else db + _rib_db(p.rib, x, y)
 
 
@@ -242,7 +245,7 @@ def _ligament_layer(p: _Patient, dx: float, size: int) -> np.ndarray:
     for x0, span, height, skew in p.ligaments:
         xs = x0 + span * t
         skin, fat = _curve(p.layers[0], xs), _curve(p.layers[1], xs)
-        ys = fat - (fat - skin) * height * np.sin(np.pi * t**skew) ** 0.7
+        ys = fat - (fat - skin) * height * portable.power(portable.sin(np.pi * portable.power(t, skew)), 0.7)
         pts = np.column_stack([(xs - dx) * size - 0.5, ys * size - 0.5]) * 16
         width = max(1, round(size / 128))
         cv2.polylines(layer, [pts.astype(np.int32)], False, 255, width, cv2.LINE_AA, 4)
@@ -254,7 +257,7 @@ def _rib_db(rib: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     cx, depth, half_width, arc = rib.tolist()
     lateral = np.clip(1.0 - ((x - cx) / half_width) ** 2, 0.0, 1.0)
     surface = depth - arc * np.sqrt(lateral)
-    bright = 20.0 * np.exp(-(((y - surface) / 0.01) ** 2))
+    bright = 20.0 * portable.exp(-(((y - surface) / 0.01) ** 2))
     return lateral * (bright - 22.0 * _step(y - surface - 0.015, 0.01))
 
 
@@ -262,12 +265,12 @@ def _lesion_mask(lesion: _Lesion, dx: float, size: int) -> np.ndarray:
     """(size, size) bool lesion region: radius r(theta) with harmonics and spikes, filled."""
     theta = np.linspace(0.0, _TAU, _CONTOUR_POINTS, endpoint=False)
     order, amp, phase = lesion.harmonics.T[:, :, None]
-    radius = 1.0 + (amp * np.cos(order * theta + phase)).sum(0)
+    radius = 1.0 + (amp * portable.cos(order * theta + phase)).sum(0)
     angle, length, half = lesion.spikes.T[:, :, None]
     off = np.abs((theta - angle + np.pi) % _TAU - np.pi)
     radius = np.maximum(radius + (length * np.clip(1.0 - off / half, 0.0, None)).sum(0), 0.3)
-    px, py = radius * np.cos(theta) * lesion.ax, radius * np.sin(theta) * lesion.ay
-    c, s = np.cos(lesion.angle), np.sin(lesion.angle)
+    px, py = radius * portable.cos(theta) * lesion.ax, radius * portable.sin(theta) * lesion.ay
+    c, s = portable.cos(lesion.angle), portable.sin(lesion.angle)
     pts = np.column_stack([lesion.cx - dx + c * px - s * py, lesion.cy + s * px + c * py])
     mask = np.zeros((size, size), np.uint8)
     cv2.fillPoly(mask, [((pts * size - 0.5) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
@@ -307,18 +310,23 @@ def _speckle(db: np.ndarray, rng: np.random.Generator, speckle_size: float = 1.0
     """
     size = db.shape[0]
     sx, sy = (max(0.6, s * speckle_size * size) for s in _PSF_SIGMA)
-    kx, ky = (2 * int(np.ceil(3 * s)) + 1 for s in (sx, sy))
-    power = (cv2.getGaussianKernel(kx, sx) ** 2).sum() * (cv2.getGaussianKernel(ky, sy) ** 2).sum()
-    strength = np.exp(db * np.float32(np.log(10) / 20)) + np.float32(10 ** (_NOISE_DB / 20))
+    kx, ky = (2 * math.ceil(3 * s) + 1 for s in (sx, sy))
+    power = math.prod(math.fsum(portable.gaussian_kernel(k, s) ** 2) for k, s in ((kx, sx), (ky, sy)))
+    strength = portable.exp(db * np.float32(_LN10 / 20)) + np.float32(10 ** (_NOISE_DB / 20))
     scatter = (rng.random((size, size, 4), dtype=np.float32) - np.float32(0.5)) * strength[..., None]
-    echo = cv2.GaussianBlur(scatter, (kx, ky), sx, sigmaY=sy)
-    looks = cv2.magnitude(echo[..., 0], echo[..., 1]) + cv2.magnitude(echo[..., 2], echo[..., 3])
-    return looks / np.float32(2 * np.sqrt(power / 6))
+    echo = portable.gaussian_blur(scatter, (kx, ky), sx, sy)
+    looks = _magnitude(echo[..., 0], echo[..., 1]) + _magnitude(echo[..., 2], echo[..., 3])
+    return looks / np.float32(2 * math.sqrt(power / 6))
+
+
+def _magnitude(re: np.ndarray, im: np.ndarray) -> np.ndarray:
+    """|re + i im|, from correctly rounded operations only (``cv2.magnitude`` may fuse them)."""
+    return np.sqrt(re * re + im * im)
 
 
 def _compress(amplitude: np.ndarray, dynamic_range: float) -> np.ndarray:
     """(H, W) uint8 display: log compression of the top ``dynamic_range`` dB below the headroom."""
-    level = cv2.log(amplitude + np.float32(1e-6)) * np.float32(20 / np.log(10))
+    level = portable.log(amplitude + np.float32(1e-6)) * np.float32(20 / _LN10)
     image = (level + np.float32(dynamic_range - _HEADROOM_DB)) * np.float32(255 / dynamic_range)
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
@@ -345,7 +353,8 @@ def render_phantom(label: str, patient_seed: int, view: int, size: int,
         db = _lesion_db(db, lesion, mask, x, y)
     overall, tilt, dynamic_range = patient.gain.tolist()
     depth, width, bump = patient.tgc.astype(np.float32).T[:, :, None, None]
-    db += overall + rng.normal(0.0, 1.0) + tilt * y + (bump * np.exp(-(((y - depth) / width) ** 2))).sum(0)
+    bumps = (bump * portable.exp(-(((y - depth) / width) ** 2))).sum(0)
+    db += overall + rng.normal(0.0, 1.0) + tilt * y + bumps
     db += np.float32(scanner.gain_db) + np.float32(scanner.depth_db) * y
     return _compress(_speckle(db, rng, scanner.speckle_size), dynamic_range), mask
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from controlbreast.config import PhantomConfig
+from controlbreast.data import portable
 from controlbreast.data.phantom import PHANTOM_LABELS
 from controlbreast.data.records import Candidate, RawSample
 
@@ -86,14 +87,14 @@ def _tissue(breast: _Breast, mask: np.ndarray, view: str) -> np.ndarray:
     (darker) towards the skin line, and the pectoral muscle in the MLO view."""
     height, width = mask.shape
     rng = _rng(breast.tissue_seed, VIEWS.index(view))
-    clouds = sum(cv2.GaussianBlur(rng.normal(size=mask.shape).astype(np.float32), (0, 0), s * height)
+    clouds = sum(portable.gaussian_blur(rng.normal(size=mask.shape).astype(np.float32), (0, 0), s * height)
                  * w for s, w in ((0.04, 1.0), (0.012, 0.5), (0.004, 0.25)))
     clouds /= float(clouds.std()) + 1e-6
     x = np.arange(width, dtype=np.float32)[None, :] / width
     drive = clouds + 2.5 * (breast.density - 0.5) - 2.0 * x / breast.reach + 0.8
-    gland = 1.0 / (1.0 + np.exp(-1.3 * drive))
+    gland = 1.0 / (1.0 + portable.exp(-1.3 * drive))
     edge = cv2.distanceTransform(mask, cv2.DIST_L2, 5) / (0.06 * height)
-    thickness = 1.0 - np.exp(-edge)
+    thickness = 1.0 - portable.exp(-edge)
     values = (0.35 + 0.35 * gland) * thickness
     if view == "MLO":
         muscle = np.zeros(mask.shape, np.uint8)
@@ -119,18 +120,19 @@ def _mass(values: np.ndarray, lesion: np.ndarray, centre: tuple[float, float], r
     """Draw a dense mass (in place): round and sharp, or irregular with spicules."""
     height = values.shape[0]
     theta = np.linspace(0, _TAU, 180, endpoint=False)
-    bumps = sum(rng.uniform(0, 0.12 * spiculation) * np.cos(k * theta + rng.uniform(0, _TAU))
+    bumps = sum(rng.uniform(0, 0.12 * spiculation) * portable.cos(k * theta + rng.uniform(0, _TAU))
                 for k in range(2, 8))
     r = radius * height * (1 + bumps)
-    points = np.column_stack([centre[1] + r * np.cos(theta), centre[0] + r * np.sin(theta)])
+    points = np.column_stack([centre[1] + r * portable.cos(theta), centre[0] + r * portable.sin(theta)])
     blob = np.zeros(values.shape, np.uint8)
     cv2.fillPoly(blob, [np.round(points).astype(np.int32)], 1)
     for _ in range(int(spiculation * 14)):
         angle, length = rng.uniform(0, _TAU), radius * height * rng.uniform(1.6, 2.8)
-        end = (round(centre[1] + length * np.cos(angle)), round(centre[0] + length * np.sin(angle)))
+        end = (round(centre[1] + length * float(portable.cos(angle))),
+               round(centre[0] + length * float(portable.sin(angle))))
         cv2.line(blob, (round(centre[1]), round(centre[0])), end, 1, max(1, round(height / 400)))
     sigma = max(0.6, (0.6 + 1.2 * spiculation) * height / 512)
-    soft = cv2.GaussianBlur(blob.astype(np.float32), (0, 0), sigma)
+    soft = portable.gaussian_blur(blob.astype(np.float32), (0, 0), sigma)
     values += 0.22 * soft
     lesion |= blob > 0
 
@@ -145,7 +147,7 @@ def _calcifications(values: np.ndarray, lesion: np.ndarray | None, centre: tuple
     for y, x in points:
         size = max(1, round(height / (320 if fine else 160)))
         cv2.circle(dots, (round(x), round(y)), size, 1.0, -1)
-    values += 0.35 * cv2.GaussianBlur(dots, (0, 0), 0.6)
+    values += 0.35 * portable.gaussian_blur(dots, (0, 0), 0.6)
     if lesion is not None:
         hull = cv2.convexHull(np.round(points[:, ::-1]).astype(np.int32))
         cv2.fillConvexPoly(lesion.view(np.uint8), hull, 1)

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
+from controlbreast import credentials
 from controlbreast.config import GROUP_SECRET_ENV, GROUP_SECRET_FILE_ENV, DataConfig
 from controlbreast.errors import ConfigError
 
@@ -29,27 +30,9 @@ _HEX_CHARS = 32  # 128 bits
 
 
 def read_secret(environ: Mapping[str, str] = os.environ, repo: Path | None = None) -> bytes | None:
-    """The group secret from the environment, or None when neither variable is set.
-
-    A secret file inside ``repo`` (the working directory by default) is refused: it would be
-    one ``git add`` or ``dvc add`` away from being published.
-    """
-    if environ.get(GROUP_SECRET_ENV):
-        return environ[GROUP_SECRET_ENV].encode()
-    name = environ.get(GROUP_SECRET_FILE_ENV)
-    if not name:
-        return None
-    path = Path(name).expanduser().resolve()
-    if path.is_relative_to((repo or Path.cwd()).resolve()):
-        raise ConfigError(f"{GROUP_SECRET_FILE_ENV}={name} is inside the repository; keep the secret "
-                          "file outside it")
-    try:
-        secret = path.read_bytes().strip()
-    except OSError as error:
-        raise ConfigError(f"{GROUP_SECRET_FILE_ENV}={name}: cannot read ({error.strerror})") from None
-    if not secret:
-        raise ConfigError(f"{GROUP_SECRET_FILE_ENV}={name} is empty")
-    return secret
+    """The group secret from the environment, or None when neither variable is set (a secret
+    file inside ``repo``, the working directory by default, is refused)."""
+    return credentials.read_secret(GROUP_SECRET_ENV, GROUP_SECRET_FILE_ENV, environ, repo)
 
 
 def group_key(cfg: DataConfig, environ: Mapping[str, str] = os.environ) -> bytes | None:

@@ -8,10 +8,13 @@ stratified, group-aware split.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
+
+from controlbreast.data import portable
 
 SPLITS = ("train", "val", "test")
 
@@ -20,11 +23,20 @@ def perceptual_hash(image: np.ndarray) -> int:
     """64-bit DCT perceptual hash of a (H, W) image (robust to re-encoding, shifts and resizing).
 
     The classic pHash: area-downsample to 32x32, 2-D DCT, keep the 8x8 lowest frequencies and
-    set a bit where a coefficient exceeds their median.
+    set a bit where a coefficient exceeds their median. The DCT is ``cv2.dct``'s (orthonormal
+    DCT-II) computed with ``portable`` maths, so the bits, and the groups, are the same on any CPU.
     """
     small = cv2.resize(image.astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
-    lowest = cv2.dct(small)[:8, :8]
+    basis = _dct_rows(32)[:8]
+    lowest = portable.matmul(portable.matmul(basis, small), basis.T)
     return int(np.packbits((lowest > np.median(lowest)).flatten()).view(">u8")[0])
+
+
+def _dct_rows(n: int) -> np.ndarray:
+    """(n, n) orthonormal DCT-II matrix: row k is sqrt((1 + (k > 0)) / n) cos(pi (2j + 1) k / 2n)."""
+    k, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    scale = np.where(k > 0, math.sqrt(2.0 / n), math.sqrt(1.0 / n))
+    return scale * portable.cos(math.pi * (2 * j + 1) * k / (2 * n))
 
 
 class _UnionFind:
@@ -95,7 +107,8 @@ def assign_splits(groups: Sequence[str], labels: Sequence[str], fractions: Seque
     order = order[np.argsort(-counts[order].sum(axis=1), kind="stable")]
     chosen = np.empty(len(group_names), dtype=int)
     for g in order:
-        shortfall = ((target - filled) / np.maximum(target, 1e-9)) @ counts[g]
+        need = (target - filled) / np.maximum(target, 1e-9) * counts[g]
+        shortfall = [math.fsum(row) for row in need.tolist()]  # exact: no BLAS order to differ
         chosen[g] = int(np.argmax(shortfall))
         filled[chosen[g]] += counts[g]
     return [SPLITS[chosen[group_index[group]]] for group in groups]
@@ -120,8 +133,8 @@ def identity_thumbnail(image: np.ndarray) -> np.ndarray:
     tissue = (small > 5).astype(np.float32)
 
     def smooth(values: np.ndarray, sigma: float) -> np.ndarray:
-        weight = cv2.GaussianBlur(tissue, (0, 0), sigma)
-        return cv2.GaussianBlur(values * tissue, (0, 0), sigma) / np.maximum(weight, 1e-3)
+        weight = portable.gaussian_blur(tissue, (0, 0), sigma)
+        return portable.gaussian_blur(values * tissue, (0, 0), sigma) / np.maximum(weight, 1e-3)
 
     band = smooth(small, 0.7) - smooth(small, 4.0)
     band /= np.sqrt(smooth(band * band, 3.0) + 1.0)

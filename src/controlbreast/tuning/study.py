@@ -8,24 +8,31 @@ trial FAILED after ``tune.grace_period`` s and the others go on; or ``grpc://HOS
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import optuna
+import sqlalchemy
+from filelock import FileLock
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from controlbreast.config import TuneConfig
+from controlbreast.credentials import database_password, refuse_password, sqlalchemy_url
 from controlbreast.errors import ConfigError, ControlBreastError
 
 DIMENSIONS_ATTR = "dimensions"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+QUOTA_STATES = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
+QUOTA_POLL_SECONDS = 0.5
+LOCK_CLASS = 0x0C0B7E  # the advisory lock's first key (this project's trial creation); the second: the study
 
 
 def dimension_spec(tune: TuneConfig) -> dict[str, dict]:
@@ -39,9 +46,67 @@ def ensure_sqlite_folder(url: str) -> None:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
+class StudyFullError(Exception):
+    """The study holds its quota of finished, running and queued trials: no new one is created."""
+
+
+class QuotaStorage(RDBStorage):
+    """An RDB storage that creates a trial only while the study holds fewer than ``quota`` finished,
+    running or queued ones, counted and created under a lock that every worker shares (PostgreSQL:
+    an advisory lock, held by the server; SQLite: a lock file beside the database), so workers
+    started together finish exactly ``quota`` trials instead of one extra each. Trials of failed
+    runs do not count: a killed worker's trial, once FAILED by heartbeat, is replaced."""
+
+    def __init__(self, url: str, quota: int, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.quota = quota
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        with self._creation_lock(study_id):
+            held = len(self.get_all_trials(study_id, deepcopy=False, states=QUOTA_STATES))
+            if template_trial is None and held >= self.quota:
+                raise StudyFullError(f"study {study_id} holds {held} finished, running or queued trials")
+            return super()._create_new_trial(study_id, template_trial)
+
+    @contextlib.contextmanager
+    def _creation_lock(self, study_id: int) -> Iterator[None]:
+        url = self.engine.url
+        if url.get_backend_name() == "postgresql":
+            with self.engine.connect() as connection:  # a session lock: freed if this process dies
+                key = {"a": LOCK_CLASS, "b": study_id}
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:a, :b)"), key)
+                try:
+                    yield
+                finally:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:a, :b)"), key)
+        elif url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            with FileLock(f"{url.database}.trials.lock"):
+                yield
+        else:  # another server database, or one process: the quota is checked without a lock
+            yield
+
+
+def rdb_storage(url: str, key: str, quota: int | None = None, **heartbeats: Any) -> RDBStorage:
+    """Optuna's RDB storage on ``url`` (SQLite: its folder made; PostgreSQL: psycopg 3, the password
+    from the environment, see ``controlbreast.credentials``), a ``QuotaStorage`` when ``quota`` is
+    given; ``key`` names the URL's source in errors."""
+    refuse_password(url, key)
+    ensure_sqlite_folder(url)
+    connect: dict[str, Any] = {"timeout": 60} if url.startswith("sqlite") else {}
+    if password := database_password(url):
+        connect["password"] = password
+    kwargs = {"engine_kwargs": {"connect_args": connect}, **heartbeats}
+    with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.x; we rely on them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if quota is None:
+            return RDBStorage(sqlalchemy_url(url), **kwargs)
+        return QuotaStorage(sqlalchemy_url(url), quota, **kwargs)
+
+
 def open_storage(url: str, tune: TuneConfig, timeout: float = 10.0) -> BaseStorage:
-    """An RDB storage with heartbeats, or a gRPC proxy client; a storage that cannot be opened is a
-    ``ConfigError`` naming ``tune.storage``."""
+    """An RDB storage with heartbeats and the quota ``tune.n_trials`` (``QuotaStorage``), or a gRPC
+    proxy client (no quota: workers behind the proxy may run one trial too many each); a storage
+    that cannot be opened is a ``ConfigError`` naming ``tune.storage``."""
     try:
         if url.startswith("grpc://"):
             address = urlsplit(url)
@@ -50,13 +115,12 @@ def open_storage(url: str, tune: TuneConfig, timeout: float = 10.0) -> BaseStora
             proxy = optuna.storages.GrpcStorageProxy(host=address.hostname, port=address.port)
             proxy.wait_server_ready(timeout=timeout)
             return proxy
-        ensure_sqlite_folder(url)
         retry = RetryHeartbeatStaleTrialCallback(max_retry=tune.retry_failed) if tune.retry_failed else None
-        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.x; we rely on them
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=tune.heartbeat_interval,
-                              grace_period=tune.grace_period, heartbeat_stale_trial_callback=retry)
+        return rdb_storage(url, "tune.storage", tune.n_trials or None,
+                           heartbeat_interval=tune.heartbeat_interval, grace_period=tune.grace_period,
+                           heartbeat_stale_trial_callback=retry)
+    except ConfigError:
+        raise
     except Exception as error:  # SQLAlchemy, driver, URL and connection errors alike
         raise ConfigError(f"tune.storage: cannot open {url!r}: {type(error).__name__}: {error}") from None
 
@@ -91,11 +155,17 @@ def open_study(tune: TuneConfig, storage: BaseStorage, name: str, steps: int) ->
 def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
              callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> None:
     """Run trials until the study holds ``n_trials`` finished ones (counted over every worker);
-    this worker runs at most ``n_trials`` so failing trials cannot loop forever."""
-    if finished(study) >= n_trials:
-        return
+    this worker runs at most ``n_trials`` in a row so failing trials cannot loop forever. While the
+    others' running trials fill the quota (``QuotaStorage``), wait: they finish, or their worker
+    died and they turn FAILED after the grace period (checked before each trial), and this worker
+    takes over."""
     done = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)
-    study.optimize(objective, n_trials=n_trials, callbacks=[*callbacks, done], gc_after_trial=True)
+    while finished(study) < n_trials:
+        try:
+            study.optimize(objective, n_trials=n_trials, callbacks=[*callbacks, done], gc_after_trial=True)
+            return
+        except StudyFullError:
+            time.sleep(QUOTA_POLL_SECONDS)
 
 
 def finished(study: optuna.Study) -> int:
