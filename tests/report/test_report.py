@@ -19,7 +19,7 @@ from controlbreast.report.numbers import interval, num
 from controlbreast.report.result_sections import difference_cell
 from controlbreast.tracking import tracking_uri
 
-SECTIONS = ["data", "synthetic", "classifiers", "tuning", "provenance"]
+SECTIONS = ["glance", "data", "synthetic", "classifiers", "tuning", "provenance"]
 
 
 def decodes_as_png(data: bytes) -> tuple[int, int]:
@@ -34,7 +34,7 @@ def test_every_section_is_present_in_the_page_and_its_twin(built):
     html, markdown = (reports / "index.html").read_text(), (reports / "summary.md").read_text()
     assert page(html).sections == SECTIONS
     headings = re.findall(r"^## (.+)$", markdown, flags=re.M)
-    assert headings == ["The data", "The synthetic images", "The classifiers", "The tuning", "Provenance"]
+    assert headings == ["At a glance", "The data", "The synthetic images", "The classifiers", "The tuning", "Provenance"]
 
 
 def test_every_picture_is_an_embedded_png_and_the_twin_links_existing_files(built):
