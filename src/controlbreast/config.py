@@ -169,7 +169,11 @@ class DataConfig(Section):
 
     ``max_pixels`` bounds the pixels of one source image, checked from its header before decoding:
     100 MP is several times the largest mammograms (about 4000 x 5000 = 20 MP, 28 MP at most),
-    while a decompression bomb (a 20000 x 20000 PNG of a few KB) is refused in one line.
+    while a decompression bomb (a 20000 x 20000 PNG of a few KB) is refused in one line. A source
+    image with a side below ``min_side`` (a thumbnail, a 1 x 1 failed export) or with every pixel
+    the same value (a blank frame) is a bad input (``on_error``): it would pass resizing unnoticed.
+    Every entry of ``classes`` must be matched by a label of the source (a typo such as
+    ``malignnat`` would otherwise leave every malignant image out as an unmapped label).
     Patient ids (CSV ``group_id``, DICOM PatientID) are stored as HMAC-SHA256 keyed by a secret
     from the environment (``CONTROLBREAST_GROUP_SECRET`` or ``CONTROLBREAST_GROUP_SECRET_FILE``),
     never from params: params are logged to MLflow and written to ``dvc.lock``.
@@ -198,6 +202,7 @@ class DataConfig(Section):
     near_duplicate_conflicts: Literal["drop", "keep", "fail"] = "drop"
     require_lesion_masks: bool = True
     max_pixels: Annotated[int, Field(ge=1024, le=1_000_000_000)] = 100_000_000
+    min_side: Annotated[int, Field(ge=1, le=4096)] = 32
     bit_depth: Annotated[int, Field(ge=1, le=16)] | None = None
     mammography: MammographyConfig = MammographyConfig()
     patches: PatchConfig = PatchConfig()
@@ -580,6 +585,16 @@ class ExternalSetConfig(Section):
     manifest: Path | None = None
     label_map: dict[str, str] = Field(default_factory=dict)
     phantom: PhantomConfig = PhantomConfig()
+
+    @model_validator(mode="after")
+    def _located(self) -> ExternalSetConfig:
+        needs = {"busi": ("root",), "csv": ("root", "manifest")}.get(self.source, ())
+        missing = [key for key in needs if getattr(self, key) is None]
+        if missing:
+            raise ValueError(f"external set {self.name!r} (source {self.source}) lacks "
+                             f"{' and '.join(missing)} (root: the folder its images are in, which its "
+                             "manifest's paths are relative to)")
+        return self
 
 
 class EvaluateConfig(Section):

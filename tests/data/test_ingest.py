@@ -215,8 +215,10 @@ def test_sixteen_bit_source_is_resized_then_scaled(tmp_path):
     root.mkdir()
     ramp = np.tile(np.linspace(0, 4095, 256), (128, 1)).astype(np.uint16)  # 12 bits in 16
     cv2.imwrite(str(root / "deep.png"), ramp)
-    (tmp_path / "m.csv").write_text("path,label\ndeep.png,normal\n")
-    data = {"source": "csv", "root": str(root), "manifest": str(tmp_path / "m.csv"), "image_size": 32}
+    cv2.imwrite(str(root / "other.png"), smooth_image(4))  # a second class: data.classes must all be found
+    (tmp_path / "m.csv").write_text("path,label\ndeep.png,normal\nother.png,benign\n")
+    data = {"source": "csv", "root": str(root), "manifest": str(tmp_path / "m.csv"), "image_size": 32,
+            "classes": ["normal", "benign"], "require_lesion_masks": False}
     rows, _ = ingest(make_config(tmp_path, data=data))  # no declared depth: the container's 16 bits
     assert rows[0]["bit_depth"] == 16
     config = make_config(tmp_path, data={**data, "bit_depth": 12})
@@ -273,7 +275,7 @@ def test_near_duplicates_with_conflicting_labels_drop_keep_or_fail(tmp_path):
               "b.png": smooth_image(2), "c.png": smooth_image(3)}
     data = write_csv_set(tmp_path, ["a.png,normal,", "a-copy.png,malignant,", "b.png,normal,",
                                     "c.png,normal,"], images)
-    data["require_lesion_masks"] = False
+    data.update(require_lesion_masks=False, classes=["normal", "malignant"])
     rows, rejected = ingest(make_config(tmp_path, data=data))
     assert [r["source_path"] for r in rows] == ["b.png", "c.png"]
     assert {(r.source_path, r.reason) for r in rejected} == {

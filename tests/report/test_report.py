@@ -34,7 +34,8 @@ def test_every_section_is_present_in_the_page_and_its_twin(built):
     html, markdown = (reports / "index.html").read_text(), (reports / "summary.md").read_text()
     assert page(html).sections == SECTIONS
     headings = re.findall(r"^## (.+)$", markdown, flags=re.M)
-    assert headings == ["At a glance", "The data", "The synthetic images", "The classifiers", "The tuning", "Provenance"]
+    assert headings == ["At a glance", "The data", "The synthetic images", "The classifiers", "The tuning",
+                        "Provenance"]
 
 
 def test_every_picture_is_an_embedded_png_and_the_twin_links_existing_files(built):
