@@ -150,7 +150,12 @@ def test_data_efficiency_and_external_results_are_shown_when_present(built):
                              "real+synthetic - real": gain}
                   for f, n in ((0.25, 10), (0.5, 20), (1.0, 40))}
     external = {"busi-b": {"images": 60, "excluded_near_duplicates": 2, **{
-        key: metrics["classifier"][key] for key in ("arms", "differences")}}}
+        key: metrics["classifier"][key] for key in ("arms", "differences")}},
+        "one-class": {"images": 5, "excluded_near_duplicates": 0, "classes_present": ["malignant"],
+                      "images_per_class": {"normal": 0, "benign": 0, "malignant": 5},
+                      "arms": metrics["classifier"]["arms"],  # no difference is defined on one class
+                      "differences": {"real+synthetic - real": {"auc_malignant": {"estimate": None},
+                                                                "auc_ovr_macro": {"estimate": None}}}}}
     classifier = {**metrics["classifier"], "data_efficiency": efficiency, "external": external}
     inputs = dataclasses.replace(inputs, metrics={**inputs.metrics, "classifier": classifier})
     report = build_report(config, inputs, None, None, [])
@@ -162,6 +167,12 @@ def test_data_efficiency_and_external_results_are_shown_when_present(built):
     table = next(t for t in report.tables() if t.caption.startswith("Data efficiency"))
     assert [row[:2] for row in table.rows] == [("0.25", "10"), ("0.5", "20"), ("1", "40")]
     assert not any(line.startswith(("Data-efficiency", "External")) for line in notes(report))
+    glance = [b.text for b in report.sections[0].blocks]
+    assert glance[1].startswith("External set busi-b: adding synthetic images to the real ones")
+    assert glance[2] == ("External set one-class: real+synthetic - real cannot be measured there (AUC "
+                         "(macro, one-vs-rest) is undefined on its classes: malignant).")
+    assert "No ROC on external set one-class: it lacks the positive class or every other class (or " \
+           "roc_external.csv is absent)." in notes(report)
 
 
 def test_separability_shows_the_discriminators_auc_overall_and_per_class():

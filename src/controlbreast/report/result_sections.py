@@ -143,8 +143,11 @@ def travel_text(metrics: dict, name: str, result: dict) -> Text:
     own, there = compared(metrics, result)
     inside = ((metrics.get("differences") or {}).get(PRIMARY) or {}).get(own)
     outside = ((result.get("differences") or {}).get(PRIMARY) or {}).get(there)
-    present = result.get("classes_present") if there == "auc_ovr_macro_present" else None
-    where = label(there) + (f" over {', '.join(present)}" if present else "")
+    present = result.get("classes_present") or []
+    where = f"the macro AUC over {', '.join(present)}" if there == "auc_ovr_macro_present" else label(there)
+    if not isinstance(outside, dict) or outside.get("estimate") is None:
+        return Text(f"External set {name}: {PRIMARY} cannot be measured there ({where} is undefined on "
+                    f"its classes: {', '.join(present) or 'none'}).", key=True)
     internal = "the internal test split" + (f", {label(own)}" if own != there else "")
     return Text(f"External set {name}: adding synthetic images to the real ones ({PRIMARY}) changed "
                 f"{where} by {interval(outside, sign=True)} ({internal}: {interval(inside, sign=True)}): "
