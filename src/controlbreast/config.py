@@ -591,9 +591,10 @@ class ExternalSetConfig(Section):
         needs = {"busi": ("root",), "csv": ("root", "manifest")}.get(self.source, ())
         missing = [key for key in needs if getattr(self, key) is None]
         if missing:
+            root = ("the folder with one subfolder per label" if self.source == "busi" else
+                    "the folder the manifest's paths are relative to")
             raise ValueError(f"external set {self.name!r} (source {self.source}) lacks "
-                             f"{' and '.join(missing)} (root: the folder its images are in, which its "
-                             "manifest's paths are relative to)")
+                             f"{' and '.join(missing)} (root: {root})")
         return self
 
 
@@ -752,6 +753,16 @@ class Config(Section):
     tune: TuneConfig = TuneConfig()
     tracking: TrackingConfig = TrackingConfig()
     report: ReportConfig = ReportConfig()
+
+    @model_validator(mode="after")
+    def _external_labels(self) -> Config:
+        """An external set's ``label_map`` lands in ``data.classes``, as the training data's must."""
+        for external in self.evaluate.external:
+            unknown = sorted(set(external.label_map.values()) - set(self.data.classes))
+            if unknown:
+                raise ValueError(f"evaluate.external {external.name!r}: label_map maps to {unknown}, "
+                                 f"which are not in data.classes {list(self.data.classes)}")
+        return self
 
 
 def _describe(error: ValidationError, source: Path) -> str:
