@@ -2,6 +2,8 @@
 left out, every arm evaluated on them beside the internal test split; a set lacking a class runs
 through evaluate and report with the AUCs it can give."""
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -102,18 +104,23 @@ def two_class(trained_classifiers, tmp_path_factory):
     config = base.model_copy(update={"paths": paths, "evaluate": base.evaluate.model_copy(
         update={"external": (external,)})})
     params = write_params(config, root / "params.yaml")
-    before = Path.cwd()
+    before, printed = Path.cwd(), io.StringIO()
     os.chdir(root)  # the report reads dvc.lock (absent here) and the commit from the working folder
     try:
-        for stage in (ingest_stage, evaluate, report):
-            stage.main(params)
+        with contextlib.redirect_stdout(printed):
+            for stage in (ingest_stage, evaluate, report):
+                stage.main(params)
     finally:
         os.chdir(before)
-    return config
+    return config, printed.getvalue()
 
 
 def test_a_set_without_a_class_gets_the_auc_over_the_classes_it_has(two_class):
-    metrics = Path(two_class.paths.metrics)
+    config, printed = two_class
+    assert "ingest-external: bus-two (csv): 10 images (5 benign, 5 malignant; no normal)" in printed
+    assert re.search(r"\n  real\+synthetic - real, auc_ovr_macro_present: [+-]\d\.\d{3} \[.*\] p=.* here; "
+                     r"internal auc_ovr_macro: .*: (the|no|a|reversed)", printed)  # did it travel, in words
+    metrics = Path(config.paths.metrics)
     found = json.loads((metrics / "classifier.json").read_text())["external"]["bus-two"]
     assert found["images_per_class"]["normal"] == 0 and found["classes_present"] == ["benign", "malignant"]
     ensemble = found["arms"]["real"]["ensemble"]
@@ -125,13 +132,13 @@ def test_a_set_without_a_class_gets_the_auc_over_the_classes_it_has(two_class):
     assert summary["images_per_class"] == found["images_per_class"] and "auc" not in summary
     assert summary["auc_ovr_macro_present"]["real"] == round(present["estimate"], 3)
     assert all(isinstance(v, float) for v in summary["real+synthetic - real"].values())
-    roc = read_csv(Path(two_class.paths.reports) / "classifier" / "roc_external.csv")
+    roc = read_csv(Path(config.paths.reports) / "classifier" / "roc_external.csv")
     assert {row["set"] for row in roc} == {"bus-two"}
     assert {row["arm"] for row in roc} >= {"real", "real+synthetic"}
 
 
 def test_the_report_shows_the_set_with_its_roc_after_the_internal_result_and_says_if_it_travelled(two_class):
-    html = (Path(two_class.paths.reports) / "index.html").read_text()
+    html = (Path(two_class[0].paths.reports) / "index.html").read_text()
     glance = html[html.index('<section id="glance">'):html.index('<section id="data">')]
     assert ("External set bus-two: adding synthetic images to the real ones (real+synthetic - real) "
             "changed") in glance
