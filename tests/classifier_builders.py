@@ -34,6 +34,21 @@ def prepare_phantom(root: Path, **sections: dict) -> Config:
     return config
 
 
+def write_csv_external(root: Path, classes: tuple[str, ...]) -> dict[str, str]:
+    """A real-looking external set holding only ``classes``: a second phantom (other patients and
+    seed) ingested once for its files, then listed in a CSV manifest (``path,label,mask_path``) as
+    a user writes one for BUS-BRA. Returns its ``root`` and ``manifest`` settings."""
+    other = make_config(root, data={"image_size": 64},
+                        phantom={"patients_per_class": 5, "max_images_per_patient": 1, "render_size": 64,
+                                 "seed": 9})
+    rows = [row for row in ingest(other)[0] if row["label"] in classes]
+    lines = ["path,label,mask_path", *(f"images/{row['id']}.png,{row['label']},"
+                                       f"{'masks/' + row['id'] + '.png' if row['has_mask'] else ''}"
+                                       for row in rows)]
+    (root / "external.csv").write_text("\n".join(lines) + "\n")
+    return {"root": str(other.paths.prepared), "manifest": str(root / "external.csv")}
+
+
 def split_ids(config: Config, split: str) -> list[str]:
     rows = read_csv(Path(config.paths.prepared) / "manifest.csv")
     return [row["id"] for row in rows if row["split"] == split]

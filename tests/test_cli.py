@@ -32,18 +32,31 @@ def test_bad_params_exit_2_with_the_key_and_no_traceback(tmp_path):
 
 
 def test_bad_data_exits_1_naming_the_file(tmp_path):
-    root = tmp_path / "busi" / "benign"
-    root.mkdir(parents=True)
-    (root / "benign (1).png").write_bytes(b"\x89PNG broken")
-    (root / "benign (1)_mask.png").write_bytes(b"\x89PNG broken")
+    for label in ("benign", "malignant"):  # every class of data.classes has a folder
+        root = tmp_path / "busi" / label
+        root.mkdir(parents=True)
+        (root / f"{label} (1).png").write_bytes(b"\x89PNG broken")
+        (root / f"{label} (1)_mask.png").write_bytes(b"\x89PNG broken")
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"data": {"source": "busi", "root": str(tmp_path / "busi")},
+    params.write_text(yaml.safe_dump({"data": {"source": "busi", "root": str(tmp_path / "busi"),
+                                               "classes": ["benign", "malignant"]},
                                       "paths": {"mlruns": str(tmp_path / "mlruns")}}))
     result = subprocess.run([*CLI, "ingest", "--params", str(params)], capture_output=True,
                             text=True, cwd=tmp_path)
     assert result.returncode == 1
     assert "benign/benign (1).png: not a readable image" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_external_csv_set_without_root_is_one_line_naming_the_set_and_key(tmp_path):
+    (tmp_path / "bus.csv").write_text("path,label\na.png,benign\n")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"evaluate": {"external": [
+        {"name": "bus-bra", "source": "csv", "manifest": str(tmp_path / "bus.csv")}]}}))
+    result = runner.invoke(app, ["ingest-external", "--params", str(params)])
+    assert result.exit_code == 2 and "Traceback" not in result.output  # a ConfigError, not a TypeError
+    assert "evaluate.external.0: external set 'bus-bra' (source csv) lacks root" in result.output
+    assert not (tmp_path / "data").exists() and not Path("data/external/bus-bra").exists()
 
 
 def test_checkpoints_are_listed_and_pruned_only_when_asked(tmp_path):

@@ -30,6 +30,13 @@ def test_repository_params_parse():
         ({"controls": {"canny_low": 10}}, "controls", "set both"),
         ({"controls": {"blur_kernel": 4}}, "controls", "odd"),
         ({"classifier": {"model": "hf-hub:timm/resnet18.a1_in1k"}}, "classifier", "Hugging Face Hub"),
+        ({"data": {"min_side": 0}}, "data.min_side", "greater than or equal to 1"),
+        ({"evaluate": {"external": [{"name": "bus-bra", "source": "csv", "manifest": "m.csv"}]}},
+         "evaluate.external.0", "external set 'bus-bra' (source csv) lacks root (root: the folder"),
+        ({"evaluate": {"external": [{"name": "b", "source": "busi"}]}}, "evaluate.external.0",
+         "external set 'b' (source busi) lacks root"),
+        ({"evaluate": {"external": [{"name": "s", "label_map": {"malignant": "cancer"}}]}}, "(top level)",
+         "evaluate.external 's': label_map maps to ['cancer'], which are not in data.classes"),
     ],
 )
 def test_bad_params_name_the_key_and_the_file(raw, key, message):

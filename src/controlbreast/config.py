@@ -171,7 +171,11 @@ class DataConfig(Section):
 
     ``max_pixels`` bounds the pixels of one source image, checked from its header before decoding:
     100 MP is several times the largest mammograms (about 4000 x 5000 = 20 MP, 28 MP at most),
-    while a decompression bomb (a 20000 x 20000 PNG of a few KB) is refused in one line.
+    while a decompression bomb (a 20000 x 20000 PNG of a few KB) is refused in one line. A source
+    image with a side below ``min_side`` (a thumbnail, a 1 x 1 failed export) or with every pixel
+    the same value (a blank frame) is a bad input (``on_error``): it would pass resizing unnoticed.
+    Every entry of ``classes`` must be matched by a label of the source (a typo such as
+    ``malignnat`` would otherwise leave every malignant image out as an unmapped label).
     Patient ids (CSV ``group_id``, DICOM PatientID) are stored as HMAC-SHA256 keyed by a secret
     from the environment (``CONTROLBREAST_GROUP_SECRET`` or ``CONTROLBREAST_GROUP_SECRET_FILE``),
     never from params: params are logged to MLflow and written to ``dvc.lock``.
@@ -200,6 +204,7 @@ class DataConfig(Section):
     near_duplicate_conflicts: Literal["drop", "keep", "fail"] = "drop"
     require_lesion_masks: bool = True
     max_pixels: Annotated[int, Field(ge=1024, le=1_000_000_000)] = 100_000_000
+    min_side: Annotated[int, Field(ge=1, le=4096)] = 32
     bit_depth: Annotated[int, Field(ge=1, le=16)] | None = None
     mammography: MammographyConfig = MammographyConfig()
     patches: PatchConfig = PatchConfig()
@@ -632,6 +637,17 @@ class ExternalSetConfig(Section):
     label_map: dict[str, str] = Field(default_factory=dict)
     phantom: PhantomConfig = PhantomConfig()
 
+    @model_validator(mode="after")
+    def _located(self) -> ExternalSetConfig:
+        needs = {"busi": ("root",), "csv": ("root", "manifest")}.get(self.source, ())
+        missing = [key for key in needs if getattr(self, key) is None]
+        if missing:
+            root = ("the folder with one subfolder per label" if self.source == "busi" else
+                    "the folder the manifest's paths are relative to")
+            raise ValueError(f"external set {self.name!r} (source {self.source}) lacks "
+                             f"{' and '.join(missing)} (root: {root})")
+        return self
+
 
 class EvaluateConfig(Section):
     """``evaluate``: test-split metrics with bootstrap intervals, and the paired arm differences.
@@ -811,6 +827,16 @@ class Config(Section):
     tune: TuneConfig = TuneConfig()
     tracking: TrackingConfig = TrackingConfig()
     report: ReportConfig = ReportConfig()
+
+    @model_validator(mode="after")
+    def _external_labels(self) -> Config:
+        """An external set's ``label_map`` lands in ``data.classes``, as the training data's must."""
+        for external in self.evaluate.external:
+            unknown = sorted(set(external.label_map.values()) - set(self.data.classes))
+            if unknown:
+                raise ValueError(f"evaluate.external {external.name!r}: label_map maps to {unknown}, "
+                                 f"which are not in data.classes {list(self.data.classes)}")
+        return self
 
 
 def _describe(error: ValidationError, source: Path) -> str:

@@ -32,11 +32,12 @@ def test_edges_and_masks_for_every_prepared_image(tmp_path, small_phantom):
 def test_mask_controls_need_masks_for_lesions(tmp_path):
     root = tmp_path / "set"
     root.mkdir()
-    cv2.imwrite(str(root / "a.png"), np.full((32, 32), 90, np.uint8))
+    cv2.imwrite(str(root / "a.png"), np.tile(np.linspace(60, 120, 32).astype(np.uint8), (32, 1)))
     cv2.imwrite(str(root / "b.png"), smooth_image(1, (32, 32)))  # not a near-duplicate of a.png
     (tmp_path / "m.csv").write_text("path,label\na.png,normal\nb.png,malignant\n")
     config = make_config(tmp_path, data={"source": "csv", "root": str(root),
                                          "manifest": str(tmp_path / "m.csv"),
+                                         "classes": ["normal", "malignant"],
                                          "require_lesion_masks": False,  # edges-only data
                                          "split": {"train": 0.34, "val": 0.33, "test": 0.33}},
                          controls={"kind": "mask"})

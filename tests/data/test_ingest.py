@@ -22,9 +22,10 @@ from builders import (
     smooth_image,
     write_busi,
 )
+from controlbreast.data.imageio import encode_png
 from controlbreast.data.ingest import ingest, rejection_counts, split_counts
 from controlbreast.data.preprocess import fit_to_square
-from controlbreast.errors import IngestError
+from controlbreast.errors import ConfigError, IngestError, ManifestError
 
 
 def tree_digest(folder):
@@ -167,7 +168,7 @@ def test_exact_duplicates_keep_one_copy_or_none_on_conflicting_labels(tmp_path, 
 
 def test_empty_data_set(tmp_path):
     (tmp_path / "empty" / "benign").mkdir(parents=True)
-    with pytest.raises(IngestError, match="no usable images"):
+    with pytest.raises(IngestError, match=r"no usable images in folder .*empty: the data set is empty"):
         ingest(make_config(tmp_path, data={"source": "busi", "root": str(tmp_path / "empty")}))
 
 
@@ -210,13 +211,55 @@ def test_huge_image_is_one_bad_input_that_skip_skips(tmp_path, busi_root):
         ("benign/benign (3).png", "bad_input")]
 
 
+def test_blank_and_tiny_images_are_bad_inputs_named_in_one_line_each(tmp_path, busi_root):
+    (busi_root / "normal" / "normal (3).png").write_bytes(encode_png(np.zeros((96, 128), np.uint8)))
+    strip = np.tile(np.linspace(40, 200, 24).astype(np.uint8), (4, 1))  # a 24 x 4 thumbnail
+    (busi_root / "normal" / "normal (5).png").write_bytes(encode_png(strip))
+    (busi_root / "normal" / "normal (5)_mask.png").write_bytes(encode_png(np.zeros_like(strip)))
+    config = make_config(tmp_path, data={"source": "busi", "root": str(busi_root)})
+    with pytest.raises(IngestError) as error:
+        ingest(config)
+    lines = str(error.value).splitlines()
+    assert lines[0].startswith("2 bad input(s); set data.on_error: skip")
+    assert "  normal/normal (3).png: image is constant (every pixel 0): a blank frame or a failed " \
+           "export" in lines
+    assert any(line.startswith("  normal/normal (5).png: image is 24 x 4 px, below data.min_side 32")
+               for line in lines)
+    rows, rejected = ingest(make_config(tmp_path, data={"source": "busi", "root": str(busi_root),
+                                                        "on_error": "skip", "min_side": 1}))
+    assert len(rows) == 17 and [(r.source_path, r.reason) for r in rejected] == [
+        ("normal/normal (3).png", "bad_input")]  # min_side 1 keeps the thumbnail
+    assert "normal/normal (3).png" in (config.paths.prepared / "rejected.csv").read_text()
+
+
+def test_a_class_no_source_label_matches_is_an_error_naming_it_and_the_labels(tmp_path, busi_root):
+    config = make_config(tmp_path, data={"source": "busi", "root": str(busi_root),
+                                         "classes": ["normal", "benign", "malignnat"]})
+    with pytest.raises(ConfigError, match=r"^data.classes entry 'malignnat' matches no label in folder "
+                                          r".*busi \(labels found: benign, malignant, normal\)"):
+        ingest(config)
+    assert not config.paths.prepared.exists()
+    fixed = make_config(tmp_path, data={"source": "busi", "root": str(busi_root),
+                                        "classes": ["normal", "cancer"],
+                                        "label_map": {"benign": "normal", "malignant": "cancer"}})
+    assert {row["label"] for row in ingest(fixed)[0]} == {"normal", "cancer"}  # mapped: no error
+
+
+def test_a_manifest_with_a_header_and_no_rows_names_the_file(tmp_path):
+    data = write_csv_set(tmp_path, [], {})
+    with pytest.raises(ManifestError, match=r"m\.csv: a header and no rows: nothing to ingest"):
+        ingest(make_config(tmp_path, data=data))
+
+
 def test_sixteen_bit_source_is_resized_then_scaled(tmp_path):
     root = tmp_path / "set"
     root.mkdir()
     ramp = np.tile(np.linspace(0, 4095, 256), (128, 1)).astype(np.uint16)  # 12 bits in 16
     cv2.imwrite(str(root / "deep.png"), ramp)
-    (tmp_path / "m.csv").write_text("path,label\ndeep.png,normal\n")
-    data = {"source": "csv", "root": str(root), "manifest": str(tmp_path / "m.csv"), "image_size": 32}
+    cv2.imwrite(str(root / "other.png"), smooth_image(4))  # a second class: data.classes must all be found
+    (tmp_path / "m.csv").write_text("path,label\ndeep.png,normal\nother.png,benign\n")
+    data = {"source": "csv", "root": str(root), "manifest": str(tmp_path / "m.csv"), "image_size": 32,
+            "classes": ["normal", "benign"], "require_lesion_masks": False}
     rows, _ = ingest(make_config(tmp_path, data=data))  # no declared depth: the container's 16 bits
     assert rows[0]["bit_depth"] == 16
     config = make_config(tmp_path, data={**data, "bit_depth": 12})
@@ -273,7 +316,7 @@ def test_near_duplicates_with_conflicting_labels_drop_keep_or_fail(tmp_path):
               "b.png": smooth_image(2), "c.png": smooth_image(3)}
     data = write_csv_set(tmp_path, ["a.png,normal,", "a-copy.png,malignant,", "b.png,normal,",
                                     "c.png,normal,"], images)
-    data["require_lesion_masks"] = False
+    data.update(require_lesion_masks=False, classes=["normal", "malignant"])
     rows, rejected = ingest(make_config(tmp_path, data=data))
     assert [r["source_path"] for r in rows] == ["b.png", "c.png"]
     assert {(r.source_path, r.reason) for r in rejected} == {

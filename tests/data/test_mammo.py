@@ -203,9 +203,11 @@ def test_png_films_with_a_laterality_column_and_declared_depth(tmp_path):
         cv2.imwrite(str(root / f"m{n}.png"), film)
         cv2.imwrite(str(root / f"m{n}_mask.png"), mask.astype(np.uint8) * 255)
         # a set displayed the other way round: the column says which breast, the tissue how it lies
-        lines.append(f"m{n}.png,malignant,m{n}_mask.png,{n},{'right' if side == 'L' else 'left'}")
+        label = ("benign", "malignant")[n % 2]
+        lines.append(f"m{n}.png,{label},m{n}_mask.png,{n},{'right' if side == 'L' else 'left'}")
     (tmp_path / "set.csv").write_text("\n".join(lines) + "\n")
     data = {"source": "csv", "root": str(root), "manifest": str(tmp_path / "set.csv"),
+            "classes": ["benign", "malignant"],
             "modality": "mammography", "bit_depth": 12, "image_size": 32, "allow_unkeyed_groups": True}
     config = make_config(tmp_path, data=data)
     rows = run_ingest(config).rows

@@ -25,7 +25,8 @@ def write_patients(tmp_path):
     (tmp_path / "m.csv").write_text(
         "path,label,mask_path,group_id\nscans/p001_left.png,benign,scans/p001_left_mask.png,P-1\n"
         "scans/p002_right.png,normal,,P-2\nscans/p007.dcm,normal,,\n")
-    return {"source": "csv", "root": str(root), "manifest": str(tmp_path / "m.csv")}
+    return {"source": "csv", "root": str(root), "manifest": str(tmp_path / "m.csv"),
+            "classes": ["normal", "benign"]}
 
 
 def prepared_bytes(folder):
@@ -79,11 +80,13 @@ def test_real_ids_without_a_secret_are_refused_unless_allowed(tmp_path, monkeypa
     with pytest.raises(ConfigError, match=r"has patient ids but no secret to hash them with: set "
                                           r"CONTROLBREAST_GROUP_SECRET"):
         ingest(make_config(tmp_path, data=data))
-    (tmp_path / "m.csv").write_text("path,label\nscans/p007.dcm,normal\n")  # id inside the DICOM
+    (tmp_path / "m.csv").write_text("path,label,mask_path\n"
+                                    "scans/p001_left.png,benign,scans/p001_left_mask.png\n"
+                                    "scans/p007.dcm,normal,\n")  # the only id is inside the DICOM
     with pytest.raises(ConfigError, match=r"scans/p007\.dcm has patient ids but no secret"):
         ingest(make_config(tmp_path, data={**data, "workers": 2}))
     rows, _ = ingest(make_config(tmp_path, data={**data, "allow_unkeyed_groups": True}))
-    assert rows[0]["group"].startswith("pid-")
+    assert next(r for r in rows if r["source_path"] == "scans/p007.dcm")["group"].startswith("pid-")
     assert "can be recovered by enumeration" in capsys.readouterr().err
 
 

@@ -1,16 +1,25 @@
 """External test sets: ingested test-only by the same code, copies of training images reported and
-left out, every arm evaluated on them beside the internal test split."""
+left out, every arm evaluated on them beside the internal test split; a set lacking a class runs
+through evaluate and report with the AUCs it can give."""
 
+import contextlib
+import io
+import json
+import os
+import re
 from pathlib import Path
 
 import pytest
 
+from classifier_builders import write_csv_external, write_params
 from controlbreast.config import ExternalSetConfig
 from controlbreast.data.manifest import PreparedRow, read_manifest
 from controlbreast.errors import ControlBreastError
 from controlbreast.evaluation.arms import evaluate_arms
 from controlbreast.evaluation.external import excluded_ids, ingest_external
 from controlbreast.outputs import read_csv
+from controlbreast.stages import evaluate, report
+from controlbreast.stages import ingest_external as ingest_stage
 
 SMALL = {"max_images_per_patient": 1, "render_size": 64}
 
@@ -37,10 +46,10 @@ def rows(folder: Path) -> list[PreparedRow]:
 
 def test_external_sets_are_test_only_and_gated(external):
     config, reports, _ = external
-    for name, report in reports.items():
+    for name, counts in reports.items():
         found = rows(Path(config.paths.external) / name)
-        assert {row.split for row in found} == {"test"} and len(found) == report["images"]
-        assert report["expectations_passed"] > 5
+        assert {row.split for row in found} == {"test"} and len(found) == counts["images"]
+        assert counts["expectations_passed"] > 5
     assert reports["copies"]["images"] == 45
 
 
@@ -80,3 +89,64 @@ def test_an_external_set_not_ingested_is_a_clear_error(external, tmp_path):
     elsewhere = config.model_copy(update={"paths": config.paths.model_copy(update={"external": tmp_path})})
     with pytest.raises(ControlBreastError, match="ingest-external"):
         evaluate_arms(elsewhere)
+
+
+@pytest.fixture(scope="module")
+def two_class(trained_classifiers, tmp_path_factory):
+    """The ``ingest-external``, ``evaluate`` and ``report`` stages run with one external set that
+    has no normal class (a CSV set, as a user writes one for BUS-BRA)."""
+    root = tmp_path_factory.mktemp("two-class")
+    base = trained_classifiers.config
+    external = ExternalSetConfig(name="bus-two", source="csv",
+                                 **write_csv_external(root / "set", ("benign", "malignant")))
+    paths = base.paths.model_copy(update={name: root / name for name in ("external", "metrics", "reports",
+                                                                         "mlruns")})
+    config = base.model_copy(update={"paths": paths, "evaluate": base.evaluate.model_copy(
+        update={"external": (external,)})})
+    params = write_params(config, root / "params.yaml")
+    before, printed = Path.cwd(), io.StringIO()
+    os.chdir(root)  # the report reads dvc.lock (absent here) and the commit from the working folder
+    try:
+        with contextlib.redirect_stdout(printed):
+            for stage in (ingest_stage, evaluate, report):
+                stage.main(params)
+    finally:
+        os.chdir(before)
+    return config, printed.getvalue()
+
+
+def test_a_set_without_a_class_gets_the_auc_over_the_classes_it_has(two_class):
+    config, printed = two_class
+    assert "ingest-external: bus-two (csv): 10 images (5 benign, 5 malignant; no normal)" in printed
+    assert re.search(r"\n  real\+synthetic - real, auc_ovr_macro_present: [+-]\d\.\d{3} \[.*\] p=.* here; "
+                     r"internal auc_ovr_macro: .*: (the|no|a|reversed)", printed)  # did it travel, in words
+    metrics = Path(config.paths.metrics)
+    found = json.loads((metrics / "classifier.json").read_text())["external"]["bus-two"]
+    assert found["images_per_class"]["normal"] == 0 and found["classes_present"] == ["benign", "malignant"]
+    ensemble = found["arms"]["real"]["ensemble"]
+    assert ensemble["auc_ovr_macro"]["estimate"] is None and "auc_normal" not in ensemble
+    present, benign = ensemble["auc_ovr_macro_present"], ensemble["auc_benign"]
+    malignant = ensemble["auc_malignant"]["estimate"]
+    assert present["estimate"] == pytest.approx((benign["estimate"] + malignant) / 2)
+    summary = json.loads((metrics / "summary.json").read_text())["external"]["bus-two"]
+    assert summary["images_per_class"] == found["images_per_class"] and "auc" not in summary
+    assert summary["auc_ovr_macro_present"]["real"] == round(present["estimate"], 3)
+    assert all(isinstance(v, float) for v in summary["real+synthetic - real"].values())
+    roc = read_csv(Path(config.paths.reports) / "classifier" / "roc_external.csv")
+    assert {row["set"] for row in roc} == {"bus-two"}
+    assert {row["arm"] for row in roc} >= {"real", "real+synthetic"}
+
+
+def test_the_report_shows_the_set_with_its_roc_after_the_internal_result_and_says_if_it_travelled(two_class):
+    html = (Path(two_class[0].paths.reports) / "index.html").read_text()
+    glance = html[html.index('<section id="glance">'):html.index('<section id="data">')]
+    assert ("External set bus-two: adding synthetic images to the real ones (real+synthetic - real) "
+            "changed") in glance
+    assert re.search(r"\(the internal test split[^()]*\): (the gain|the loss|the internal loss|no measurable|"
+                     r"a measurable|reversed)", glance)  # the verdict: did the internal result travel?
+    classifiers = html[html.index('<section id="classifiers">'):]
+    order = [classifiers.index(mark) for mark in ('data-name="roc.png"', "External set bus-two: 10 images",
+                                                   'data-name="roc-external-bus-two.png"',
+                                                   'data-name="calibration.png"')]
+    assert order == sorted(order)  # internal ROC, then the external set and its ROC, then the rest
+    assert "No normal images" in classifiers and "AUC (macro over the classes present)" in classifiers

@@ -19,7 +19,7 @@ from controlbreast.report.numbers import interval, num
 from controlbreast.report.result_sections import difference_cell
 from controlbreast.tracking import tracking_uri
 
-SECTIONS = ["answer", "data", "synthetic", "classifiers", "tuning", "provenance"]
+SECTIONS = ["glance", "answer", "data", "synthetic", "classifiers", "tuning", "provenance"]
 
 
 def decodes_as_png(data: bytes) -> tuple[int, int]:
@@ -34,8 +34,8 @@ def test_every_section_is_present_in_the_page_and_its_twin(built):
     html, markdown = (reports / "index.html").read_text(), (reports / "summary.md").read_text()
     assert page(html).sections == SECTIONS
     headings = re.findall(r"^## (.+)$", markdown, flags=re.M)
-    assert headings == ["The answer: do synthetic images help?", "The data", "The synthetic images",
-                        "The classifiers", "The tuning", "Provenance"]
+    assert headings == ["At a glance", "The answer: do synthetic images help?", "The data",
+                        "The synthetic images", "The classifiers", "The tuning", "Provenance"]
 
 
 def test_the_first_screen_gives_each_recipes_difference_from_real_with_its_verdict(built):
@@ -160,7 +160,12 @@ def test_data_efficiency_and_external_results_are_shown_when_present(built):
                              "real+synthetic - real": gain}
                   for f, n in ((0.25, 10), (0.5, 20), (1.0, 40))}
     external = {"busi-b": {"images": 60, "excluded_near_duplicates": 2, **{
-        key: metrics["classifier"][key] for key in ("arms", "differences")}}}
+        key: metrics["classifier"][key] for key in ("arms", "differences")}},
+        "one-class": {"images": 5, "excluded_near_duplicates": 0, "classes_present": ["malignant"],
+                      "images_per_class": {"normal": 0, "benign": 0, "malignant": 5},
+                      "arms": metrics["classifier"]["arms"],  # no difference is defined on one class
+                      "differences": {"real+synthetic - real": {"auc_malignant": {"estimate": None},
+                                                                "auc_ovr_macro": {"estimate": None}}}}}
     classifier = {**metrics["classifier"], "data_efficiency": efficiency, "external": external}
     inputs = dataclasses.replace(inputs, metrics={**inputs.metrics, "classifier": classifier})
     report = build_report(config, inputs, None, None, [])
@@ -172,6 +177,12 @@ def test_data_efficiency_and_external_results_are_shown_when_present(built):
     table = next(t for t in report.tables() if t.caption.startswith("Data efficiency"))
     assert [row[:2] for row in table.rows] == [("0.25", "10"), ("0.5", "20"), ("1", "40")]
     assert not any(line.startswith(("Data-efficiency", "External")) for line in notes(report))
+    glance = [b.text for b in report.sections[0].blocks]
+    assert glance[1].startswith("External set busi-b: adding synthetic images to the real ones")
+    assert glance[2] == ("External set one-class: real+synthetic - real cannot be measured there (AUC "
+                         "(macro, one-vs-rest) is undefined on its classes: malignant).")
+    assert "No ROC on external set one-class: it lacks the positive class or every other class (or " \
+           "roc_external.csv is absent)." in notes(report)
 
 
 def test_separability_shows_the_discriminators_auc_overall_and_per_class():

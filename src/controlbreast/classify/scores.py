@@ -6,6 +6,8 @@ Vectorised over leading axes: ``scores`` (..., n), ``positive`` (..., n) bool; `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.stats import rankdata
 
@@ -21,10 +23,12 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
         return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
-def macro_auc(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """One-vs-rest AUC averaged over classes (unweighted, as scikit-learn's ``ovr``/``macro``)."""
-    classes = probabilities.shape[-1]
-    return np.mean([auc(probabilities[..., c], labels == c) for c in range(classes)], axis=0)
+def macro_auc(probabilities: np.ndarray, labels: np.ndarray,
+              classes: Sequence[int] | None = None) -> np.ndarray:
+    """One-vs-rest AUC averaged over ``classes`` (default: all C; unweighted, as scikit-learn's
+    ``ovr``/``macro``). NaN when one of them is absent from ``labels``."""
+    chosen = range(probabilities.shape[-1]) if classes is None else classes
+    return np.mean([auc(probabilities[..., c], labels == c) for c in chosen], axis=0)
 
 
 def macro_auc_interval(probabilities: np.ndarray, labels: np.ndarray, resamples: int = 1000,

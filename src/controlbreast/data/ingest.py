@@ -117,8 +117,24 @@ def modality_of(cfg: DataConfig, raw: RawSample) -> str:
     return "mammography" if raw.modality == "MG" else "ultrasound"
 
 
-def _checked(candidate: Candidate, needs_mask: bool, lesion: bool) -> RawSample:
+def degenerate(image: np.ndarray, min_side: int) -> str | None:
+    """Why an (H, W) source image is unusable though it decodes: a side below ``data.min_side``
+    (a thumbnail, a 1 x 1 failed export) or one value everywhere (a blank frame); None if neither."""
+    height, width = image.shape[:2]
+    if min(height, width) < min_side:
+        return (f"image is {width} x {height} px, below data.min_side {min_side} (a thumbnail or a "
+                "failed export; lower data.min_side to keep it)")
+    low, high = image.min(), image.max()
+    if low == high:
+        return f"image is constant (every pixel {int(low)}): a blank frame or a failed export"
+    return None
+
+
+def _checked(candidate: Candidate, needs_mask: bool, lesion: bool, min_side: int = 1) -> RawSample:
     raw = candidate.load()
+    problem = degenerate(raw.image, min_side)
+    if problem:
+        raise SampleError(candidate.source_path, problem)
     if needs_mask and raw.mask is None:
         raise SampleError(candidate.source_path, f"label {candidate.source_label!r} is a lesion "
                           "label but the input has no mask (mask_path); add it, or set "
@@ -173,7 +189,7 @@ def prepare(candidate: Candidate, index: int, cfg: DataConfig, build: Path,
     ``needs_mask``: a lesion label whose input has no mask is bad; ``lesion``: an empty one is.
     """
     try:
-        raw = _checked(candidate, needs_mask, lesion)
+        raw = _checked(candidate, needs_mask, lesion, cfg.min_side)
     except SampleError as error:
         return error
     name, bits = image_id(index), raw.scale_bits or cfg.bit_depth or raw.bit_depth
@@ -207,6 +223,27 @@ def discover(cfg: DataConfig, phantom_cfg: PhantomConfig) -> tuple[list[Candidat
     else:
         found, errors = csv_candidates(cfg)
     return sorted(found, key=lambda c: c.source_path), errors
+
+
+def source_name(cfg: DataConfig) -> str:
+    """The source as a reader finds it on disk: the CSV manifest, the BUSI folder or the phantom."""
+    return {"csv": f"manifest {cfg.manifest}", "busi": f"folder {cfg.root}"}.get(cfg.source, "the phantom")
+
+
+def check_classes(candidates: list[Candidate], cfg: DataConfig) -> None:
+    """Every ``data.classes`` entry must be matched by a source label (itself, or through
+    ``data.label_map``); a typo (``malignnat``) would leave a whole class out, listed only as
+    unmapped labels. Patches supply ``patches.background_label`` themselves."""
+    found = {cfg.to_class(c.source_label) for c in candidates}
+    if cfg.patches.enabled:
+        found.add(cfg.patches.background_label)
+    missing = [name for name in cfg.classes if name not in found]
+    if candidates and missing:
+        labels = sorted({c.source_label for c in candidates})
+        raise ConfigError(f"data.classes entr{'y' if len(missing) == 1 else 'ies'} "
+                          f"{', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''} no "
+                          f"label in {source_name(cfg)} (labels found: {', '.join(labels)}); fix the "
+                          "entry or map a label to it with data.label_map")
 
 
 def exclude_unmapped(candidates: list[Candidate], cfg: DataConfig) -> tuple[
@@ -259,8 +296,8 @@ def _fail_on(errors: list[SampleError], cfg: DataConfig, when: str = "") -> None
 def _check(good: list[Prepared], errors: list[SampleError], cfg: DataConfig) -> None:
     _fail_on(errors, cfg)
     if not good:
-        raise IngestError("no usable images: the data set is empty" +
-                          (f" ({len(errors)} inputs rejected)" if errors else ""))
+        raise IngestError(f"no usable images in {source_name(cfg)}" +
+                          (f" ({len(errors)} inputs rejected)" if errors else ": the data set is empty"))
 
 
 def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
@@ -457,15 +494,18 @@ class IngestResult:
     merges: dict
 
 
-def run_ingest(config: Config) -> IngestResult:
-    """Run the ingest stage. Raises ``IngestError``.
+def run_ingest(config: Config, every_class: bool = True) -> IngestResult:
+    """Run the ingest stage. Raises ``IngestError`` (``ConfigError`` for a class no label matches).
 
     Problems found while listing the inputs stop an ``on_error: fail`` run before any image is
-    decoded.
+    decoded. ``every_class``: each of ``data.classes`` must be in the source (an external test
+    set may hold any subset of them).
     """
     cfg = config.data
     candidates, errors = discover(cfg, config.phantom)
     _fail_on(errors, cfg, " found while listing the inputs")
+    if every_class:
+        check_classes(candidates, cfg)
     rename = path_renamer(cfg, [c.source_path for c in candidates] + [e.source_path for e in errors])
     candidates, excluded = exclude_unmapped(candidates, cfg)
     with atomic_folder(Path(config.paths.prepared)) as build:
@@ -478,7 +518,7 @@ def run_ingest(config: Config) -> IngestResult:
     return IngestResult(rows, rejected, merge_report(good, cfg))
 
 
-def ingest(config: Config) -> tuple[list[dict], list[Rejection]]:
+def ingest(config: Config, every_class: bool = True) -> tuple[list[dict], list[Rejection]]:
     """``run_ingest``'s manifest rows and rejected inputs."""
-    result = run_ingest(config)
+    result = run_ingest(config, every_class)
     return result.rows, result.rejected

@@ -190,4 +190,7 @@ def csv_candidates(cfg: DataConfig) -> tuple[list[Candidate], list[SampleError]]
             candidates.append(_csv_row(cfg, key, root, number, row))
         except SampleError as error:
             errors.append(error)
+    if not candidates and not errors:
+        raise ManifestError(f"{manifest}: a header and no rows: nothing to ingest (one row per image: "
+                            f"{', '.join(reader.fieldnames or CSV_REQUIRED)})")
     return candidates, errors

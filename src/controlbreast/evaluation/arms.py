@@ -8,8 +8,12 @@ For each arm found under ``paths.classifiers`` (``real``, ``real-noaug``, ``real
 ``synthetic``; arms not trained are skipped) the metrics are computed for every seed and for the
 seed average of the probabilities (``ensemble``):
 
-- ``auc_ovr_macro``: one-vs-rest AUC averaged over the classes;
+- ``auc_ovr_macro``: one-vs-rest AUC averaged over the classes (null when one is absent);
 - ``auc_<positive>``: the positive class (``evaluate.positive_class``) against the rest;
+- on an external set, and on any set lacking a class of ``data.classes``: ``auc_<class>`` for each
+  class the set has and, when one is absent, ``auc_ovr_macro_present``: the same average over the
+  classes the set has (named in its ``classes_present``): a set without normal images still says
+  how well malignant is told from benign;
 - ``balanced_accuracy``: mean per-class recall of the arg-max prediction;
 - ``sensitivity`` / ``specificity`` of "positive" at the model's ``threshold`` on the positive
   class's probability, chosen on the *validation* split by Youden's J;
@@ -33,15 +37,16 @@ number of real training images and both arms' AUCs (fraction 1 is the ordinary a
 
 External test sets (``evaluate.external``, ingested by ``ingest-external``): every arm is evaluated
 on each the same way (thresholds still from the internal validation split), less the images
-listed as near-duplicates of training images, with the same paired differences: does the gain
-travel to another site or scanner?
+listed as near-duplicates of training images, with the same paired differences and a ROC of each
+arm (``external_roc``; none when the set has no positive-class image): does the gain travel to
+another site or scanner? An external set may hold any subset of the classes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,13 +87,15 @@ COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"), ("real", "real
 @dataclass(frozen=True)
 class SplitImages:
     """One split of the prepared set as files: ``labels`` (n,) are indices into ``classes``;
-    ``sources`` (n,) the source image of each (its own id unless it is a patch)."""
+    ``sources`` (n,) the source image of each (its own id unless it is a patch); ``external``:
+    an external test set (its per-class AUCs are reported, see ``present_classes``)."""
 
     ids: tuple[str, ...]
     files: tuple[Path, ...]
     labels: np.ndarray
     classes: tuple[str, ...]
     sources: tuple[str, ...] | None = None
+    external: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,8 @@ class ArmProbabilities:
 @dataclass(frozen=True)
 class Evaluation:
     """``metrics`` (JSON-ready numbers in nested dicts), curve and data-efficiency rows for DVC plots
-    and the probabilities they came from."""
+    and the probabilities they came from; ``external_roc``: each external set's ROC rows (with a
+    ``set`` column)."""
 
     metrics: dict
     roc: list[dict]
@@ -112,6 +120,7 @@ class Evaluation:
     probabilities: dict[str, ArmProbabilities]
     test: SplitImages
     efficiency: list[dict]
+    external_roc: list[dict]
 
 
 def split_images(config: Config, split: str, folder: Path | None = None,
@@ -171,9 +180,33 @@ def positive_index(config: Config) -> int:
     return classes.index(name)
 
 
+def present_classes(images: SplitImages) -> tuple[int, ...] | None:
+    """The class indices ``images`` holds, when their own AUCs are reported: on an external set,
+    or wherever a class of ``data.classes`` is absent (the macro AUC over all is then undefined)."""
+    present = tuple(int(c) for c in np.unique(images.labels))
+    return present if images.external or len(present) < len(images.classes) else None
+
+
+def class_aucs(probabilities: np.ndarray, labels: np.ndarray, positive: int, classes: tuple[str, ...],
+               present: tuple[int, ...] | None) -> dict[str, Statistic]:
+    """Each present class's one-vs-rest AUC (the positive class's is always there) and, when a
+    class is absent, ``auc_ovr_macro_present``: empty when ``present`` is None."""
+    if present is None:
+        return {}
+    found = {}
+    if len(present) < len(classes):
+        found["auc_ovr_macro_present"] = lambda i: macro_auc(probabilities[i], labels[i], present)
+    for c in present:
+        if c != positive:
+            found[f"auc_{classes[c]}"] = lambda i, c=c: auc(probabilities[i, c], labels[i] == c)
+    return found
+
+
 def statistics(probabilities: np.ndarray, labels: np.ndarray, positive: int, threshold: float,
-               classes: tuple[str, ...], bins: int) -> dict[str, Statistic]:
-    """The scalar metrics of one model's (n, C) test probabilities, as functions of a (B, n) index."""
+               classes: tuple[str, ...], bins: int,
+               present: tuple[int, ...] | None = None) -> dict[str, Statistic]:
+    """The scalar metrics of one model's (n, C) test probabilities, as functions of a (B, n) index;
+    ``present``: see ``present_classes``."""
     count = len(classes)
 
     def probs(index):
@@ -184,6 +217,7 @@ def statistics(probabilities: np.ndarray, labels: np.ndarray, positive: int, thr
 
     return {"auc_ovr_macro": lambda i: macro_auc(probs(i), labels[i]),
             f"auc_{classes[positive]}": lambda i: auc(probabilities[i, positive], labels[i] == positive),
+            **class_aucs(probabilities, labels, positive, classes, present),
             "balanced_accuracy": lambda i: balanced_accuracy(probs(i).argmax(-1), labels[i], count),
             "sensitivity": lambda i: binary(i)[0],
             "specificity": lambda i: binary(i)[1],
@@ -194,7 +228,8 @@ def model_metrics(val_probs: np.ndarray, test_probs: np.ndarray, val: SplitImage
                   positive: int, settings: EvaluateConfig) -> tuple[dict, float]:
     """Every scalar metric with its interval, and the validation-chosen threshold."""
     threshold = youden_threshold(val_probs[:, positive], val.labels == positive)
-    stats = statistics(test_probs, test.labels, positive, threshold, test.classes, settings.calibration_bins)
+    stats = statistics(test_probs, test.labels, positive, threshold, test.classes, settings.calibration_bins,
+                       present_classes(test))
     metrics = {name: bootstrap_interval(stat, test.labels, settings.bootstrap, settings.bootstrap_seed,
                                         settings.confidence).as_dict() for name, stat in stats.items()}
     return {**metrics, "threshold": threshold}, threshold
@@ -258,14 +293,16 @@ def image_level_auc(probabilities: np.ndarray, test: SplitImages, positive: int,
 def paired_differences(a: np.ndarray, b: np.ndarray, thresholds: tuple[float, float], test: SplitImages,
                        positive: int, settings: EvaluateConfig) -> dict:
     """``a − b`` of two models' (n, C) test probabilities on the same resamples, and DeLong's test
-    of the positive-class AUC."""
-    bins, labels = settings.calibration_bins, test.labels
-    first = statistics(a, labels, positive, thresholds[0], test.classes, bins)
-    second = statistics(b, labels, positive, thresholds[1], test.classes, bins)
+    of the positive-class AUC (left out when the set lacks the positive class or the rest)."""
+    bins, labels, present = settings.calibration_bins, test.labels, present_classes(test)
+    first = statistics(a, labels, positive, thresholds[0], test.classes, bins, present)
+    second = statistics(b, labels, positive, thresholds[1], test.classes, bins, present)
     result = {name: paired_difference(first[name], second[name], labels, settings.bootstrap,
                                       settings.bootstrap_seed, settings.confidence).as_dict()
               for name in first}
     hit = labels == positive
+    if hit.all() or not hit.any():
+        return result
     delong = delong_difference(delong_placements(a[:, positive], hit), delong_placements(b[:, positive], hit),
                                settings.confidence)
     result[f"auc_{test.classes[positive]}_delong"] = delong.as_dict()
@@ -274,9 +311,10 @@ def paired_differences(a: np.ndarray, b: np.ndarray, thresholds: tuple[float, fl
 
 def curves(probs: ArmProbabilities, test: SplitImages, positive: int,
            bins: int) -> tuple[list[dict], list[dict]]:
-    """ROC (positive class vs rest) and top-label calibration rows of an arm's ensemble."""
-    mean = probs.test.mean(0)
-    fpr, tpr, _ = roc_curve(test.labels == positive, mean[:, positive])
+    """ROC (positive class vs rest; no rows when the set lacks either side) and top-label
+    calibration rows of an arm's ensemble."""
+    mean, hit = probs.test.mean(0), test.labels == positive
+    fpr, tpr, _ = roc_curve(hit, mean[:, positive]) if hit.any() and not hit.all() else ([], [], [])
     roc = [{"arm": probs.arm, "point": k, "fpr": round(float(x), 6), "tpr": round(float(y), 6)}
            for k, (x, y) in enumerate(zip(fpr, tpr, strict=True))]
     curve = reliability(mean.max(-1), mean.argmax(-1) == test.labels, bins)
@@ -313,26 +351,37 @@ def external_images(config: Config, name: str) -> tuple[SplitImages, int]:
     if not (folder / "manifest.csv").is_file():
         raise MissingInputError(f"{folder}: external set {name!r} not ingested (run ingest-external)")
     excluded = excluded_ids(folder)
-    return split_images(config, "test", folder, frozenset(excluded)), len(excluded)
+    images = split_images(config, "test", folder, frozenset(excluded))
+    return replace(images, external=True), len(excluded)
+
+
+def class_counts(images: SplitImages) -> dict[str, int]:
+    """Images per class of ``data.classes`` (0 for a class the set lacks)."""
+    return {name: int(np.sum(images.labels == c)) for c, name in enumerate(images.classes)}
 
 
 def on_external(config: Config, name: str, arms: dict[str, list[Path]], val: SplitImages,
-                positive: int) -> dict:
+                positive: int) -> tuple[dict, list[dict]]:
     """Every arm on one external set (thresholds from the internal validation split), with the
-    same paired differences as on the internal test split."""
+    same paired differences as on the internal test split; and each arm's ROC rows."""
     images, excluded = external_images(config, name)
     settings = config.evaluate
     probabilities = {arm: predict_arm(arm, folders, val, images) for arm, folders in arms.items()}
-    result = {"images": len(images.ids), "excluded_near_duplicates": excluded, "arms": {}, "differences": {}}
-    thresholds = {}
+    counts = class_counts(images)
+    result = {"images": len(images.ids), "excluded_near_duplicates": excluded, "images_per_class": counts,
+              "classes_present": [c for c, n in counts.items() if n], "arms": {}, "differences": {}}
+    thresholds, roc = {}, []
     for arm, probs in probabilities.items():
         result["arms"][arm], thresholds[arm] = arm_metrics(probs, val, images, positive, settings)
+        if arm in ARMS:
+            rows = curves(probs, images, positive, settings.calibration_bins)[0]
+            roc += [{"set": name, **row} for row in rows]
     for a, b in comparisons(config):
         if a in probabilities and b in probabilities:
             result["differences"][f"{a} - {b}"] = paired_differences(
                 probabilities[a].test.mean(0), probabilities[b].test.mean(0), (thresholds[a], thresholds[b]),
                 images, positive, settings)
-    return result
+    return result, roc
 
 
 def evaluate_arms(config: Config) -> Evaluation:
@@ -360,11 +409,13 @@ def evaluate_arms(config: Config) -> Evaluation:
                 test, positive, settings)
     metrics["data_efficiency"], efficiency = data_efficiency(
         config, metrics, f"auc_{config.data.classes[positive]}")
-    metrics["external"] = {external.name: on_external(config, external.name, arms, val, positive)
-                           for external in settings.external}
+    metrics["external"], external_roc = {}, []
+    for external in settings.external:
+        metrics["external"][external.name], rows = on_external(config, external.name, arms, val, positive)
+        external_roc += rows
     metrics = {"recipes": recipe_table(config, finite(metrics)), **metrics}
     return Evaluation(finite(metrics), roc, calibration, probabilities, test,
-                      [finite(row) for row in efficiency])
+                      [finite(row) for row in efficiency], external_roc)
 
 
 def table(metrics: dict) -> str:

@@ -70,7 +70,7 @@ def gate(config: Config, folder: Path) -> list[dict]:
 def ingest_external(config: Config, external: ExternalSetConfig) -> dict:
     """Ingest one external set test-only, gate it, list its near-duplicates of the training data."""
     own = external_config(config, external)
-    rows, rejected = ingest(own)
+    rows, rejected = ingest(own, every_class=False)  # a site may lack a class (BUS-BRA: no normal)
     folder = Path(own.paths.prepared)
     rows = [{**row, "split": "test"} for row in rows]
     (folder / "manifest.csv").write_bytes(manifest_bytes(rows, PreparedRow))

@@ -4,20 +4,23 @@
 ``dvc metrics show`` on it prints one unreadable row. ``metrics/summary.json`` keeps only what a
 reader asks first, all on the test split's seed-averaged models and the main metric (macro
 one-vs-rest AUC): each full-data arm's AUC, and each paired difference with its interval, internal,
-per real-data fraction and per external set. ``dvc metrics show metrics/summary.json`` prints it;
-``dvc metrics diff`` compares it between commits like any metrics file.
+per real-data fraction and per external set. An external set that lacks a class (BUS-BRA has no
+normal images) has no macro AUC over every class: its entry gives ``auc_ovr_macro_present``, the
+average over the classes it has, which ``images_per_class`` names (the classes with images).
+``dvc metrics show metrics/summary.json`` prints it; ``dvc metrics diff`` compares it between
+commits like any metrics file. ``travel`` says in words whether a difference held off-site.
 """
 
 from __future__ import annotations
 
 MAIN = "auc_ovr_macro"
+PRESENT = "auc_ovr_macro_present"
 PRIMARY = "real+synthetic - real"
+BOUNDS = ("estimate", "low", "high")
 
 
-def _difference(result: dict) -> dict[str, float]:
-    """``{estimate, low, high}`` of one paired difference (its main metric), 3 decimals."""
-    found = result[MAIN]
-    return {key: round(found[key], 3) for key in ("estimate", "low", "high")}
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def _recipes(table: dict) -> dict:
@@ -31,40 +34,99 @@ def _recipes(table: dict) -> dict:
             for recipe, rows in table.items()}
 
 
-def _arms(arms: dict) -> dict[str, float]:
-    """Each arm's seed-averaged AUC; arms of a real-data fraction (``arm@f``) are left to ``fractions``."""
-    return {arm: round(result["ensemble"][MAIN]["estimate"], 3)
+
+def set_metric(found: dict) -> str:
+    """``MAIN``, or ``PRESENT`` for a set whose macro AUC over every class is null (a class absent)."""
+    ensembles = [result["ensemble"] for result in found["arms"].values()]
+    if any((e.get(MAIN) or {}).get("estimate") is not None for e in ensembles):
+        return MAIN
+    return PRESENT if any(PRESENT in e for e in ensembles) else MAIN
+
+
+def _difference(result: dict, metric: str) -> dict[str, float | None]:
+    """``{estimate, low, high}`` of one paired difference on ``metric``, 3 decimals."""
+    found = result.get(metric) or {}
+    return {key: _round(found.get(key)) for key in BOUNDS}
+
+
+def _arms(arms: dict, metric: str) -> dict[str, float | None]:
+    """Each arm's seed-averaged ``metric``; arms of a real-data fraction (``arm@f``) are left to
+    ``fractions``."""
+    return {arm: _round((result["ensemble"].get(metric) or {}).get("estimate"))
             for arm, result in arms.items() if "@" not in arm}
 
 
-def _differences(differences: dict) -> dict[str, dict[str, float]]:
-    return {name: _difference(result) for name, result in differences.items()
-            if "@" not in name and MAIN in result}
+def _differences(differences: dict, metric: str) -> dict[str, dict[str, float | None]]:
+    return {name: _difference(result, metric) for name, result in differences.items()
+            if "@" not in name and metric in result}
+
+
+def _external(found: dict) -> dict:
+    """One external set's entry: its size per class, each arm's AUC and the primary difference."""
+    metric = set_metric(found)
+    entry = {"images": found["images"], "images_per_class": found.get("images_per_class", {}),
+             "auc" if metric == MAIN else PRESENT: _arms(found["arms"], metric)}
+    if metric in found["differences"].get(PRIMARY, {}):
+        entry[PRIMARY] = _difference(found["differences"][PRIMARY], metric)
+    return entry
 
 
 def headline(metrics: dict) -> dict:
-    """The summary of ``evaluate_arms``' metrics (module docstring); every leaf a number.
+    """The summary of ``evaluate_arms``' metrics (module docstring); every leaf a number (null
+    where the metric is undefined on that set).
 
     It opens with the recipe × fraction table (``evaluation.recipes``). Shape: ``{"recipes":
     {recipe: {fraction: {"real_images": n, set: {estimate, low, high}}}},
     "test_images": n, "auc": {arm: x}, "difference": {"a - b": {estimate, low, high}},
     "fraction": {f: {"real_images": n, "real+synthetic - real": {...}}},
-    "external": {name: {"images": n, "auc": {...}, "real+synthetic - real": {...}}}}``,
-    each part present only where ``metrics`` has it.
+    "external": {name: {"images": n, "images_per_class": {c: n}, "auc" (or
+    "auc_ovr_macro_present"): {...}, "real+synthetic - real": {...}}}}``, each part present only
+    where ``metrics`` has it.
     """
+    metric = set_metric(metrics) if metrics["arms"] else MAIN
     summary = {"recipes": _recipes(metrics.get("recipes", {})), "test_images": metrics["test_images"],
-               "auc": _arms(metrics["arms"]),
-               "difference": _differences(metrics["differences"])}
-    fractions = {fraction: {"real_images": row["real_images"], PRIMARY: _difference(row[PRIMARY])}
+               "auc": _arms(metrics["arms"], metric),
+               "difference": _differences(metrics["differences"], metric)}
+    fractions = {fraction: {"real_images": row["real_images"], PRIMARY: _difference(row[PRIMARY], MAIN)}
                  for fraction, row in metrics.get("data_efficiency", {}).items()
                  if PRIMARY in row and MAIN in row[PRIMARY]}
     if fractions:
         summary["fraction"] = fractions
-    external = {}
-    for name, found in metrics.get("external", {}).items():
-        external[name] = {"images": found["images"], "auc": _arms(found["arms"])}
-        if MAIN in found["differences"].get(PRIMARY, {}):
-            external[name][PRIMARY] = _difference(found["differences"][PRIMARY])
+    external = {name: _external(found) for name, found in metrics.get("external", {}).items()}
     if external:
         summary["external"] = external
     return summary
+
+
+def effect(value: dict | None) -> str | None:
+    """``gain``, ``loss`` (the interval of a difference excludes zero on that side), ``none``, or
+    None when the difference was not measured."""
+    if not isinstance(value, dict) or value.get("estimate") is None:
+        return None
+    if value.get("low") is not None and value["low"] > 0:
+        return "gain"
+    if value.get("high") is not None and value["high"] < 0:
+        return "loss"
+    return "none"
+
+
+TRAVEL = {("gain", "gain"): "the gain travelled: measurable on both",
+          ("gain", "none"): "the gain did not travel: measurable internally, within noise here",
+          ("gain", "loss"): "the gain reversed: measurable internally, a measurable loss here",
+          ("loss", "loss"): "the loss travelled: measurable on both",
+          ("loss", "none"): "the internal loss is within noise here",
+          ("loss", "gain"): "reversed: a loss internally, a measurable gain here",
+          ("none", "gain"): "a measurable gain here that the internal test split did not show",
+          ("none", "none"): "no measurable effect on either",
+          ("none", "loss"): "a measurable loss here that the internal test split did not show"}
+
+
+def travel(internal: dict | None, external: dict | None) -> str:
+    """Whether a paired difference measured on the internal test split held on an external set."""
+    inside, outside = effect(internal), effect(external)
+    if outside is None:
+        return "not measurable on this set"
+    if inside is None:
+        return {"gain": "a measurable gain", "loss": "a measurable loss",
+                "none": "no measurable effect"}[outside] + " (not measured internally)"
+    return TRAVEL[inside, outside]

@@ -1,7 +1,9 @@
 """The answer on the first screen: every recipe's paired difference against ``real``, per real-data
 fraction, on the internal test split and on every external set.
 
-A recipe is ``real+synthetic`` (the plain "add N generated images") or a ``classifier.recipes`` entry
+On an external set that lacks a class the difference is of the macro AUC over the classes it has
+(``auc_ovr_macro_present``). A recipe is ``real+synthetic`` (the plain "add N generated images") or
+a ``classifier.recipes`` entry
 (the same-count control ``real-repeat``, the label-consistency filter, synthetic-then-real, ...). A
 cell is the paired bootstrap difference of the seed ensembles' macro AUC, recipe − real at the same
 fraction (``evaluation.arms``); ``verdict`` reads its interval: ``helps`` when it lies above 0,
@@ -12,9 +14,9 @@ fractions and sets, not in one cell.
 from __future__ import annotations
 
 from controlbreast.config import Config
+from controlbreast.evaluation.headline import MAIN, set_metric
 from controlbreast.mixing import fraction_arm
 
-MAIN = "auc_ovr_macro"
 INTERNAL = "test"
 
 
@@ -31,11 +33,11 @@ def recipe_names(config: Config) -> list[str]:
     return ["real+synthetic", *config.classifier.recipes]
 
 
-def _cell(differences: dict, recipe: str, fraction: float) -> dict | None:
+def _cell(differences: dict, recipe: str, fraction: float, metric: str) -> dict | None:
     found = differences.get(f"{fraction_arm(recipe, fraction)} - {fraction_arm('real', fraction)}", {})
-    if MAIN not in found:
+    if metric not in found:
         return None
-    interval = {key: found[MAIN].get(key) for key in ("estimate", "low", "high", "p_value")}
+    interval = {key: found[metric].get(key) for key in ("estimate", "low", "high", "p_value")}
     if interval["estimate"] is None:
         return None
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in interval.items()}
@@ -44,15 +46,16 @@ def _cell(differences: dict, recipe: str, fraction: float) -> dict | None:
 def recipe_table(config: Config, metrics: dict) -> dict:
     """``{recipe: {fraction: {"real_images": n, "test": cell, "<external>": cell}}}`` (cells as
     ``_cell``; a set or fraction without both arms is left out)."""
-    sets = {INTERNAL: metrics["differences"],
-            **{name: found["differences"] for name, found in metrics.get("external", {}).items()}}
+    sets = {INTERNAL: (metrics["differences"], MAIN),
+            **{name: (found["differences"], set_metric(found))
+               for name, found in metrics.get("external", {}).items()}}
     images = {f: row["real_images"] for f, row in metrics.get("data_efficiency", {}).items()}
     table = {}
     for recipe in recipe_names(config):
         rows = {}
         for fraction in sorted(config.classifier.real_fractions):
-            cells = {name: cell for name, differences in sets.items()
-                     if (cell := _cell(differences, recipe, fraction)) is not None}
+            cells = {name: cell for name, (differences, metric) in sets.items()
+                     if (cell := _cell(differences, recipe, fraction, metric)) is not None}
             if cells:
                 rows[f"{fraction:g}"] = {"real_images": images.get(f"{fraction:g}"), **cells}
         if rows:

@@ -20,7 +20,7 @@ from controlbreast.report.html import render_html
 from controlbreast.report.inputs import Inputs
 from controlbreast.report.markdown import render_markdown
 from controlbreast.report.provenance import StageRun, provenance_section
-from controlbreast.report.result_sections import classifier_section, tuning_section
+from controlbreast.report.result_sections import classifier_section, glance_section, tuning_section
 
 FIGURES = "figures"
 TRAINING_COLUMNS = ("arm", "seed", "epoch", "train_loss", "lr", "val_auc")
@@ -38,13 +38,14 @@ class Written:
 
 def build_report(config: Config, inputs: Inputs, commit: str | None, dirty: bool | None,
                  runs: list[StageRun]) -> Report:
-    """Every section, in reading order: the answer (recipes × fractions), data, synthetic images,
-    classifiers, tuning, provenance."""
+    """Every section, in reading order: the answer at a glance (did synthetic images help, and did
+    that travel off-site), every recipe × fraction × set, data, synthetic images, classifiers,
+    tuning, provenance."""
     subtitle = (f"Built {time.strftime('%Y-%m-%d %H:%M %Z')} from commit {(commit or 'unknown')[:12]}"
                 f"{' (dirty)' if dirty else ''}: what data, what synthetic images, did they help, "
                 "where, and how sure we are.")
-    sections = [answer_section(inputs), data_section(inputs), synthetic_section(inputs),
-                classifier_section(inputs), tuning_section(inputs),
+    sections = [glance_section(inputs), answer_section(inputs), data_section(inputs),
+                synthetic_section(inputs), classifier_section(inputs), tuning_section(inputs),
                 provenance_section(config, inputs.lock, commit, dirty, runs)]
     return Report("controlbreast report", subtitle, sections)
 

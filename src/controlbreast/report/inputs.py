@@ -35,7 +35,8 @@ class Example:
 
 @dataclass(frozen=True)
 class Inputs:
-    """What the stages wrote: metrics JSON by name, CSV rows, PNG bytes by file name, examples."""
+    """What the stages wrote: metrics JSON by name, CSV rows (``external_roc``: every external
+    set's ROC, with a ``set`` column), PNG bytes by file name, examples."""
 
     classes: tuple[str, ...]
     metrics: dict[str, dict | None]
@@ -43,6 +44,7 @@ class Inputs:
     rejected: list[dict]
     roc: list[dict]
     calibration: list[dict]
+    external_roc: list[dict]
     training: list[dict]
     synthetic_pictures: dict[str, bytes]
     tune_pictures: dict[str, bytes]
@@ -121,6 +123,7 @@ def collect(config: Config, root: Path = Path(".")) -> Inputs:
                   metrics={name: read_json(Path(paths.metrics) / f"{name}.json") for name in METRICS},
                   manifest=manifest, rejected=read_rows(Path(paths.prepared) / "rejected.csv"),
                   roc=read_rows(plots / "roc.csv"), calibration=read_rows(plots / "calibration.csv"),
+                  external_roc=read_rows(plots / "roc_external.csv"),
                   training=training_rows(paths.classifiers),
                   synthetic_pictures=pictures(Path(paths.reports) / "synthetic"),
                   tune_pictures=pictures(Path(paths.reports) / "tune"),

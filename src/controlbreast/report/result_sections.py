@@ -1,13 +1,17 @@
-"""The report's middle parts: did the classifiers gain from synthetic images, and the tuning."""
+"""The report's result parts: the answer at a glance, did the classifiers gain from synthetic
+images (internal test split, then every external set), and the tuning."""
 
 from __future__ import annotations
 
+from controlbreast.evaluation.headline import PRIMARY, effect, set_metric, travel
 from controlbreast.report import figures
 from controlbreast.report.document import Picture, Section, Table, Text
 from controlbreast.report.inputs import Inputs
 from controlbreast.report.numbers import interval, num, p_value
 
-NAMES = {"auc_ovr_macro": "AUC (macro, one-vs-rest)", "balanced_accuracy": "balanced accuracy",
+NAMES = {"auc_ovr_macro": "AUC (macro, one-vs-rest)",
+         "auc_ovr_macro_present": "AUC (macro over the classes present)",
+         "balanced_accuracy": "balanced accuracy",
          "sensitivity": "sensitivity", "specificity": "specificity", "ece": "ECE (lower is better)"}
 WORDING = {"real+synthetic - real": "Adding synthetic images to the real ones",
            "synthetic - real": "Training on synthetic images only instead of real ones"}
@@ -29,8 +33,8 @@ def label(name: str) -> str:
 
 
 def positive_auc(names: list[str]) -> str | None:
-    """The positive-class AUC's key (``auc_malignant``)."""
-    return next((n for n in names if n.startswith("auc_") and n != "auc_ovr_macro"), None)
+    """The positive-class AUC's key (``auc_malignant``): the first class AUC ``evaluate`` wrote."""
+    return next((n for n in names if n.startswith("auc_") and not n.startswith("auc_ovr_")), None)
 
 
 def arms_tables(metrics: dict, where: str) -> list[Table]:
@@ -64,12 +68,8 @@ def difference_cell(value: dict | None) -> str:
 
 def verdict(value: dict) -> str:
     """What an interval of a difference says: excludes zero on one side, or not."""
-    low, high = value.get("low"), value.get("high")
-    if low is not None and low > 0:
-        return "a measurable improvement"
-    if high is not None and high < 0:
-        return "a measurable loss"
-    return "no measurable effect"
+    return {"gain": "a measurable improvement", "loss": "a measurable loss"}.get(effect(value),
+                                                                                "no measurable effect")
 
 
 def difference_sentences(metrics: dict) -> list[Text]:
@@ -86,18 +86,20 @@ def difference_sentences(metrics: dict) -> list[Text]:
     return sentences
 
 
-def curve_pictures(inputs: Inputs, metrics: dict) -> list[Picture]:
-    """ROC of every arm on one plot, calibration, training curves."""
-    names = metric_names(metrics.get("arms") or {})
-    key = positive_auc(names)
-    legend = {arm: f"{arm} (AUC {num(r['ensemble'].get(key, {}).get('estimate'))})"
+def roc_picture(rows: list[dict], metrics: dict, name: str, where: str) -> Picture:
+    """ROC of every arm of ``metrics`` on one plot, each named with its positive-class AUC."""
+    key = positive_auc(metric_names(metrics.get("arms") or {}))
+    legend = {arm: f"{arm} (AUC {num((r['ensemble'].get(key) or {}).get('estimate'))})"
               for arm, r in (metrics.get("arms") or {}).items() if key}
+    return Picture(name, figures.arm_curves(
+        rows, "fpr", "tpr", f"ROC, {(key or 'auc_positive').removeprefix('auc_')} vs rest ({where})",
+        ("false-positive rate (0-1)", "true-positive rate (0-1)"), legend, "chance"),
+        f"ROC of every arm on {where} (seed-averaged model); dashed: chance.")
+
+
+def curve_pictures(inputs: Inputs) -> list[Picture]:
+    """Calibration and training curves."""
     pictures = []
-    if inputs.roc:
-        pictures.append(Picture("roc.png", figures.arm_curves(
-            inputs.roc, "fpr", "tpr", f"ROC, {(key or 'auc_positive').removeprefix('auc_')} vs rest (test)",
-            ("false-positive rate (0-1)", "true-positive rate (0-1)"), legend, "chance"),
-            "ROC of every arm on the test split (seed-averaged model); dashed: chance."))
     if inputs.calibration:
         pictures.append(Picture("calibration.png", figures.arm_curves(
             inputs.calibration, "confidence", "accuracy", "Calibration, top label (test)",
@@ -125,23 +127,67 @@ def efficiency_blocks(metrics: dict) -> list:
                   ("fraction", "real images", "real", "real+synthetic", "difference"), rows)]
 
 
-def external_blocks(metrics: dict) -> list:
-    """Every external test set's arms and differences, when present."""
+def compared(metrics: dict, result: dict) -> tuple[str, str]:
+    """The metric of the internal and of the external ``PRIMARY`` difference to set side by side:
+    the positive-class AUC where both sets measured it, else each set's macro AUC (over the
+    classes present where one is absent)."""
+    key = positive_auc(metric_names(metrics.get("arms") or {}))
+    both = [(m.get("differences") or {}).get(PRIMARY, {}).get(key) for m in (metrics, result)]
+    if key and all(isinstance(v, dict) and v.get("estimate") is not None for v in both):
+        return key, key
+    return set_metric(metrics), set_metric(result)
+
+
+def travel_text(metrics: dict, name: str, result: dict) -> Text:
+    """Did ``real+synthetic − real`` hold on external set ``name``? Its interval beside the internal one."""
+    own, there = compared(metrics, result)
+    inside = ((metrics.get("differences") or {}).get(PRIMARY) or {}).get(own)
+    outside = ((result.get("differences") or {}).get(PRIMARY) or {}).get(there)
+    present = result.get("classes_present") or []
+    where = f"the macro AUC over {', '.join(present)}" if there == "auc_ovr_macro_present" else label(there)
+    if not isinstance(outside, dict) or outside.get("estimate") is None:
+        return Text(f"External set {name}: {PRIMARY} cannot be measured there ({where} is undefined on "
+                    f"its classes: {', '.join(present) or 'none'}).", key=True)
+    internal = "the internal test split" + (f", {label(own)}" if own != there else "")
+    return Text(f"External set {name}: adding synthetic images to the real ones ({PRIMARY}) changed "
+                f"{where} by {interval(outside, sign=True)} ({internal}: {interval(inside, sign=True)}): "
+                f"{travel(inside, outside)}.", key=True)
+
+
+def external_set_blocks(inputs: Inputs, metrics: dict, name: str, result: dict) -> list:
+    """One external set: its size per class, whether the gain travelled, its tables and ROC."""
+    counts = result.get("images_per_class") or {}
+    per_class = "; ".join(f"{n} {c}" for c, n in counts.items())
+    absent = [c for c, n in counts.items() if not n]
+    blocks: list = [Text(f"External set {name}: {result.get('images', 'n/a')} images"
+                         f"{f' ({per_class})' if per_class else ''}, "
+                         f"{result.get('excluded_near_duplicates', 0)} near-duplicates of training images "
+                         "excluded." + (f" No {', '.join(absent)} images: their AUC and the macro AUC over "
+                                        "every class are undefined here; the macro AUC is taken over the "
+                                        "classes present." if absent else "")),
+                    travel_text(metrics, name, result), *arms_tables(result, f"external set {name}")]
+    rows = [row for row in inputs.external_roc if row.get("set") == name]
+    if rows:
+        blocks.append(roc_picture(rows, result, f"roc-external-{name}.png", f"external set {name}"))
+    else:
+        blocks.append(Text(f"No ROC on external set {name}: it lacks the positive class or every other "
+                           "class (or roc_external.csv is absent).", note=True))
+    return blocks
+
+
+def external_blocks(inputs: Inputs, metrics: dict) -> list:
+    """Every external test set's size, verdict, arms, differences and ROC, when present."""
     external = metrics.get("external")
     if not isinstance(external, dict) or not external:
         return [Text("External test sets: none evaluated (no external in metrics/classifier.json).",
                      note=True)]
-    blocks: list = []
-    for name, result in external.items():
-        blocks.append(Text(f"External set {name}: {result.get('images', 'n/a')} images "
-                           f"({result.get('excluded_near_duplicates', 0)} near-duplicates of training "
-                           "images excluded)."))
-        blocks += arms_tables(result, f"external set {name}")
-    return blocks
+    return [block for name, result in external.items()
+            for block in external_set_blocks(inputs, metrics, name, result)]
 
 
 def classifier_section(inputs: Inputs) -> Section:
-    """Arms × metrics, the differences in words, curves, data efficiency, external tests."""
+    """The internal result (differences in words, arms × metrics, ROC), then every external set,
+    then calibration and training curves and data efficiency."""
     metrics = inputs.metrics.get("classifier")
     if not metrics:
         return Section("classifiers", "The classifiers",
@@ -149,8 +195,26 @@ def classifier_section(inputs: Inputs) -> Section:
     blocks: list = [Text(f"{metrics.get('test_images', 'n/a')} test images, read by the evaluate stage "
                          "only.")]
     blocks += difference_sentences(metrics) + arms_tables(metrics, "the test split")
-    blocks += curve_pictures(inputs, metrics) + efficiency_blocks(metrics) + external_blocks(metrics)
+    if inputs.roc:
+        blocks.append(roc_picture(inputs.roc, metrics, "roc.png", "the test split"))
+    blocks += external_blocks(inputs, metrics) + curve_pictures(inputs) + efficiency_blocks(metrics)
     return Section("classifiers", "The classifiers", blocks)
+
+
+def glance_section(inputs: Inputs) -> Section:
+    """The answer first: the internal gain of synthetic images and whether it travelled to each
+    external set."""
+    metrics = inputs.metrics.get("classifier")
+    if not metrics:
+        return Section("glance", "At a glance",
+                       [Text("No classifier metrics yet (metrics/classifier.json absent).", note=True)])
+    sentences = [t for t in difference_sentences(metrics) if t.text.startswith(WORDING[PRIMARY])]
+    external = metrics.get("external") or {}
+    travelled = [travel_text(metrics, name, result) for name, result in external.items()]
+    if not external:
+        travelled = [Text("No external test set evaluated: whether the result travels to another site "
+                          "or scanner is not measured (evaluate.external).", note=True)]
+    return Section("glance", "At a glance", sentences + travelled)
 
 
 TUNE_FIGURES = (("history.png", "Optimisation history: each trial's validation AUC, best so far as a step "

@@ -1,6 +1,7 @@
 """``controlbreast evaluate``: every trained arm on the real test split → ``metrics/classifier.json``
 (every number) and ``metrics/summary.json`` (the headline, ``evaluation/headline.py``), ROC and
-calibration curves for DVC plots (``<paths.reports>/classifier/``) and MLflow figures."""
+calibration curves for DVC plots (``<paths.reports>/classifier/``; each external set's ROC in
+``roc_external.csv``) and MLflow figures."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import mlflow
 
 from controlbreast.config import load_config
 from controlbreast.evaluation.arms import evaluate_arms, positive_index, table
+from controlbreast.evaluation.bootstrap import format_interval
 from controlbreast.evaluation.efficiency import efficiency_table
 from controlbreast.evaluation.figures import curve_figure, efficiency_figure
-from controlbreast.evaluation.headline import headline
+from controlbreast.evaluation.headline import PRIMARY, headline, set_metric, travel
 from controlbreast.evaluation.recipes import PLOT_COLUMNS, plot_rows, summary_lines
 from controlbreast.outputs import csv_bytes, write_atomic
 from controlbreast.tracking import flatten, stage_run
@@ -53,6 +55,37 @@ def write_recipes(table: dict, plots: Path) -> None:
     mlflow.log_figure(figure, "figures/recipes.png")
 
 
+def external_lines(metrics: dict) -> list[str]:
+    """Per external set: its size and classes, then whether ``real+synthetic − real`` travelled."""
+    own = set_metric(metrics)
+    inside = metrics["differences"].get(PRIMARY, {}).get(own)
+    lines = []
+    for name, found in metrics["external"].items():
+        metric = set_metric(found)
+        outside = found["differences"].get(PRIMARY, {}).get(metric)
+        classes = ", ".join(f"{n} {c}" for c, n in found["images_per_class"].items())
+        lines.append(f"external set {name}: {found['images']} images ({classes}; "
+                     f"{found['excluded_near_duplicates']} near-duplicates of training images excluded)")
+        if outside is not None:
+            lines.append(f"  {PRIMARY}, {metric}: {format_interval(outside, signed=True)} here; internal "
+                         f"{own}: {format_interval(inside or {}, signed=True)}: {travel(inside, outside)}")
+        lines.append(table(found))
+    return lines
+
+
+def log_external_roc(rows: list[dict], metrics: dict, plots: Path, positive: str) -> None:
+    """Each external set's ROC rows (``roc_external.csv``, DVC plot) and one MLflow figure per set."""
+    write_atomic(plots / "roc_external.csv", csv_bytes(rows, ["set", "arm", "point", "fpr", "tpr"]))
+    for name, found in metrics["external"].items():
+        points = [row for row in rows if row["set"] == name]
+        if points:
+            legend = {arm: f"{arm} (AUC {value:.3f})" for arm, result in found["arms"].items()
+                      if (value := result["ensemble"][f"auc_{positive}"]["estimate"]) is not None}
+            mlflow.log_figure(curve_figure(points, "fpr", "tpr", f"ROC, {positive} vs rest ({name})",
+                                           "false-positive rate", "true-positive rate", legend),
+                              f"figures/roc_{name}.png")
+
+
 def main(params: Path) -> None:
     """Evaluate, write the metrics and curves, log them and the figures to MLflow, print a table."""
     config = load_config(params)
@@ -77,6 +110,7 @@ def main(params: Path) -> None:
         mlflow.log_figure(curve_figure(result.roc, "fpr", "tpr", f"ROC, {positive} vs rest (test)",
                                        "false-positive rate", "true-positive rate", legend),
                           "figures/roc.png")
+        log_external_roc(result.external_roc, result.metrics, plots, positive)
         mlflow.log_figure(curve_figure(result.calibration, "confidence", "accuracy",
                                        "Calibration, top label (test)", "confidence", "accuracy"),
                           "figures/calibration.png")
@@ -85,7 +119,5 @@ def main(params: Path) -> None:
     print("\n".join(summary_lines(result.metrics["recipes"])))
     print(table(result.metrics))
     print(efficiency_table(result.efficiency))
-    for name, found in result.metrics["external"].items():
-        print(f"external set {name}: {found['images']} images ({found['excluded_near_duplicates']} "
-              "near-duplicates of training images excluded)")
-        print(table(found))
+    for line in external_lines(result.metrics):
+        print(line)

@@ -12,7 +12,7 @@ from controlbreast.config import load_config
 from controlbreast.generation.generate import generate_set, shortfall, training_rows
 from controlbreast.generation.staging import Shard
 from controlbreast.tracking import stage_run
-from controlbreast.tuning.tuned import apply_tuned, tuned_values
+from controlbreast.tuning.tuned import apply_tuned, overrides, tuned_values
 
 
 def main(params: Path, shard: str | None = None) -> None:
@@ -21,6 +21,8 @@ def main(params: Path, shard: str | None = None) -> None:
     config = load_config(params)
     part = Shard.parse(shard) if shard else Shard.from_environment()
     tuned = tuned_values(config)
+    for line in overrides(config, {k: v for k, v in tuned.items() if k != "mix_ratio"}, params):
+        print(f"generate: {line}")
     config = apply_tuned(config, tuned)
     problem = shortfall(config, training_rows(config.paths.prepared))
     if problem:  # a warning, not an error: evaluate-synthetic alone can use a smaller set

@@ -26,6 +26,10 @@ def main(params: Path) -> None:
                                 f"{name}.near_duplicates_of_training": found["near_duplicates_of_training"]})
     write_atomic(Path(config.paths.metrics) / "external.json", (json.dumps(report, indent=2) + "\n").encode())
     for name, found in report.items():
-        print(f"ingest-external: {name} ({found['source']}): {found['images']} images, "
-              f"{found['near_duplicates_of_training']} near-duplicates of training images (excluded "
-              f"from evaluation) -> {Path(config.paths.external) / name}")
+        counts = {key.split("/", 1)[1]: n for key, n in found["classes"].items()}
+        absent = [c for c in config.data.classes if c not in counts]
+        classes = ", ".join(f"{counts[c]} {c}" for c in config.data.classes if c in counts)
+        print(f"ingest-external: {name} ({found['source']}): {found['images']} images ({classes}"
+              f"{'; no ' + ', '.join(absent) if absent else ''}), {found['near_duplicates_of_training']} "
+              f"near-duplicates of training images (excluded from evaluation) -> "
+              f"{Path(config.paths.external) / name}")

@@ -15,7 +15,7 @@ from controlbreast.classify.models import check_classifier
 from controlbreast.classify.registry import register_candidate
 from controlbreast.config import load_config
 from controlbreast.tracking import stage_run
-from controlbreast.tuning.tuned import apply_tuned, tuned_values
+from controlbreast.tuning.tuned import apply_tuned, overrides, tuned_values
 
 
 def main(params: Path, arms: Sequence[str]) -> None:
@@ -27,6 +27,8 @@ def main(params: Path, arms: Sequence[str]) -> None:
                      config.data.image_size, str(params))
     tuned = tuned_values(config) if "real+synthetic" in arms else {}
     tuned = {key: value for key, value in tuned.items() if key == "mix_ratio"}
+    for line in overrides(config, tuned, params):
+        print(f"train-classifier: {line}")
     config = apply_tuned(config, tuned)
     with stage_run(config, "train_classifier", ("data", "classifier")):
         mlflow.set_tag("arms", ",".join(arms))

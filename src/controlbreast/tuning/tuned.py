@@ -3,6 +3,8 @@
 A leaf (config and errors only): ``stages/generate.py`` and ``stages/train_classifier.py`` import
 it without pulling Optuna, torch or the generation code. ``tune.json`` is written by the ``tune``
 stage (``tuning/study.py``); with ``tune.n_trials: 0`` nothing is read and params.yaml's values hold.
+A tuned value that replaces a different one of params.yaml is said at stage start (``overrides``):
+``classifier.mix_ratio: 5`` silently trained with 0.1 would read as a bug in the recipe.
 """
 
 from __future__ import annotations
@@ -50,3 +52,17 @@ def apply_tuned(config: Config, values: dict[str, float]) -> Config:
     classifier = {"mix_ratio": values["mix_ratio"]} if "mix_ratio" in values else {}
     return config.model_copy(update={"generate": config.generate.model_copy(update=generate),
                                      "classifier": config.classifier.model_copy(update=classifier)})
+
+
+def overrides(config: Config, values: dict[str, float], params: Path | str) -> list[str]:
+    """One line per params key whose value ``apply_tuned(config, values)`` changes: the key, its
+    value in ``params``, the tuned value and where that came from."""
+    applied = apply_tuned(config, values)
+    before, after = config.generate.sampling or config.sampling, applied.generate.sampling
+    prefix = "generate.sampling" if config.generate.sampling else "sampling"
+    keys = [(f"{prefix}.{name}", getattr(before, name), getattr(after, name))
+            for name in ("guidance_scale", "controlnet_scale")]
+    keys += [("generate.per_class", config.generate.per_class, applied.generate.per_class),
+             ("classifier.mix_ratio", config.classifier.mix_ratio, applied.classifier.mix_ratio)]
+    return [f"{key}: {old} in {params} is replaced by the tuned {new} (best trial of {tune_json(config)}; "
+            "tune.n_trials: 0 keeps the params value)" for key, old, new in keys if old != new]
