@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from commands import run
+from controlbreast.cli import app
 from controlbreast.errors import ControlBreastError
 from controlbreast.readme import (
     BEGIN,
@@ -54,15 +56,20 @@ def test_a_readme_without_markers_is_refused_with_what_to_add():
         replace_block("# A README\n", results_table(SUMMARY, "0123456789"))
 
 
+def committed_project(root: Path, readme: str) -> None:
+    """A git repository with a committed ``metrics/summary.json`` and ``README.md``."""
+    run("git", "init", "-q", cwd=root)
+    run("git", "config", "user.email", "ci@example.org", cwd=root)
+    run("git", "config", "user.name", "CI", cwd=root)
+    (root / "metrics").mkdir()
+    (root / "metrics" / "summary.json").write_text(json.dumps(SUMMARY))
+    (root / "README.md").write_text(readme)
+    run("git", "add", "-A", cwd=root)
+    run("git", "commit", "-qm", "results", cwd=root)
+
+
 def test_the_table_names_the_commit_of_its_metrics_and_refuses_uncommitted_ones(tmp_path: Path):
-    run("git", "init", "-q", cwd=tmp_path)
-    run("git", "config", "user.email", "ci@example.org", cwd=tmp_path)
-    run("git", "config", "user.name", "CI", cwd=tmp_path)
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "summary.json").write_text(json.dumps(SUMMARY))
-    (tmp_path / "README.md").write_text(f"# Project\n\n{BEGIN}\n{END}\n\nThe rest stays.\n")
-    run("git", "add", "-A", cwd=tmp_path)
-    run("git", "commit", "-qm", "results", cwd=tmp_path)
+    committed_project(tmp_path, f"# Project\n\n{BEGIN}\n{END}\n\nThe rest stays.\n")
     commit = run("git", "rev-parse", "HEAD", cwd=tmp_path).strip()[:10]
     assert update_results(tmp_path, ("README.md",)) == ["README.md"]
     text = (tmp_path / "README.md").read_text()
@@ -72,3 +79,15 @@ def test_the_table_names_the_commit_of_its_metrics_and_refuses_uncommitted_ones(
     with pytest.raises(ControlBreastError, match="uncommitted changes"):
         update_results(tmp_path, ("README.md",))
     assert (tmp_path / "README.md").read_text() == text  # refused: the README is left as it was
+
+
+def test_the_command_rewrites_the_readme_or_says_in_one_line_why_not(tmp_path: Path, monkeypatch):
+    committed_project(tmp_path, "# A README without markers\n")
+    monkeypatch.chdir(tmp_path)
+    refused = CliRunner().invoke(app, ["readme-results", "--file", "README.md"])
+    assert refused.exit_code == 1 and "lacks the results markers" in refused.output
+    assert "Traceback" not in refused.output
+    (tmp_path / "README.md").write_text(f"{BEGIN}\n{END}\n")
+    done = CliRunner().invoke(app, ["readme-results", "--file", "README.md"])
+    assert done.exit_code == 0 and "rewritten in README.md" in done.output
+    assert "| real | 0.900 | 0.800 |" in (tmp_path / "README.md").read_text()
