@@ -26,7 +26,7 @@ LAYERS = (
     ("classify",),
     ("evaluation",),
     ("tuning",),
-    ("report",),
+    ("report", "readme"),  # readme: the README's results table, in the report's number format
     ("stages",),
     ("cli", "__main__"),
 )

@@ -303,3 +303,20 @@ def tracking_server(
     from controlbreast.server import serve
 
     _run(lambda: serve(params, backend, artifacts, host, port, workers))
+
+
+@app.command("readme-results")
+def readme_results(
+        files: Annotated[list[str] | None, typer.Option(
+            "--file", help="A file with the results markers, relative to the repository root (repeat); "
+                           "default: README.md and docs/index.md.")] = None,
+        metrics: Annotated[str, typer.Option(help="The committed headline metrics it is rendered from.")
+                           ] = "metrics/summary.json") -> None:
+    """Rewrite the README's results-at-a-glance table from the committed metrics/summary.json."""
+    from controlbreast.readme import FILES, update_results
+
+    def run() -> None:
+        changed = update_results(Path.cwd(), tuple(files or FILES), metrics)
+        print(f"results table rewritten in {', '.join(changed)}" if changed else "results tables up to date")
+
+    _run(run)

@@ -1,0 +1,141 @@
+"""The README and the docs site: the site builds with ``mkdocs build --strict`` (a broken link or
+anchor fails), the README stays a short guide whose every figure is a committed metric, and each
+measured table in ``docs/results/`` names a commit and params digests that git confirms."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controlbreast.readme import FILES, readme_block, readme_commit, results_table
+
+REPO = Path(__file__).resolve().parents[1]
+PROVENANCE = re.compile(r"commit `([0-9a-f]{7,40})` · params (.+?) · machine: \S")
+PARAMS_FILE = re.compile(r"`([\w./-]+\.ya?ml)@([0-9a-f]{12})`")
+
+
+def build(config: Path, site: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config),
+                           "-d", str(site)], capture_output=True, text=True, env=env, timeout=120)
+
+
+def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, timeout=30)
+
+
+def needs_history() -> None:
+    """Commits named in the docs are only checkable with the history (CI's test jobs clone shallow)."""
+    shallow = git("rev-parse", "--is-shallow-repository")
+    if shallow.returncode != 0 or shallow.stdout.strip() == b"true":
+        pytest.skip("not a full git clone: the named commits are not here to compare")
+
+
+def test_the_docs_site_builds_strictly(tmp_path):
+    built = build(REPO / "mkdocs.yml", tmp_path / "site")
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "WARNING" not in built.stderr, built.stderr
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert (tmp_path / "site" / "results" / "default-pipeline" / "index.html").is_file()
+
+
+def test_a_broken_link_fails_the_build(tmp_path):
+    shutil.copytree(REPO / "docs", tmp_path / "docs")
+    shutil.copy(REPO / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    page = tmp_path / "docs" / "benchmarks.md"
+    page.write_text(page.read_text() + "\nSee [the old section](results/speed.md#no-such-section).\n")
+    built = build(tmp_path / "mkdocs.yml", tmp_path / "site")
+    assert built.returncode != 0 and "no-such-section" in built.stdout + built.stderr
+
+
+def test_the_readme_is_a_guide_not_a_log():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines: move details to docs/"
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_the_results_table_is_the_one_rendered_from_the_committed_summary(name):
+    text = (REPO / name).read_text()
+    summary = json.loads((REPO / "metrics" / "summary.json").read_text())
+    assert readme_block(text) == results_table(summary, readme_commit(text)), (
+        f"{name}'s results table differs from metrics/summary.json: run `controlbreast readme-results`")
+
+
+def test_the_commit_the_table_names_holds_these_metrics():
+    needs_history()
+    commit = readme_commit((REPO / "README.md").read_text())
+    shown = git("show", f"{commit}:metrics/summary.json")
+    assert shown.returncode == 0, f"README.md names commit {commit}, which has no metrics/summary.json"
+    assert shown.stdout.decode() == (REPO / "metrics" / "summary.json").read_text(), (
+        f"metrics/summary.json changed since {commit}: commit it, then run `controlbreast readme-results`")
+
+
+def prose(text: str) -> str:
+    """The README without its generated block, code, links' targets and DOIs: what a person typed."""
+    text = text.replace(readme_block(text), "")
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"`[^`]*`", "", text)
+    text = re.sub(r"\]\([^)]*\)", "]", text)
+    return re.sub(r"(doi:|https?://)\S+", "", text)
+
+
+def metric_values(value) -> list[float]:
+    if isinstance(value, dict):
+        return [v for item in value.values() for v in metric_values(item)]
+    if isinstance(value, list):
+        return [v for item in value for v in metric_values(item)]
+    return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+
+def test_every_figure_the_readme_quotes_is_a_committed_metric():
+    values = [v for path in (REPO / "metrics").glob("*.json")
+              for v in metric_values(json.loads(path.read_text()))]
+    typed = re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", prose((REPO / "README.md").read_text()))
+    unknown = [figure for figure in typed
+               if not any(f"{v:.{len(figure.split('.')[1])}f}" == figure for v in values)]
+    assert not unknown, (f"README.md quotes {unknown}, found in no metrics/*.json: "
+                         "generate it or move it to docs/")
+
+
+def test_the_figure_check_sees_a_typed_figure():
+    text = (REPO / "README.md").read_text() + "\nThe FID is 6.76 and the AUC 0.123456 (not a metric).\n"
+    typed = re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", prose(text))
+    assert typed[-2:] == ["6.76", "0.123456"]
+
+
+def provenance_lines() -> list[tuple[str, str, str]]:
+    """``(page, commit, params)`` of every provenance line in docs/results/."""
+    return [(page.name, *found.groups()) for page in sorted((REPO / "docs" / "results").glob("*.md"))
+            for found in PROVENANCE.finditer(page.read_text())]
+
+
+def test_every_measured_table_carries_its_provenance():
+    for page in sorted((REPO / "docs" / "results").glob("*.md")):
+        sections = re.split(r"^#+ ", page.read_text(), flags=re.M)
+        for section in sections:
+            if re.search(r"^\|---", section, flags=re.M):
+                assert PROVENANCE.search(section), (
+                    f"docs/results/{page.name}: a table under '{section.splitlines()[0]}' has no "
+                    "provenance line (commit, params digest, machine)")
+
+
+def test_each_provenance_digest_is_the_params_file_at_its_commit():
+    needs_history()
+    lines = provenance_lines()
+    assert len(lines) >= 10
+    for page, commit, params in lines:
+        files = PARAMS_FILE.findall(params)
+        assert files, f"docs/results/{page}: commit {commit} names no params file@digest"
+        for path, digest in files:
+            shown = git("show", f"{commit}:{path}")
+            assert shown.returncode == 0, f"docs/results/{page}: {path} is not in commit {commit}"
+            assert hashlib.sha256(shown.stdout).hexdigest()[:12] == digest, (
+                f"docs/results/{page}: {path} at {commit} does not have digest {digest}")

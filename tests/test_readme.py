@@ -1,0 +1,93 @@
+"""The README's results table: rendered from a headline summary, written between its markers, and
+naming the commit its metrics come from (refused while they are uncommitted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from commands import run
+from controlbreast.cli import app
+from controlbreast.errors import ControlBreastError
+from controlbreast.readme import (
+    BEGIN,
+    END,
+    readme_block,
+    readme_commit,
+    replace_block,
+    results_table,
+    update_results,
+    verdict,
+)
+
+SUMMARY = {"test_images": 40, "auc": {"real": 0.9, "real+synthetic": 0.95},
+           "difference": {"real+synthetic - real": {"estimate": 0.05, "low": 0.01, "high": 0.09}},
+           "fraction": {"0.25": {"real_images": 10, "real+synthetic - real":
+                                 {"estimate": -0.02, "low": -0.06, "high": 0.02}},
+                        "1": {"real_images": 40, "real+synthetic - real":
+                              {"estimate": 0.05, "low": 0.01, "high": 0.09}}},
+           "external": {"site-b": {"images": 30, "auc": {"real": 0.8},
+                                   "real+synthetic - real": {"estimate": -0.1, "low": -0.2, "high": -0.01}}}}
+
+
+@pytest.mark.parametrize("low, high, said", [(0.01, 0.2, "helps"), (-0.2, -0.01, "hurts"),
+                                             (-0.01, 0.01, "no measurable difference")])
+def test_a_difference_helps_or_hurts_only_when_its_interval_excludes_zero(low, high, said):
+    assert verdict({"estimate": (low + high) / 2, "low": low, "high": high}) == said
+
+
+def test_the_table_has_every_arm_and_difference_of_the_summary():
+    table = results_table(SUMMARY, "0123456789")
+    assert table.startswith(BEGIN) and table.endswith(END)
+    assert "| real | 0.900 | 0.800 |" in table  # internal test split, then the external set
+    assert "| real+synthetic | 0.950 |  |" in table  # an arm the external set did not test
+    assert "| real+synthetic − real, test split | +0.050 [+0.010, +0.090] | helps |" in table
+    assert "10 real training images (fraction 0.25) | −0.020 [−0.060, +0.020] | no measurable" in table
+    assert "40 real training images" not in table  # fraction 1 is the test-split row already
+    assert "external set site-b (30 images) | −0.100 [−0.200, −0.010] | hurts |" in table
+    assert readme_commit(f"intro\n{table}\nmore") == "0123456789"
+
+
+def test_a_readme_without_markers_is_refused_with_what_to_add():
+    with pytest.raises(ControlBreastError, match="lacks the results markers"):
+        replace_block("# A README\n", results_table(SUMMARY, "0123456789"))
+
+
+def committed_project(root: Path, readme: str) -> None:
+    """A git repository with a committed ``metrics/summary.json`` and ``README.md``."""
+    run("git", "init", "-q", cwd=root)
+    run("git", "config", "user.email", "ci@example.org", cwd=root)
+    run("git", "config", "user.name", "CI", cwd=root)
+    (root / "metrics").mkdir()
+    (root / "metrics" / "summary.json").write_text(json.dumps(SUMMARY))
+    (root / "README.md").write_text(readme)
+    run("git", "add", "-A", cwd=root)
+    run("git", "commit", "-qm", "results", cwd=root)
+
+
+def test_the_table_names_the_commit_of_its_metrics_and_refuses_uncommitted_ones(tmp_path: Path):
+    committed_project(tmp_path, f"# Project\n\n{BEGIN}\n{END}\n\nThe rest stays.\n")
+    commit = run("git", "rev-parse", "HEAD", cwd=tmp_path).strip()[:10]
+    assert update_results(tmp_path, ("README.md",)) == ["README.md"]
+    text = (tmp_path / "README.md").read_text()
+    assert readme_block(text) == results_table(SUMMARY, commit) and text.endswith("The rest stays.\n")
+    assert update_results(tmp_path, ("README.md",)) == []  # already up to date: nothing rewritten
+    (tmp_path / "metrics" / "summary.json").write_text(json.dumps({**SUMMARY, "test_images": 41}))
+    with pytest.raises(ControlBreastError, match="uncommitted changes"):
+        update_results(tmp_path, ("README.md",))
+    assert (tmp_path / "README.md").read_text() == text  # refused: the README is left as it was
+
+
+def test_the_command_rewrites_the_readme_or_says_in_one_line_why_not(tmp_path: Path, monkeypatch):
+    committed_project(tmp_path, "# A README without markers\n")
+    monkeypatch.chdir(tmp_path)
+    refused = CliRunner().invoke(app, ["readme-results", "--file", "README.md"])
+    assert refused.exit_code == 1 and "lacks the results markers" in refused.output
+    assert "Traceback" not in refused.output
+    (tmp_path / "README.md").write_text(f"{BEGIN}\n{END}\n")
+    done = CliRunner().invoke(app, ["readme-results", "--file", "README.md"])
+    assert done.exit_code == 0 and "rewritten in README.md" in done.output
+    assert "| real | 0.900 | 0.800 |" in (tmp_path / "README.md").read_text()
