@@ -23,7 +23,12 @@ from controlbreast.readme import (
     verdict,
 )
 
-SUMMARY = {"test_images": 40, "auc": {"real": 0.9, "real+synthetic": 0.95},
+RECIPES = {"real+synthetic": {"0.25": {"real_images": 10,
+                                       "test": {"estimate": -0.02, "low": -0.06, "high": 0.02}},
+                              "1": {"real_images": 40, "test": {"estimate": 0.05, "low": 0.01, "high": 0.09},
+                                    "site-b": {"estimate": -0.1, "low": -0.2, "high": -0.01}}},
+           "real-repeat": {"1": {"real_images": 40, "test": {"estimate": 0.01, "low": -0.03, "high": 0.04}}}}
+SUMMARY = {"recipes": RECIPES, "test_images": 40, "auc": {"real": 0.9, "real+synthetic": 0.95},
            "difference": {"real+synthetic - real": {"estimate": 0.05, "low": 0.01, "high": 0.09}},
            "fraction": {"0.25": {"real_images": 10, "real+synthetic - real":
                                  {"estimate": -0.02, "low": -0.06, "high": 0.02}},
@@ -43,7 +48,11 @@ def test_the_table_has_every_arm_and_difference_of_the_summary():
     table = results_table(SUMMARY, "0123456789")
     assert table.startswith(BEGIN) and table.endswith(END)
     assert "| real | 0.900 | 0.800 |" in table  # internal test split, then the external set
-    assert "| real+synthetic | 0.950 |  |" in table  # an arm the external set did not test
+    assert "| real+synthetic | 0.950 | n/a |" in table  # an arm the external set did not test
+    assert table.index("recipe − real, test split") < table.index("| arm |")  # the answer first
+    assert "| recipe − real, test split | 10 real images (0.25) | 40 real images (1) |" in table
+    assert "| real-repeat | n/a | +0.010 [−0.030, +0.040] no measurable difference |" in table
+    assert "| recipe − real, external set site-b |" in table
     assert "| real+synthetic − real, test split | +0.050 [+0.010, +0.090] | helps |" in table
     assert "10 real training images (fraction 0.25) | −0.020 [−0.060, +0.020] | no measurable" in table
     assert "40 real training images" not in table  # fraction 1 is the test-split row already
