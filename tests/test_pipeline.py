@@ -26,7 +26,8 @@ def shrink(params: dict) -> dict:
     if params["generate"].get("sampling"):
         params["generate"]["sampling"]["steps"] = 3
     params["segmenter"] |= {"channels": [8, 16], "steps": 10, "batch_size": 8}
-    params["classifier"] |= {"seeds": [0], "epochs": 2}
+    params["classifier"] |= {"seeds": [0], "epochs": 2, "pretrain_epochs": 1}
+    params["synthetic_filter"] |= {"epochs": 2}
     params["tune"] |= {"n_trials": 2, "per_class": 8}  # 24 images a set: mix_ratio.high 0.15 x ~100 real fits
     # a model trained 4 steps draws half-saturated noise, which the synthetic gate rightly stops
     params["quality"]["max_saturated_fraction"] = 0.6

@@ -31,6 +31,7 @@ outside it would carry that real image's information into a "fraction of the dat
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -260,13 +261,15 @@ def _eligible(config: Config, found: RecipeConfig, whole: list[PreparedRow],
 
 def kept_ratio(labels: Sequence[str], pool: Sequence[str], ratio: float, mode: str) -> float:
     """The ratio a filtered arm can draw at: ``ratio``, lowered to what the scarcest class kept
-    (per class) or the pool holds (pooled), so the synthetic:real ratio stays equal in every class."""
+    (per class) or the pool holds (pooled), so the synthetic:real ratio stays equal in every class.
+    0 (said on stderr) when the filter kept no image of some class: the arm is then the real one."""
     real, kept = Counter(labels), Counter(pool)
     room = sum(kept.values()) / len(labels) if mode == "pooled" else \
         min(kept[label] / count for label, count in real.items())
     if room <= 0:
-        raise DataError(f"the label-consistency filter kept no synthetic image of some class ({dict(kept)}); "
-                        "lower synthetic_filter.threshold or generate more images")
+        print(f"warning: the label-consistency filter kept no synthetic image of some class (kept: "
+              f"{dict(kept)}): the filtered arm draws none; lower synthetic_filter.threshold or improve "
+              "the generator", file=sys.stderr)
     return min(ratio, room)
 
 
