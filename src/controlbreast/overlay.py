@@ -44,7 +44,7 @@ def parse_assignment(text: str) -> dict[str, Any]:
     return nested
 
 
-def _round_trip() -> YAML:
+def round_trip_yaml() -> YAML:
     """A round-trip YAML 1.2 reader/writer laid out as the project's params files are (2-space
     mappings, lists indented under their key, long lines kept, ``null`` written out)."""
     rt = YAML(typ="rt")
@@ -94,7 +94,7 @@ def apply_overlay(params: Path, overlays: Sequence[Path] = (), assignments: Sequ
     for assignment in assignments:
         merged = deep_merge(merged, parse_assignment(assignment))
     parse_config(merged, f"{params} with {', '.join(map(str, [*overlays, *assignments]))}")
-    rt = _round_trip()
+    rt = round_trip_yaml()
     document = rt.load(Path(params).read_text()) or CommentedMap()
     _set_changed(document, merged)
     text = io.StringIO()
