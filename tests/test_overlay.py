@@ -90,3 +90,14 @@ def test_new_keys_are_written_in_the_files_style(tmp_path):
     assert params.read_text() == ("tune:  # searched\n  n_trials: 0\n"
                                   "  controlnet_scale: {low: 1.0, high: 3.0} # off\n"
                                   "classifier:\n  seeds: [0, 1]\n")
+
+
+def test_a_change_an_anchor_would_carry_to_another_section_is_refused(tmp_path):
+    params = tmp_path / "params.yaml"
+    anchored = "train_base: &train\n  steps: 3\ntrain_controlnet:\n  <<: *train\n"
+    params.write_text(anchored)
+    with pytest.raises(ConfigError, match="anchor"):
+        apply_overlay(params, [], ["train_base.steps=9"])
+    assert params.read_text() == anchored
+    apply_overlay(params, [], ["train_controlnet.steps=9"])  # its own key: the anchor is untouched
+    assert load_config(params).train_base.steps == 3 and load_config(params).train_controlnet.steps == 9

@@ -99,5 +99,8 @@ def apply_overlay(params: Path, overlays: Sequence[Path] = (), assignments: Sequ
     _set_changed(document, merged)
     text = io.StringIO()
     rt.dump(document, text)
+    if parse_value(text.getvalue()) != merged:  # an alias would carry the change to another section
+        raise ConfigError(f"{params}: a YAML anchor shares the changed keys with another section; "
+                          "write that section out in full (no `<<: *anchor`), then apply the overlay")
     write_atomic(Path(params), text.getvalue().encode())
     return merged
