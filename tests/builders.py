@@ -87,7 +87,11 @@ def make_config(tmp_path: Path, **sections: dict) -> Config:
     """A Config whose outputs go under ``tmp_path``; ``sections`` override params sections."""
     paths = PathsConfig.model_fields  # every path under tmp_path: a test never writes into the repo
     raw = {"paths": {name: str(tmp_path / name) for name in paths},
-           "data": {"workers": 1}}
+           "data": {"workers": 1},
+           # what a test stage runs unless it asks: no tuning, no external set, the validation sampler,
+           # no recipe arms beyond the built-in ones
+           "tune": {"n_trials": 0}, "evaluate": {"external": []}, "generate": {"sampling": None},
+           "classifier": {"recipes": {}}}
     for name, values in sections.items():
         raw[name] = {**raw.get(name, {}), **values}
     return parse_config(raw, "test-params")

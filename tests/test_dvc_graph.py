@@ -3,21 +3,30 @@ package's layers import one way (a lower layer never imports a higher one)."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 import yaml
 
+from controlbreast.depgraph import (
+    PACKAGE,
+    SOURCE,
+    imported_modules,
+    require_current,
+    source_deps,
+    stage_closure,
+    stage_command,
+    write_deps,
+)
+from controlbreast.errors import ConfigError
+
 REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "src"
-PACKAGE = "controlbreast"
 
 # Lowest first: a module may import its own layer and lower ones, never a higher one.
 LAYERS = (
     # leaves, and the CLI's project-level tools (params overlays, pull, the tracking server)
     ("errors", "credentials", "digests", "outputs", "config", "grids", "tracking", "mixing",
-     "overlay", "versions", "server"),
+     "overlay", "depgraph", "versions", "server"),
     ("data",),
     ("controls",),
     ("quality",),
@@ -30,76 +39,6 @@ LAYERS = (
     ("stages",),
     ("cli", "__main__"),
 )
-
-
-def module_path(name: str) -> Path | None:
-    """The file of module ``name`` (``a.b`` → ``src/a/b.py`` or ``src/a/b/__init__.py``), if ours."""
-    base = SOURCE.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def imported_modules(path: Path, top_level_only: bool = False) -> set[str]:
-    """Project modules that ``path`` imports (inside functions too, unless ``top_level_only``)."""
-    tree = ast.parse(path.read_text())
-    nodes = tree.body if top_level_only else ast.walk(tree)
-    found: set[str] = set()
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == PACKAGE}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PACKAGE:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names
-                      if module_path(f"{node.module}.{alias.name}")}
-    return found
-
-
-def with_packages(name: str) -> set[str]:
-    """``a.b.c`` and the packages whose ``__init__`` importing it runs: ``a``, ``a.b``."""
-    parts = name.split(".")
-    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
-
-
-def closure(roots: set[str]) -> set[Path]:
-    """Every project source file that importing ``roots`` executes."""
-    seen: set[str] = set()
-    pending = [m for root in roots for m in with_packages(root)]
-    while pending:
-        name = pending.pop()
-        path = module_path(name)
-        if name in seen or path is None:
-            continue
-        seen.add(name)
-        pending += [m for imported in imported_modules(path) for m in with_packages(imported)]
-    return {module_path(name) for name in seen}
-
-
-def cli_commands() -> dict[str, str]:
-    """``controlbreast <command>`` → the stage module its function imports (from ``cli.py``)."""
-    commands = {}
-    for node in ast.parse((SOURCE / PACKAGE / "cli.py").read_text()).body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
-        for decorator in node.decorator_list:
-            if isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", "") == "command":
-                name = decorator.args[0].value if decorator.args else node.name.replace("_", "-")
-                stages = [m for m in imported_modules_of_function(node) if m.startswith(f"{PACKAGE}.stages.")]
-                if stages:
-                    commands[name] = stages[0]
-    return commands
-
-
-def imported_modules_of_function(node: ast.FunctionDef) -> list[str]:
-    return [f"{n.module}.{a.name}" for n in ast.walk(node) if isinstance(n, ast.ImportFrom) and n.module
-            for a in n.names]
-
-
-def stage_closure(command: str) -> set[Path]:
-    """Source files a ``controlbreast <command>`` run executes: the CLI module and its stage's closure."""
-    cli = module_path(f"{PACKAGE}.cli")  # its other commands' lazy imports do not run: not walked
-    return {cli} | closure({PACKAGE, *imported_modules(cli, top_level_only=True), cli_commands()[command]})
 
 
 def declared_sources(deps: list[str]) -> set[Path]:
@@ -116,21 +55,39 @@ def dvc_stages() -> dict[str, dict]:
     return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
-def stage_command(stage: dict) -> str:
-    words = stage["cmd"].split()
-    assert words[0] == PACKAGE, f"a stage runs the project CLI, not {stage['cmd']!r}"
-    return words[1]
-
-
 @pytest.mark.parametrize("name", sorted(dvc_stages()))
 def test_stage_deps_are_the_import_closure_of_its_command(name):
     stage = dvc_stages()[name]
-    needed = stage_closure(stage_command(stage))
+    needed = stage_closure(stage_command(stage, name))
     declared = declared_sources(stage.get("deps", []))
     relative = lambda paths: sorted(p.relative_to(REPO).as_posix() for p in paths)  # noqa: E731
-    assert not needed - declared, f"dvc.yaml stage {name!r} lacks deps {relative(needed - declared)}"
+    assert not needed - declared, f"dvc.yaml stage {name!r} lacks deps {relative(needed - declared)}: " \
+                                  "run `controlbreast dvc-deps`"
     assert not declared - needed, f"dvc.yaml stage {name!r} depends on code it never runs: " \
-                                  f"{relative(declared - needed)}"
+                                  f"{relative(declared - needed)}: run `controlbreast dvc-deps`"
+
+
+def test_dvc_deps_rewrites_only_the_source_deps_and_keeps_the_rest(tmp_path):
+    """A stage that lost one dep and gained a stray one gets exactly its closure back; every other
+    line of dvc.yaml (comments, data deps, params, outs) is kept byte for byte."""
+    dvc_yaml = tmp_path / "dvc.yaml"
+    original = (REPO / "dvc.yaml").read_text()
+    broken = original.replace("      - src/controlbreast/data/privacy.py\n", "", 1).replace(
+        "      - src/controlbreast/stages/controls.py\n",
+        "      - src/controlbreast/stages/controls.py\n      - src/controlbreast/server.py\n", 1)
+    dvc_yaml.write_text(broken)
+    with pytest.raises(ConfigError, match=r"ingest, controls.*run `controlbreast dvc-deps`"):
+        require_current(dvc_yaml, root=REPO)
+    assert dvc_yaml.read_text() == broken  # --check writes nothing
+    assert write_deps(dvc_yaml, root=REPO) == ["ingest", "controls"]
+    assert dvc_yaml.read_text() == original
+    assert write_deps(dvc_yaml, root=REPO) == []
+
+
+def test_subpackages_used_whole_are_one_folder_dep():
+    deps = source_deps("train-base", REPO)
+    assert "src/controlbreast/diffusion" in deps and "src/controlbreast/diffusion/train.py" not in deps
+    assert "src/controlbreast/data/manifest.py" in deps and "src/controlbreast/data" not in deps
 
 
 def layer_of(module: str) -> int:

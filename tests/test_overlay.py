@@ -1,11 +1,13 @@
 """Params overlays: files then KEY=VALUE merged into params.yaml, validated before it is written."""
 
+import difflib
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from controlbreast.config import load_config
+from controlbreast.config import load_config, read_params
 from controlbreast.errors import ConfigError
 from controlbreast.overlay import apply_overlay, parse_assignment
 
@@ -43,3 +45,59 @@ def test_nothing_to_apply_leaves_the_file_and_its_comments_alone(tmp_path):
     with pytest.raises(ConfigError, match="nothing to apply"):
         apply_overlay(params)
     assert params.read_text() == "seed: 0  # a comment\n"
+
+
+def _keys(mapping: dict) -> list[str]:
+    """Every key of a nested mapping, at any depth, once per place it is named."""
+    return [name for key, value in mapping.items()
+            for name in [key, *(_keys(value) if isinstance(value, dict) else [])]]
+
+
+def _comments(text: str) -> list[str]:
+    return [line.split("#", 1)[1].strip() for line in text.splitlines() if "#" in line]
+
+
+@pytest.mark.parametrize("profile", sorted((REPO / "profiles").glob("*.yaml")), ids=lambda p: p.stem)
+def test_a_recipe_changes_only_the_keys_it_names_and_keeps_every_comment(tmp_path, profile):
+    params = tmp_path / "params.yaml"
+    before = (REPO / "params.yaml").read_text()
+    params.write_text(before)
+    merged = apply_overlay(params, [profile])
+    after = params.read_text()
+    changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines())
+               if line[:2] in ("- ", "+ ")]
+    named = _keys(read_params(profile))
+    assert bool(changed) == bool(named) and len(changed) <= 2 * len(named)
+    assert {re.match(r"\s*([\w.-]+):", line[2:]).group(1) for line in changed} <= set(named)
+    assert _comments(after) == _comments(before)
+    assert read_params(params) == merged
+
+
+def test_the_training_stages_do_not_share_their_knobs(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    apply_overlay(params, [], ["train_controlnet.steps=1234"])
+    config = load_config(params)
+    assert config.train_controlnet.steps == 1234
+    assert config.train_base.steps == load_config(REPO / "params.yaml").train_base.steps
+    assert "&" not in params.read_text() and "<<:" not in params.read_text()
+
+
+def test_new_keys_are_written_in_the_files_style(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("tune:  # searched\n  n_trials: 0\n  controlnet_scale: null  # off\n")
+    apply_overlay(params, [], ["tune.controlnet_scale={low: 1.0, high: 3.0}", "classifier.seeds=[0, 1]"])
+    assert params.read_text() == ("tune:  # searched\n  n_trials: 0\n"
+                                  "  controlnet_scale: {low: 1.0, high: 3.0} # off\n"
+                                  "classifier:\n  seeds: [0, 1]\n")
+
+
+def test_a_change_an_anchor_would_carry_to_another_section_is_refused(tmp_path):
+    params = tmp_path / "params.yaml"
+    anchored = "train_base: &train\n  steps: 3\ntrain_controlnet:\n  <<: *train\n"
+    params.write_text(anchored)
+    with pytest.raises(ConfigError, match="anchor"):
+        apply_overlay(params, [], ["train_base.steps=9"])
+    assert params.read_text() == anchored
+    apply_overlay(params, [], ["train_controlnet.steps=9"])  # its own key: the anchor is untouched
+    assert load_config(params).train_base.steps == 3 and load_config(params).train_controlnet.steps == 9

@@ -1,6 +1,7 @@
 """tracking: runs carry the commit, dirtiness, host and pid; killed runs are closed; stores are created
 once under a lock; params carry no secret and no absolute path."""
 
+import hashlib
 import os
 import signal
 import socket
@@ -13,7 +14,16 @@ from pathlib import Path
 import mlflow
 
 from builders import make_config
-from controlbreast.tracking import git_commit, git_dirty, loggable_params, stage_run, use_store
+from controlbreast.tracking import (
+    EXPERIMENT_KIND_TAG,
+    QUIET_ARTIFACTS,
+    data_context,
+    git_commit,
+    git_dirty,
+    loggable_params,
+    stage_run,
+    use_store,
+)
 
 
 def git(*args, cwd):
@@ -140,3 +150,43 @@ def test_nested_runs_land_in_the_projects_experiment(tmp_path):
         pass
     assert nested.info.experiment_id == run.info.experiment_id
     assert mlflow.get_experiment(run.info.experiment_id).name == config.tracking.experiment
+
+
+def test_the_store_marks_the_experiment_as_model_training_and_quiets_artifact_bars(tmp_path, monkeypatch):
+    monkeypatch.setenv(QUIET_ARTIFACTS, "true")
+    config = make_config(tmp_path)
+    experiment_id = use_store(config)
+    assert os.environ[QUIET_ARTIFACTS] == "true"  # the user's choice wins
+    monkeypatch.delenv(QUIET_ARTIFACTS)
+
+    def kind() -> str:
+        return mlflow.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG]
+
+    assert kind() == "custom_model_development"
+    mlflow.MlflowClient().delete_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG)
+    use_store(config)  # an experiment made before the kind existed gets it
+    assert kind() == "custom_model_development"
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "finetuning")
+    use_store(config)
+    assert kind() == "finetuning" and os.environ[QUIET_ARTIFACTS] == "false"
+
+
+def test_a_run_logs_the_prepared_manifest_as_its_input_data_set(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = make_config(tmp_path)
+    with stage_run(config, "ingest", ("seed",)) as before:
+        pass  # no manifest yet: nothing to log
+    manifest = Path(config.paths.prepared) / "manifest.csv"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("id,label,split\na,benign,train\nb,normal,train\nc,malignant,val\nd,normal,test\n")
+    with stage_run(config, "train_classifier", ("seed",)) as run:
+        pass
+    assert not mlflow.get_run(before.info.run_id).inputs.dataset_inputs
+    (logged,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    tags = {tag.key: tag.value for tag in logged.tags}
+    assert tags == {"mlflow.data.context": "training",
+                    "split.train": "2", "split.val": "1", "split.test": "1"}
+    assert logged.dataset.name == "prepared"
+    assert logged.dataset.digest == hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
+    assert str(tmp_path) not in logged.dataset.source  # a portable path, as params are
+    assert data_context("evaluate_synthetic") == "evaluation" and data_context("tune") == "training"

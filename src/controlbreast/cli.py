@@ -287,6 +287,27 @@ def overlay(files: Annotated[list[Path] | None, typer.Argument(
     _run(lambda: apply_overlay(params, files or [], set_ or []))
 
 
+@app.command("dvc-deps")
+def dvc_deps(dvc_yaml: Annotated[Path, typer.Option("--dvc-yaml", help="The DVC pipeline file.")
+                                 ] = Path("dvc.yaml"),
+             check: Annotated[bool, typer.Option(
+                 "--check", help="Write nothing; fail when a stage's src/ deps are out of date.")] = False
+             ) -> None:
+    """Rewrite each dvc.yaml stage's src/ deps from the import closure of its command."""
+    from controlbreast import depgraph
+
+    def sync() -> None:
+        if check:
+            depgraph.require_current(dvc_yaml)
+            print(f"dvc-deps: every stage of {dvc_yaml} depends on exactly the code it runs")
+        else:
+            changed = depgraph.write_deps(dvc_yaml)
+            print(f"dvc-deps: rewrote the src/ deps of {', '.join(changed)}" if changed
+                  else f"dvc-deps: {dvc_yaml} is up to date")
+
+    _run(sync)
+
+
 @app.command("tracking-server")
 def tracking_server(
         backend: Annotated[str | None, typer.Option(help="SQL store URI: sqlite:///PATH or "

@@ -7,6 +7,10 @@ the repository root shows all of them. When the environment variable ``MLFLOW_TR
 registry go there, with no change to params or code. Runs are tagged with the stage, the git commit and
 whether the tree had uncommitted changes (``git_dirty``), and with the ``host`` and ``pid`` that ran
 them, so that a run whose process was killed can be closed as ``KILLED`` by the next stage.
+The experiment is marked as model training (``mlflow.experimentKind``), so MLflow 3's UI treats it
+as runs, not GenAI traces; each run logs the prepared manifest it read as its input data set (digest
+and split counts: the runs table's Dataset column); artifact progress bars are off unless
+``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` says otherwise.
 Creating or migrating the store is serialised by a file lock beside it (two stages started at once
 would otherwise race in alembic). Params never carry secrets, salts or absolute paths.
 """
@@ -20,12 +24,20 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from controlbreast.config import Config
+
+# MLflow 3's experiment kinds (mlflow.experimentKind): this project trains models, it has no traces
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+QUIET_ARTIFACTS = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+# MLflow 3.17's UI picks an experiment's view from its GenAI / Model training switch (kept per
+# browser, GenAI at first), not from the kind: links into the UI carry the switch's value
+UI_MODEL_TRAINING = "workflowType=machine_learning"
 
 
 def tracking_uri(mlruns: Path) -> str:
@@ -141,6 +153,7 @@ def use_store(config: Config) -> str:
     import mlflow
     from filelock import FileLock
 
+    os.environ.setdefault(QUIET_ARTIFACTS, "false")  # a bar per model file download otherwise
     mlruns = Path(config.paths.mlruns)
     uri = configured_uri(mlruns)
     point_mlflow(uri)
@@ -155,11 +168,18 @@ def use_store(config: Config) -> str:
 
 
 def ensure_experiment(name: str, artifact_location: str | None) -> None:
-    """Create the experiment ``name`` unless it exists (``None``: the store's default location)."""
+    """Create the experiment ``name`` unless it exists (``None``: the store's default location),
+    marked as model development; an older experiment without a kind gets it (a kind someone chose
+    is kept)."""
     import mlflow
 
-    if mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=artifact_location)
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        mlflow.create_experiment(name, artifact_location=artifact_location,
+                                 tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    elif EXPERIMENT_KIND_TAG not in experiment.tags:
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG,
+                                                 EXPERIMENT_KIND)
 
 
 def process_alive(pid: int) -> bool:
@@ -212,6 +232,36 @@ def stage_run(config: Config, stage: str, sections: tuple[str, ...]) -> Iterator
         dumped = config.model_dump(mode="json")
         mlflow.log_params(loggable_params({key: dumped[key] for key in sections}, repository_root()))
         yield run
+        log_prepared_data(Path(config.paths.prepared), data_context(stage))
+
+
+def data_context(stage: str) -> str:
+    """What a stage did with the prepared data, as MLflow's input context: ``training`` for the
+    training and tuning stages, ``evaluation`` for the evaluations, else the stage's name."""
+    if stage.startswith(("train", "tune")):
+        return "training"
+    return "evaluation" if stage.startswith("evaluate") else stage
+
+
+def log_prepared_data(prepared: Path, context: str) -> None:
+    """Log ``<prepared>/manifest.csv`` as the active run's input data set, when it exists (after
+    ingest: logged at the end of the run, so ingest logs what it wrote). Its digest is the manifest's
+    bytes' (which images, labels, groups and splits); the input's tags count images per split.
+    The source is the path as logged params give it (relative to the repository)."""
+    import mlflow.data
+    import pandas as pd
+
+    manifest = prepared / "manifest.csv"
+    if not manifest.is_file():
+        return
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
+    source = portable_value(str(manifest.resolve()), repository_root())
+    with warnings.catch_warnings():  # MLflow registers its local source twice ("" and file:)
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple")
+        dataset = mlflow.data.from_pandas(frame, source=source, name=prepared.name, digest=digest)
+    counts = sorted(frame["split"].value_counts().items())
+    mlflow.log_input(dataset, context=context, tags={f"split.{split}": str(n) for split, n in counts})
 
 
 class StepMetrics:

@@ -118,7 +118,8 @@ def test_provenance_links_every_stage_run_and_the_report_run_keeps_the_page(buil
     assert set(runs) == {"ingest", "evaluate", "report"}
     links = page(html).links
     for run in runs.values():
-        assert f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in links
+        assert f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" \
+               "?workflowType=machine_learning" in links
     artifacts = [a.path for a in client.list_artifacts(runs["report"].info.run_id, "report")]
     assert artifacts == ["report/index.html", "report/summary.md"]
     assert "0123456789abcdef0123456789abcdef.dir" in html  # the data hash from dvc.lock

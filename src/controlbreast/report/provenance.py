@@ -24,8 +24,11 @@ class StageRun:
     start_ms: int
 
     def url(self, ui: str) -> str:
-        """The run's page in ``mlflow ui`` (hash routing, as MLflow 2 and 3 serve it)."""
-        return f"{ui.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        """The run's page in ``mlflow ui`` (hash routing, as MLflow 2 and 3 serve it), in its
+        Model training view (MLflow 3 opens a new browser's first page on GenAI traces)."""
+        from controlbreast.tracking import UI_MODEL_TRAINING
+
+        return f"{ui.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}?{UI_MODEL_TRAINING}"
 
 
 def output_hashes(lock: dict) -> list[tuple[str, str, str, str]]:
