@@ -16,7 +16,7 @@ PACKAGE = "controlbreast"
 # Lowest first: a module may import its own layer and lower ones, never a higher one.
 LAYERS = (
     # leaves, and the CLI's project-level tools (params overlays, pull, the tracking server)
-    ("errors", "digests", "outputs", "config", "grids", "tracking", "mixing",
+    ("errors", "digests", "outputs", "config", "grids", "tracking", "mixing", "distributed",
      "overlay", "versions", "server"),
     ("data",),
     ("controls",),

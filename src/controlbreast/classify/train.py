@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from controlbreast import distributed
 from controlbreast.classify.data import TrainingData, input_view, load_training_data
 from controlbreast.classify.models import (
     ModelCard,
@@ -92,6 +93,14 @@ def _validate(model: nn.Module, inputs: torch.Tensor, labels: np.ndarray) -> dic
     return {"val_auc": float(macro_auc(probs, labels)), "val_loss": float(-np.log(picked).mean())}
 
 
+def data_parallel(model: nn.Module) -> nn.Module:
+    """``model`` itself alone; under a multi-process launch, wrapped in ``DistributedDataParallel``
+    (gloo: the classifier trains on CPUs) with its batch norms made global (``distributed.py``)."""
+    if not distributed.process_group():
+        return model
+    return nn.parallel.DistributedDataParallel(distributed.global_batch_norm(model))
+
+
 def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallback | None = None,
                      data: TrainingData | None = None, fraction: float = 1.0) -> TrainResult:
     """Train ``arm`` with ``seed`` (on ``fraction`` of the real training split); returns the epoch
@@ -117,19 +126,24 @@ def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallbac
                                   weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
 
+    trained, part = data_parallel(model), distributed.shard()
+
     def step(batch: torch.Tensor, target: torch.Tensor) -> float:
-        loss = F.cross_entropy(model(batch), target, weight=weight)
+        """One update on the global batch; this process's model sees its ``part`` of the rows."""
+        total = weight[target].sum() if weight is not None else len(target)  # cross_entropy's mean
+        loss = F.cross_entropy(trained(batch[part]), target[part], weight=weight, reduction="sum") / total
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * distributed.world_size()).backward()  # gradients are averaged over processes
         optimizer.step()
-        return float(loss.detach())
+        return distributed.total(loss.detach())
 
     history, best, best_state, stale = [], -np.inf, None, 0
-    for epoch in (bar := tqdm(range(1, settings.epochs + 1), desc=f"{card.arm} seed {seed}", unit="epoch")):
+    for epoch in (bar := tqdm(range(1, settings.epochs + 1), desc=f"{card.arm} seed {seed}", unit="epoch",
+                              disable=not distributed.is_main_process())):
         metrics = {"train_loss": _train_epoch(model, inputs, targets, card, config, step, generator),
                    "lr": schedule.get_last_lr()[0]}
         schedule.step()
-        metrics |= _validate(model, val_inputs, data.val.labels)
+        metrics |= distributed.agreed(_validate(model, val_inputs, data.val.labels))
         history.append(metrics)
         bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val_auc=f"{metrics['val_auc']:.3f}")
         if on_epoch:
