@@ -126,14 +126,18 @@ def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallbac
                                   weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
 
-    trained, part = data_parallel(model), distributed.shard()
+    trained, part, processes = data_parallel(model), distributed.shard(), distributed.world_size()
 
     def step(batch: torch.Tensor, target: torch.Tensor) -> float:
-        """One update on the global batch; this process's model sees its ``part`` of the rows."""
-        total = weight[target].sum() if weight is not None else len(target)  # cross_entropy's mean
-        loss = F.cross_entropy(trained(batch[part]), target[part], weight=weight, reduction="sum") / total
+        """One update on the global batch; this process's model sees its ``part`` of the rows, and
+        its loss is its share of the global batch's (weighted) mean."""
+        if processes == 1:  # the mean itself: bit for bit what single-process runs always gave
+            loss = F.cross_entropy(trained(batch), target, weight=weight)
+        else:
+            total = weight[target].sum() if weight is not None else len(target)
+            loss = F.cross_entropy(trained(batch[part]), target[part], weight=weight, reduction="sum") / total
         optimizer.zero_grad(set_to_none=True)
-        (loss * distributed.world_size()).backward()  # gradients are averaged over processes
+        (loss * processes).backward()  # gradients are averaged over processes
         optimizer.step()
         return distributed.total(loss.detach())
 
