@@ -54,20 +54,25 @@ def process_group() -> bool:
     return True
 
 
+PEER_ERRORS = ("gloo", "nccl", "connection reset", "connection closed", "processgroup")
+
+
 @contextmanager
 def peers(what: str) -> Iterator[None]:
     """Turn the end of another process of the launch into one line, and stop before writing.
 
-    When a rank dies, the launcher (torchrun's agent, also behind ``accelerate launch``) sends the
-    others SIGTERM, and a survivor already waiting in an all-reduce gets a backend error: both become
-    ``PeerLostError``, so the stage unwinds (its build folders and MLflow run close as failed) and the
-    CLI prints one line. Alone (one process) nothing changes.
+    When a rank dies, a survivor's next collective fails (gloo: "Connection reset by peer", raised
+    from DDP's backward as a plain ``RuntimeError``) and the launcher (torchrun's agent, also behind
+    ``accelerate launch``) sends the survivors SIGTERM: both become ``PeerLostError``, so the stage
+    unwinds (build folders removed, its MLflow run closed as FAILED) and the CLI prints one line.
+    Later SIGTERMs are ignored so that this process can finish saying so. Alone nothing changes.
     """
     if world_size() == 1:
         yield
         return
 
-    def lost(signum: int, frame: object) -> None:
+    def lost(signum: int = signal.SIGTERM, frame: object = None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise PeerLostError(f"{what}: process {rank()} of {world_size()} stopped because another process "
                             "of the launch ended (killed or failed: see its output); nothing was written, "
                             "the last checkpoint is kept (run again with --resume)")
@@ -75,10 +80,12 @@ def peers(what: str) -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, lost)
     try:
         yield
-    except torch.distributed.DistError as error:
-        lost(signal.SIGTERM, error)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except RuntimeError as error:
+        if isinstance(error, torch.distributed.DistError) or any(
+                word in str(error).lower() for word in PEER_ERRORS):
+            lost()
+        raise
+    signal.signal(signal.SIGTERM, previous)
 
 
 def total(value: torch.Tensor) -> float:
