@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS = (
     # leaves, and the CLI's project-level tools (params overlays, pull, the tracking server)
     ("errors", "credentials", "digests", "outputs", "config", "grids", "tracking", "mixing",
-     "overlay", "depgraph", "versions", "server"),
+     "distributed", "overlay", "depgraph", "versions", "server"),
     ("data",),
     ("controls",),
     ("quality",),

@@ -69,3 +69,7 @@ class CheckpointError(ControlBreastError):
 
 class PullError(ControlBreastError):
     """A version of an artifact that cannot be fetched (unknown name or revision, missing remote data)."""
+
+
+class PeerLostError(ControlBreastError):
+    """Another process of a multi-process launch died; this one stops too, writing nothing."""

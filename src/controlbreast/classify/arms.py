@@ -21,6 +21,7 @@ from controlbreast.classify.models import save_classifier
 from controlbreast.classify.predict import log_pyfunc
 from controlbreast.classify.train import TrainResult, train_classifier
 from controlbreast.config import Config
+from controlbreast.distributed import is_main_process
 from controlbreast.mixing import ARMS, FRACTIONS, RECIPES, fraction_arm
 from controlbreast.outputs import atomic_folder, csv_bytes, write_atomic
 
@@ -81,7 +82,11 @@ def _train_seed(config: Config, arm: str, seed: int, build: Path, fraction: floa
 
 def train_arm(config: Config, arm: str, fraction: float = 1.0) -> list[SeedModel]:
     """Train every seed of ``classifier.seeds`` for ``arm`` (on ``fraction`` of the real training
-    split) under one nested MLflow run."""
+    split) under one nested MLflow run; the other processes of a multi-process launch return []."""
+    if not is_main_process():  # a multi-process launch: train alongside the main process, write nothing
+        for seed in config.classifier.seeds:
+            train_classifier(config, arm, seed, fraction=fraction)
+        return []
     destination, name = arm_folder(config.paths.classifiers, arm, fraction), fraction_arm(arm, fraction)
     with mlflow.start_run(run_name=name, nested=True), atomic_folder(destination) as build:
         mlflow.set_tag("arm", name)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from controlbreast import distributed
 from controlbreast.classify.data import TrainingData, input_view, load_training_data, recipe
 from controlbreast.classify.models import (
     ModelCard,
@@ -94,6 +95,14 @@ def _validate(model: nn.Module, inputs: torch.Tensor, labels: np.ndarray) -> dic
     return {"val_auc": float(macro_auc(probs, labels)), "val_loss": float(-np.log(picked).mean())}
 
 
+def data_parallel(model: nn.Module) -> nn.Module:
+    """``model`` itself alone; under a multi-process launch, wrapped in ``DistributedDataParallel``
+    (gloo: the classifier trains on CPUs) with its batch norms made global (``distributed.py``)."""
+    if not distributed.process_group():
+        return model
+    return nn.parallel.DistributedDataParallel(distributed.global_batch_norm(model))
+
+
 def new_model(config: Config, name: str, seed: int, image_size: int) -> tuple[nn.Module, ModelCard]:
     """A fresh ``classifier.model`` seeded with ``seed``, and its card (``name``: the arm)."""
     settings = config.classifier
@@ -118,12 +127,20 @@ def optimiser(model: nn.Module, config: Config, epochs: int, labels: np.ndarray)
                                   weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
 
+    trained, part, processes = data_parallel(model), distributed.shard(), distributed.world_size()
+
     def step(batch: torch.Tensor, target: torch.Tensor) -> float:
-        loss = F.cross_entropy(model(batch), target, weight=weight)
+        """One update on the global batch; this process's model sees its ``part`` of the rows, and
+        its loss is its share of the global batch's (weighted) mean."""
+        if processes == 1:  # the mean itself: bit for bit what single-process runs always gave
+            loss = F.cross_entropy(trained(batch), target, weight=weight)
+        else:
+            total = weight[target].sum() if weight is not None else len(target)
+            loss = F.cross_entropy(trained(batch[part]), target[part], weight=weight, reduction="sum") / total
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * processes).backward()  # gradients are averaged over processes
         optimizer.step()
-        return float(loss.detach())
+        return distributed.total(loss.detach())
 
     return step, schedule
 
@@ -159,12 +176,13 @@ def train_classifier(config: Config, arm: str, seed: int, on_epoch: EpochCallbac
     val_inputs = normalise(scale(data.val.images), card)
     step, schedule = optimiser(model, config, settings.epochs, data.train.labels)
     history, best, best_state, stale = [], -np.inf, None, 0
-    for epoch in (bar := tqdm(range(1, settings.epochs + 1), desc=f"{card.arm} seed {seed}", unit="epoch")):
+    for epoch in (bar := tqdm(range(1, settings.epochs + 1), desc=f"{card.arm} seed {seed}", unit="epoch",
+                              disable=not distributed.is_main_process())):
         model.train()
         metrics = {"train_loss": _train_epoch(inputs, targets, card, config, step, augment, generator),
                    "lr": schedule.get_last_lr()[0]}
         schedule.step()
-        metrics |= _validate(model, val_inputs, data.val.labels)
+        metrics |= distributed.agreed(_validate(model, val_inputs, data.val.labels))
         history.append(metrics)
         bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val_auc=f"{metrics['val_auc']:.3f}")
         if on_epoch:

@@ -86,7 +86,9 @@ def latest(folder: Path) -> Resumable | None:
 
 
 def save(accelerator, folder: Path, step: int, state: dict, keep: int) -> Path:
-    """``accelerator.save_state`` into ``folder/checkpoint-<step>`` (all processes call it).
+    """``accelerator.save_state`` into ``folder/checkpoint-<step>`` (all processes call this; only
+    the main one writes: weights, optimizer and schedule are the same in every process, and no step
+    reads the global random state, whose per-process files are therefore not needed on resume).
 
     The state is written to a hidden partial folder and renamed when complete, so a run killed while
     saving keeps its previous checkpoint; the oldest beyond ``keep`` are then removed.
@@ -96,10 +98,7 @@ def save(accelerator, folder: Path, step: int, state: dict, keep: int) -> Path:
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
+        accelerator.save_state(str(partial))
         (partial / STATE_FILE).write_text(json.dumps({"step": step, **state}) + "\n")
         shutil.rmtree(destination, ignore_errors=True)
         os.replace(partial, destination)

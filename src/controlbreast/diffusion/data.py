@@ -85,6 +85,8 @@ def batch_indices(step: int, batch_size: int, size: int, seed: int) -> torch.Ten
     return torch.stack([_permutation(size, seed, int(p) // size)[int(p) % size] for p in positions])
 
 
-def step_generator(seed: int, step: int, process: int = 0) -> torch.Generator:
-    """The generator of one micro-step's noise, timesteps and label dropout."""
-    return torch.Generator().manual_seed(((seed * 1_000_003) + step) * 64 + process)
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of one micro-step's noise, timesteps and label dropout, the same in every
+    process of a launch (each uses its share of the draws). The seed formula is unchanged from when
+    processes drew their own noise (``* 64 + process``, process 0), so old runs resume exactly."""
+    return torch.Generator().manual_seed(((seed * 1_000_003) + step) * 64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from controlbreast.diffusion.models import Denoiser, controlnet_from_unet
 from controlbreast.diffusion.train import Trainee, TrainResult, train
 from controlbreast.diffusion.validation import Validation
 from controlbreast.digests import array_digest, folder_digest
+from controlbreast.distributed import is_main_process
 from controlbreast.outputs import atomic_folder
 
 LATENTS = "latents.safetensors"
@@ -86,8 +88,18 @@ def _validation(config: Config, backend: Backend, val: ImageSet, controls: np.nd
 
 
 def _checkpoint_folder(config: Config, stage: str, *parts: object) -> Path:
+    """This configuration's checkpoint folder, created (with ``run.json``) by the main process only."""
     stamp, description = fingerprint(stage, config.seed, *parts)
-    return run_folder(Path(config.paths.checkpoints) / stage, stamp, description)
+    root = Path(config.paths.checkpoints) / stage
+    return run_folder(root, stamp, description) if is_main_process() else root / stamp
+
+
+def _publish(destination: Path, write: Callable[[Path], None]) -> None:
+    """``write`` the finished model into a build folder swapped in at ``destination`` (main process
+    only: under a multi-process launch the others hold the same weights and write nothing)."""
+    if is_main_process():
+        with atomic_folder(destination) as build:
+            write(build)
 
 
 def _summary(result: TrainResult, validation: Validation) -> dict:
@@ -95,7 +107,7 @@ def _summary(result: TrainResult, validation: Validation) -> dict:
     return {"steps": result.steps, "resumed_from": result.start_step,
             "resumed_across_code_change": result.resumed_across_code_change, "final_loss": result.loss,
             "train_seconds": result.seconds, "samples_per_second": result.samples_per_second,
-            "peak_memory_mb": result.peak_memory_mb,
+            "peak_memory_mb": result.peak_memory_mb, "processes": result.processes,
             **{k: v for k, v in last.items() if k != "step"}}
 
 
@@ -130,9 +142,11 @@ def train_base(config: Config, resume: bool = False) -> dict:
     result = train(trainee, data, backend.scheduler, config.train_base, config.diffusion,
                    stage="train_base", seed=config.seed, checkpoint_folder=folder, code=code_digest(),
                    resume=resume, validate=validation)
-    with atomic_folder(Path(config.paths.models) / "base") as build:
+    def write(build: Path) -> None:
         save_base(backend, build)
         save_latents(build / LATENTS, trainset, latents)
+
+    _publish(Path(config.paths.models) / "base", write)
     return _summary(result, validation)
 
 
@@ -185,7 +199,9 @@ def train_controlnet(config: Config, resume: bool = False) -> dict:
     result = train(_controlnet_trainee(backend, controlnet), data, backend.scheduler,
                    config.train_controlnet, config.diffusion, stage="train_controlnet", seed=config.seed,
                    checkpoint_folder=folder, code=code_digest(), resume=resume, validate=validation)
-    with atomic_folder(Path(config.paths.models) / "controlnet") as build:
+    def write(build: Path) -> None:
         controlnet.save_pretrained(build)
         (build / "control.json").write_text(json.dumps({"channels": list(channels)}) + "\n")
+
+    _publish(Path(config.paths.models) / "controlnet", write)
     return _summary(result, validation)

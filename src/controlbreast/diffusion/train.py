@@ -5,8 +5,10 @@ predict epsilon (or v) with the UNet, which for the ControlNet stage receives th
 residuals in its down and mid blocks, and regress on the target; optionally weight by min-SNR.
 The shape is not: building models, one loss, the loop, validation and saving are separate.
 
-``accelerate launch`` runs the same loop on many GPUs: each process takes its share of every
-global batch; mixed precision, gradient accumulation and checkpointing come from ``TrainConfig``.
+``accelerate launch`` runs the same loop in many processes (GPUs, or CPUs with ``--cpu``): each
+process takes its share of every global batch and only the main one logs, validates and writes
+checkpoints (``distributed.py``); mixed precision, gradient accumulation and checkpointing come
+from ``TrainConfig``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel, compute_snr
 from tqdm import tqdm
 
+from controlbreast import distributed
 from controlbreast.config import DiffusionConfig, TrainConfig
 from controlbreast.diffusion.checkpoints import latest, load_tensors, save, save_tensors
 from controlbreast.diffusion.data import TrainingSet, batch_indices, step_generator
@@ -50,7 +53,7 @@ class Trainee:
 
 @dataclass
 class TrainResult:
-    """What a finished run reports; ``start_step`` > 0 when it resumed."""
+    """What a finished run reports; ``start_step`` > 0 when it resumed; ``processes`` that trained."""
 
     start_step: int
     steps: int
@@ -59,16 +62,19 @@ class TrainResult:
     seconds: float
     samples_per_second: float
     peak_memory_mb: float
+    processes: int = 1
 
 
 def diffusion_loss(denoiser: torch.nn.Module, scheduler: DDPMScheduler, latents: torch.Tensor,
                    labels: torch.Tensor, controls: torch.Tensor | None, generator: torch.Generator,
-                   cfg: DiffusionConfig, null_label: int) -> torch.Tensor:
-    """Mean denoising loss of one batch: latents (N, c, h, w), labels (N,), controls (N, C, H, W).
+                   cfg: DiffusionConfig, null_label: int, shard: slice = slice(None)) -> torch.Tensor:
+    """Denoising loss of one global batch: latents (N, c, h, w), labels (N,), controls (N, C, H, W).
 
     Random draws (flips, noise, timesteps, label and control dropout) come from ``generator`` on
-    the CPU. A dropped control is all zeros (no edges, no mask): the ControlNet also learns the
-    prediction without a control, the null of ``sampling.control_null: empty``.
+    the CPU, for all N rows; the denoiser then sees the rows ``shard`` only, and the result is their
+    share of the batch mean (sum / N): the shares of all processes add up to what one process gets
+    for the whole batch. A dropped control is all zeros (no edges, no mask): the ControlNet also
+    learns the prediction without a control, the null of ``sampling.control_null: empty``.
     """
     count, device = len(latents), latents.device
     if cfg.hflip:
@@ -84,15 +90,17 @@ def diffusion_loss(denoiser: torch.nn.Module, scheduler: DDPMScheduler, latents:
         blank = (torch.rand(count, generator=generator) < cfg.control_dropout).to(device)
         controls = torch.where(blank[:, None, None, None], torch.zeros_like(controls), controls)
     timesteps = timesteps.to(device)
-    noisy = scheduler.add_noise(latents, noise, timesteps)
+    noisy = scheduler.add_noise(latents, noise, timesteps)[shard]
     target = noise if cfg.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
-    prediction = denoiser(noisy, timesteps, labels, controls)
+    target = target[shard]
+    timesteps, labels = timesteps[shard], labels[shard]
+    prediction = denoiser(noisy, timesteps, labels, None if controls is None else controls[shard])
     loss = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     if cfg.snr_gamma is not None:
         snr = compute_snr(scheduler, timesteps)
         clipped = torch.clamp(snr, max=cfg.snr_gamma)
         loss = loss * (clipped / snr if cfg.prediction_type == "epsilon" else clipped / (snr + 1))
-    return loss.mean()
+    return loss.sum() / count
 
 
 def _guard(loss: float, mean: float | None, step: int, factor: float, root: Path) -> float:
@@ -198,22 +206,23 @@ def _optimizer_step(run: _Run, trainee: Trainee, data: TrainingSet, scheduler: D
                     cfg: TrainConfig, diffusion: DiffusionConfig, seed: int, step: int) -> float:
     """One optimizer update (``gradient_accumulation_steps`` micro-batches); the loss of all processes.
 
-    Each process takes its share (``shard``) of every micro-batch of the global seeded order.
+    Every process draws the same global micro-batch (rows and noise) and runs the denoiser on its
+    share (``distributed.shard``); its loss share is scaled by the process count because gradients
+    are averaged over processes, so N processes take the step one process takes.
     """
     accelerator, device = run.accelerator, run.accelerator.device
-    shard = slice(accelerator.process_index, None, accelerator.num_processes)
+    shard = distributed.shard(accelerator.process_index, accelerator.num_processes)
     null_label = trainee.denoiser.class_embedding.null_label
     losses = []
     for micro in range(cfg.gradient_accumulation_steps):
         index = step * cfg.gradient_accumulation_steps + micro
-        rows = batch_indices(index, cfg.batch_size, len(data), seed)[shard]
+        rows = batch_indices(index, cfg.batch_size, len(data), seed)
         controls = data.controls[rows].to(device) if trainee.use_control else None
-        generator = step_generator(seed, index, accelerator.process_index)
         with accelerator.accumulate(run.denoiser):
             batch_loss = diffusion_loss(run.denoiser, scheduler, data.latents[rows].to(device),
-                                        data.labels[rows].to(device), controls, generator, diffusion,
-                                        null_label)
-            accelerator.backward(batch_loss)
+                                        data.labels[rows].to(device), controls, step_generator(seed, index),
+                                        diffusion, null_label, shard)
+            accelerator.backward(batch_loss * accelerator.num_processes)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(trainee.parameters, cfg.max_grad_norm)
             run.optimizer.step()
@@ -222,7 +231,7 @@ def _optimizer_step(run: _Run, trainee: Trainee, data: TrainingSet, scheduler: D
     run.lr_schedule.step()
     if run.ema:
         run.ema.step(trainee.parameters)
-    return accelerator.gather(torch.stack(losses).mean()[None]).mean().item()
+    return accelerator.reduce(torch.stack(losses).mean(), reduction="sum").item()
 
 
 def _checkpoint(run: _Run, cfg: TrainConfig, folder: Path, code: str, step: int) -> None:
@@ -271,7 +280,7 @@ def train(trainee: Trainee, data: TrainingSet, scheduler: DDPMScheduler, cfg: Tr
     seconds = time.perf_counter() - began
     rate = (cfg.steps - run.start) * per_step / seconds if cfg.steps > run.start else 0.0
     return TrainResult(run.start, cfg.steps, run.code_changed, loss, seconds, rate,
-                       peak_memory_mb(run.accelerator.device))
+                       peak_memory_mb(run.accelerator.device), run.accelerator.num_processes)
 
 
 def _with_ema(ema: EMAModel | None, trainee: Trainee, action: Callable[[], None]) -> None:

@@ -14,6 +14,7 @@ from controlbreast.classify.arms import train_arm
 from controlbreast.classify.models import check_classifier
 from controlbreast.classify.registry import register_candidate
 from controlbreast.config import load_config
+from controlbreast.distributed import is_main_process, peers
 from controlbreast.tracking import stage_run
 from controlbreast.tuning.tuned import apply_tuned, overrides, tuned_values
 
@@ -30,7 +31,12 @@ def main(params: Path, arms: Sequence[str]) -> None:
     for line in overrides(config, tuned, params):
         print(f"train-classifier: {line}")
     config = apply_tuned(config, tuned)
-    with stage_run(config, "train_classifier", ("data", "classifier")):
+    if not is_main_process():  # the same models on its share of each batch; writes nothing
+        with peers("train_classifier"):
+            for arm in arms:
+                train_arm(config, arm)
+        return
+    with peers("train_classifier"), stage_run(config, "train_classifier", ("data", "classifier")):
         mlflow.set_tag("arms", ",".join(arms))
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         start = time.perf_counter()
