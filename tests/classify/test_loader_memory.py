@@ -26,9 +26,10 @@ def config(tmp_path_factory):
 
 
 def peak_mib(config, mix_ratio: float) -> tuple[float, int]:
-    """Peak traced MiB (numpy included) of loading the real+synthetic arm, and its synthetic count."""
+    """Peak traced MiB (numpy included) of loading the real+synthetic arm, and its synthetic count
+    (drawn from the whole set, ``pooled``: the set's classes need not match the real split's ratio)."""
     config = config.model_copy(update={"classifier": config.classifier.model_copy(
-        update={"mix_ratio": mix_ratio})})
+        update={"mix_ratio": mix_ratio, "synthetic_draw": "pooled"})})
     tracemalloc.start()
     data = load_training_data(config, "real+synthetic", seed=0)
     peak = tracemalloc.get_traced_memory()[1] / 2**20
