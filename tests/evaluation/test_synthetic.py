@@ -11,7 +11,12 @@ import pytest
 from controlbreast.data.imageio import load_png
 from controlbreast.errors import ControlBreastError
 from controlbreast.evaluation.segmenter import train_segmenter
-from controlbreast.evaluation.synthetic import control_fidelity, evaluate_synthetic, real_classifier
+from controlbreast.evaluation.synthetic import (
+    control_fidelity,
+    evaluate_synthetic,
+    real_classifier,
+    shortcut_probe,
+)
 from controlbreast.outputs import csv_bytes, read_csv
 from controlbreast.stages import evaluate_synthetic as stage
 from controlbreast.tracking import use_store
@@ -164,3 +169,13 @@ def test_stage_logs_numbers_and_grids_to_mlflow(copies, tmp_path):
     assert "control_fidelity.edge_f1.ratio" in run.data.metrics
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "grids")}
     assert "grids/closest-pairs.png" in logged and "grids/grid-normal.png" in logged
+
+
+def test_the_shortcut_probe_reads_each_drawable_mixed_arm_and_skips_the_rest(copies):
+    config, _, report = copies
+    assert set(report["shortcut_probe"]) == {"real+synthetic@0.5"}  # 5 a class cannot feed 17 real at 1
+    small = config.model_copy(update={"classifier": config.classifier.model_copy(update={"mix_ratio": 0.2})})
+    probe = shortcut_probe(small)
+    assert set(probe) == {"real+synthetic@0.5", "real+synthetic"}
+    assert all(found["synthetic"] > 0 for found in probe.values())
+    assert report["shortcut_probe"]["real+synthetic@0.5"]["source_class_auc"] == 0.5  # ratio 1 in every class

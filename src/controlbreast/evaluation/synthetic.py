@@ -49,7 +49,7 @@ from controlbreast.controls.fidelity import (
 from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.manifest import SyntheticRow, read_manifest
-from controlbreast.errors import MissingInputError
+from controlbreast.errors import DataError, MissingInputError
 from controlbreast.evaluation.fidelity import (
     FeatureSpace,
     frechet_distance,
@@ -279,11 +279,17 @@ def mixed_arms(config: Config) -> list[str]:
 
 def shortcut_probe(config: Config) -> dict:
     """Per mixed arm and real fraction: the source–class AUC of its training set
-    (``separability.source_class_auc``; first seed's draw), which should be 0.5."""
+    (``separability.source_class_auc``; first seed's draw), which should be 0.5. An arm the set is
+    too small to draw is left out with one line on stderr (training it will fail the same way)."""
     probe, seed = {}, config.classifier.seeds[0]
     for arm in mixed_arms(config):
         for fraction in sorted(config.classifier.real_fractions):
-            plan = arm_plan(config, arm, seed, fraction)
+            try:
+                plan = arm_plan(config, arm, seed, fraction)
+            except DataError as error:
+                print(f"evaluate-synthetic: shortcut probe of {fraction_arm(arm, fraction)} skipped: {error}",
+                      file=sys.stderr)
+                continue
             names = plan.real_labels + plan.synthetic_labels
             labels = np.array([config.data.classes.index(c) for c in names])
             synthetic = np.arange(len(labels)) >= len(plan.real_labels)
