@@ -52,8 +52,8 @@ def test_a_mix_ratio_that_no_trial_set_can_feed_is_refused():
 def test_a_tuned_value_replacing_a_params_value_is_said_with_its_source():
     from controlbreast.tuning.tuned import overrides
 
-    config = parse_config({"classifier": {"mix_ratio": 5.0}, "sampling": {"guidance_scale": 2.0},
-                           "paths": {"metrics": "m"}}, "params.yaml")
+    config = parse_config({"classifier": {"mix_ratio": 5.0}, "paths": {"metrics": "m"},
+                           "generate": {"sampling": {"guidance_scale": 2.0}}}, "params.yaml")
     lines = overrides(config, {"mix_ratio": 0.1, "guidance_scale": 2.0}, "params.yaml")
     assert lines == ["classifier.mix_ratio: 5.0 in params.yaml is replaced by the tuned 0.1 (best trial of "
                      "m/tune.json; tune.n_trials: 0 keeps the params value)"]  # guidance unchanged: silent
