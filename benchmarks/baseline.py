@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from controlbreast.classify.arms import train_arm
+from controlbreast.classify.arms import train_arms
 from controlbreast.classify.predict import Predictor
 from controlbreast.config import parse_config, read_params
 from controlbreast.evaluation.arms import (
@@ -48,7 +48,7 @@ def run_variant(raw: dict, overrides: dict[str, str], scratch: Path) -> tuple[di
                           "variant")
     start = time.perf_counter()
     with stage_run(config, "baseline-benchmark", ("classifier",)):
-        train_arm(config, "real")
+        train_arms(config, [("real", 1.0)])
     return config, (time.perf_counter() - start) / 60
 
 

@@ -577,7 +577,8 @@ class ClassifierConfig(Section):
     and the kept epoch follow the validation split's macro AUC (``patience`` epochs without gain).
     ``balance``: class ``weights`` in the loss, a balanced ``sampler``, or ``none``. ``threads``: torch
     CPU threads (0: torch's default); a model this small runs fastest on one, and far faster than on
-    two when another process shares the cores.
+    two when another process shares the cores. ``workers``: processes training a stage's seeds and
+    arms side by side (the same models as one after another, in less time on several cores).
 
     ``synthetic_draw``: ``per_class`` draws ``round(ratio * n_c)`` synthetic images of each class c
     (the same synthetic:real ratio in every class, so the source is no shortcut to the class);
@@ -606,6 +607,7 @@ class ClassifierConfig(Section):
     balance: Literal["weights", "sampler", "none"] = "weights"
     augment: AugmentConfig = AugmentConfig()
     threads: Annotated[int, Field(ge=0, le=256)] = 1
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
     registry: bool = True
     real_fractions: tuple[float, ...] = (0.5, 1.0)
     subset_seed: int = 0

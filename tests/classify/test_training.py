@@ -10,6 +10,7 @@ import torch
 from mlflow import MlflowClient
 
 from classifier_builders import split_ids
+from controlbreast.classify.arms import train_jobs
 from controlbreast.classify.data import load_training_data, recipe
 from controlbreast.classify.models import load_classifier
 from controlbreast.classify.train import batch_transform, class_weights, epoch_order, train_classifier
@@ -127,3 +128,18 @@ def test_the_stage_checks_the_timm_model_before_any_run_or_data(tmp_path):
     with pytest.raises(ConfigError, match=r"classifier\.model_kwargs: .*argument 'widths'"):
         stage.main(params, ["real"])
     assert not Path(bad.paths.mlruns).exists()  # stopped before opening a run (and before the data)
+
+
+def test_workers_train_the_same_models_as_one_process(config):
+    """Two spawned workers side by side give each job exactly the weights one process gives it, in
+    job order."""
+    jobs = [("real", 1.0, 0), ("real+synthetic", 1.0, 1), ("real", 0.5, 1)]
+    results = {}
+    for workers in (1, 2):
+        classifier = config.classifier.model_copy(update={"workers": workers})
+        results[workers] = list(train_jobs(config.model_copy(update={"classifier": classifier}), jobs))
+    assert [(r.card.arm, r.card.seed) for r in results[2]] == [("real", 0), ("real+synthetic", 1),
+                                                               ("real@0.5", 1)]
+    for one, two in zip(results[1], results[2], strict=True):
+        assert one.history == two.history
+        assert all(torch.equal(one.model.state_dict()[k], v) for k, v in two.model.state_dict().items())

@@ -1,17 +1,21 @@
-"""One arm over its seeds: train each, save it under ``<paths.classifiers>/<arm>/seed-<k>/``, and
+"""Arms over their seeds: train each, save it under ``<paths.classifiers>/<arm>/seed-<k>/``, and
 log it as a nested MLflow run (params, per-epoch metrics, the model as an MLflow pyfunc).
 
 Arms trained on a fraction of the real training split (``classifier.real_fractions``) go to
 ``<paths.classifiers>/fractions/<arm>@<fraction>/seed-<k>/``; the recipes of ``classifier.recipes``
 to ``<paths.classifiers>/recipes/<recipe>[@<fraction>]/seed-<k>/``.
 
-The arm's folder is built beside its destination and swapped in when every seed is done, so a
-failed run leaves the previous models. ``summary.json`` lists the seeds with their validation AUC.
+Every seed of every arm a stage asks for trains first (side by side on ``classifier.workers``
+processes); then each arm's folder is built beside its destination and swapped in, so a failed run
+leaves the previous models. ``summary.json`` lists the seeds with their validation AUC.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from controlbreast.classify.models import save_classifier
 from controlbreast.classify.predict import log_pyfunc
 from controlbreast.classify.train import TrainResult, train_classifier
 from controlbreast.config import Config
-from controlbreast.distributed import is_main_process
+from controlbreast.distributed import is_main_process, world_size
 from controlbreast.mixing import ARMS, FRACTIONS, RECIPES, fraction_arm
 from controlbreast.outputs import atomic_folder, csv_bytes, write_atomic
 
@@ -63,12 +67,13 @@ def _log_seed(result: TrainResult, folder: Path) -> str:
     return log_pyfunc(folder).model_uri
 
 
-def _train_seed(config: Config, arm: str, seed: int, build: Path, fraction: float) -> SeedModel:
-    name = fraction_arm(arm, fraction)
+def _record_seed(result: TrainResult, build: Path, name: str) -> SeedModel:
+    """Save one trained seed into the arm's ``build`` folder and log it as a nested MLflow run (its
+    per-epoch metrics with the epoch as step)."""
+    seed = result.card.seed
     with mlflow.start_run(run_name=f"{name}/seed-{seed}", nested=True) as run:
-        result = train_classifier(config, arm, seed,
-                                  on_epoch=lambda epoch, values: mlflow.log_metrics(values, step=epoch),
-                                  fraction=fraction)
+        for epoch, values in enumerate(result.history, start=1):
+            mlflow.log_metrics(values, step=epoch)
         folder = seed_folder(build.parent, name, seed)
         save_classifier(build / folder.name, result.model, result.card)
         write_atomic(build / folder.name / "history.csv",
@@ -80,20 +85,46 @@ def _train_seed(config: Config, arm: str, seed: int, build: Path, fraction: floa
                      (result.card.val_auc_low, result.card.val_auc_high))
 
 
-def train_arm(config: Config, arm: str, fraction: float = 1.0) -> list[SeedModel]:
-    """Train every seed of ``classifier.seeds`` for ``arm`` (on ``fraction`` of the real training
-    split) under one nested MLflow run; the other processes of a multi-process launch return []."""
-    if not is_main_process():  # a multi-process launch: train alongside the main process, write nothing
-        for seed in config.classifier.seeds:
-            train_classifier(config, arm, seed, fraction=fraction)
-        return []
+def train_jobs(config: Config, jobs: Sequence[tuple[str, float, int]]) -> Iterator[TrainResult]:
+    """Train each ``(arm, fraction, seed)`` of ``jobs``; results come in job order, each as soon as it
+    and those before it are done. ``classifier.workers`` processes train side by side (each on
+    ``classifier.threads`` threads; spawned, so none inherits a torch thread pool). A result does
+    not depend on the worker count: every job draws its data and initial weights from its own seed.
+    One worker, one job, or a multi-process launch (which already shares each batch): one after
+    another in this process."""
+    workers = min(config.classifier.workers, len(jobs))
+    if workers <= 1 or world_size() > 1:
+        yield from (train_classifier(config, arm, seed, fraction=fraction) for arm, fraction, seed in jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(train_classifier, config, arm, seed, fraction=fraction)
+                   for arm, fraction, seed in jobs]
+        for future in futures:
+            yield future.result()
+
+
+def _record_arm(config: Config, arm: str, fraction: float, results: list[TrainResult]) -> list[SeedModel]:
     destination, name = arm_folder(config.paths.classifiers, arm, fraction), fraction_arm(arm, fraction)
     with mlflow.start_run(run_name=name, nested=True), atomic_folder(destination) as build:
         mlflow.set_tag("arm", name)
-        models = [_train_seed(config, arm, seed, build, fraction) for seed in config.classifier.seeds]
+        models = [_record_seed(result, build, name) for result in results]
         mlflow.log_metric("mean_val_auc", sum(m.val_auc for m in models) / len(models))
         summary = [{"seed": m.seed, "val_auc": m.val_auc, "epoch": m.epoch, "run_id": m.run_id,
                     "model_uri": m.model_uri} for m in models]
         found = {"arm": name, "fraction": fraction, "real_images": models[0].real_images, "seeds": summary}
         (build / "summary.json").write_text(json.dumps(found, indent=2))
     return models
+
+
+def train_arms(config: Config, arms: Sequence[tuple[str, float]]) -> list[SeedModel]:
+    """Train every seed of ``classifier.seeds`` for each ``(arm, fraction)`` (``fraction`` of the real
+    training split), all seeds of all arms in one pool (``train_jobs``), then save and log each arm
+    under one nested MLflow run; the other processes of a multi-process launch return []."""
+    seeds = config.classifier.seeds
+    results = train_jobs(config, [(arm, fraction, seed) for arm, fraction in arms for seed in seeds])
+    if not is_main_process():  # a multi-process launch: trained alongside the main process, writes nothing
+        for _ in results:
+            pass
+        return []
+    return [model for arm, fraction in arms
+            for model in _record_arm(config, arm, fraction, [next(results) for _ in seeds])]

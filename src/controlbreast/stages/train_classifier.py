@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mlflow
 
-from controlbreast.classify.arms import train_arm
+from controlbreast.classify.arms import train_arms
 from controlbreast.classify.models import check_classifier
 from controlbreast.classify.registry import register_candidate
 from controlbreast.config import load_config
@@ -33,14 +33,13 @@ def main(params: Path, arms: Sequence[str]) -> None:
     config = apply_tuned(config, tuned)
     if not is_main_process():  # the same models on its share of each batch; writes nothing
         with peers("train_classifier"):
-            for arm in arms:
-                train_arm(config, arm)
+            train_arms(config, [(arm, 1.0) for arm in arms])
         return
     with peers("train_classifier"), stage_run(config, "train_classifier", ("data", "classifier")):
         mlflow.set_tag("arms", ",".join(arms))
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         start = time.perf_counter()
-        models = [model for arm in arms for model in train_arm(config, arm)]
+        models = train_arms(config, [(arm, 1.0) for arm in arms])
         mlflow.log_metric("seconds", time.perf_counter() - start)
         best = max(models, key=lambda m: m.val_auc)
         if config.classifier.registry:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow
 
-from controlbreast.classify.arms import train_arm
+from controlbreast.classify.arms import train_arms
 from controlbreast.config import load_config
 from controlbreast.mixing import FRACTION_ARMS, FRACTIONS
 from controlbreast.tracking import stage_run
@@ -22,7 +22,7 @@ def main(params: Path) -> None:
     (Path(config.paths.classifiers) / FRACTIONS).mkdir(parents=True, exist_ok=True)  # a DVC out, maybe empty
     with stage_run(config, "train_fractions", ("data", "classifier")):
         start = time.perf_counter()
-        models = [m for f in fractions for arm in FRACTION_ARMS for m in train_arm(config, arm, f)]
+        models = train_arms(config, [(arm, f) for f in fractions for arm in FRACTION_ARMS])
         mlflow.log_metric("seconds", time.perf_counter() - start)
     for model in models:
         print(f"train-fractions: {model.arm} seed {model.seed} ({model.real_images} real images): "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow
 
-from controlbreast.classify.arms import train_arm
+from controlbreast.classify.arms import train_arms
 from controlbreast.config import load_config
 from controlbreast.mixing import RECIPES
 from controlbreast.tracking import stage_run
@@ -26,8 +26,7 @@ def main(params: Path) -> None:
     with stage_run(config, "train_recipes", ("data", "classifier", "synthetic_filter")):
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         start = time.perf_counter()
-        models = [m for f in fractions for name in config.classifier.recipes
-                  for m in train_arm(config, name, f)]
+        models = train_arms(config, [(name, f) for f in fractions for name in config.classifier.recipes])
         mlflow.log_metric("seconds", time.perf_counter() - start)
     for model in models:
         print(f"train-recipes: {model.arm} seed {model.seed} ({model.real_images} real images): "
