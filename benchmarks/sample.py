@@ -32,8 +32,9 @@ from pathlib import Path
 import torch
 from diffusers import ControlNetModel, DDPMScheduler, UNet2DConditionModel
 
-from controlbreast.config import SamplingConfig, load_config
+from controlbreast.config import load_config
 from controlbreast.diffusion.backends import PixelCodec, VaeCodec
+from controlbreast.diffusion.config import SamplingConfig
 from controlbreast.diffusion.models import ClassEmbedding, Denoiser, noise_scheduler, pixel_unet
 from controlbreast.diffusion.sampling import generate, initial_noise, sampler
 

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from controlbreast.config import Config, SamplingConfig, load_config
+from controlbreast.config import Config, load_config
 from controlbreast.data.datasets import load_image_set
+from controlbreast.diffusion.config import SamplingConfig
 from controlbreast.diffusion.data import to_uint8, to_unit
 from controlbreast.evaluation.fidelity import FeatureSpace, frechet_distance
 from controlbreast.evaluation.synthetic import control_fidelity, real_classifier

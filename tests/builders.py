@@ -12,8 +12,10 @@ import torch
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from controlbreast.config import Config, PathsConfig, PixelModelConfig, parse_config
+from controlbreast.config import Config, parse_config
+from controlbreast.diffusion.config import PixelModelConfig
 from controlbreast.diffusion.models import ClassEmbedding, Denoiser, controlnet_from_unet, pixel_unet
+from controlbreast.sections import PathsConfig
 
 BUSI_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "busi"
 

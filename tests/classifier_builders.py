@@ -10,7 +10,8 @@ import numpy as np
 import yaml
 
 from builders import make_config
-from controlbreast.config import Config, RecipeConfig, load_config
+from controlbreast.classify.config import RecipeConfig
+from controlbreast.config import Config, load_config
 from controlbreast.data.imageio import encode_png, load_png
 from controlbreast.data.ingest import ingest
 from controlbreast.data.manifest import SyntheticRow, manifest_bytes

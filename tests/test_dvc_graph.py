@@ -24,9 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Lowest first: a module may import its own layer and lower ones, never a higher one.
 LAYERS = (
+    # settings: the params loader, the Section base and (see layer_of) every package's config.py,
+    # with the two leaves they use; every stage imports them, so they import nothing else
+    ("errors", "credentials", "sections", "config"),
     # leaves, and the CLI's project-level tools (params overlays, pull, the tracking server)
-    ("errors", "credentials", "digests", "outputs", "config", "grids", "tracking", "mixing",
-     "distributed", "overlay", "depgraph", "versions", "server"),
+    ("digests", "outputs", "grids", "tracking", "mixing", "distributed", "overlay", "depgraph", "versions",
+     "server"),
     ("data",),
     ("controls",),
     ("quality",),
@@ -90,9 +93,22 @@ def test_subpackages_used_whole_are_one_folder_dep():
     assert "src/controlbreast/data/manifest.py" in deps and "src/controlbreast/data" not in deps
 
 
-def layer_of(module: str) -> int:
-    part = module.split(".")[1] if "." in module else module
+def package_layer(part: str) -> int:
+    """The layer of a top-level module or package of ours (``data``, ``config``)."""
     return next(i for i, names in enumerate(LAYERS) if part in names)
+
+
+def is_section_module(module: str) -> bool:
+    """``controlbreast.<package>.config``: a package's params sections, beside the code reading them."""
+    parts = module.split(".")
+    return len(parts) == 3 and parts[2] == "config"
+
+
+def layer_of(module: str) -> int:
+    """A package's config module sits in the settings layer (the root config assembles it)."""
+    if is_section_module(module):
+        return package_layer("config")
+    return package_layer(module.split(".")[1] if "." in module else module)
 
 
 def test_layers_import_one_way():
@@ -107,8 +123,29 @@ def test_layers_import_one_way():
     assert not back_edges, "lower layers import higher ones:\n" + "\n".join(sorted(back_edges))
 
 
+def test_package_sections_import_only_the_settings_below_them():
+    """The root config imports every package's config module to validate the whole file, so one that
+    imported library code (or a higher package's sections) would put it into every stage's closure.
+    Each may import ``sections``, ``errors``, ``credentials`` and lower packages' config modules."""
+    leaves = {f"{PACKAGE}.{name}" for name in ("sections", "errors", "credentials")}
+    modules = sorted((SOURCE / PACKAGE).glob("*/config.py"))
+    assert len(modules) >= 9, "expected one config.py per package that owns a params section"
+    wrong = []
+    for path in modules:
+        package = path.parent.name
+        for imported in imported_modules(path) - leaves:
+            below = is_section_module(imported) and \
+                package_layer(imported.split(".")[1]) < package_layer(package)
+            if not below:
+                wrong.append(f"{package}/config.py -> {imported}")
+    assert not wrong, "package config modules import more than the settings below them:\n" + \
+        "\n".join(sorted(wrong))
+
+
 def test_the_closure_follows_imports_inside_functions():
-    """The CLI imports each stage lazily; the closure must still see it (and nothing of other stages)."""
+    """The CLI imports each stage lazily; the closure must still see it (and nothing of other stages but
+    their params sections: every stage validates the whole params.yaml)."""
     ingest = {p.relative_to(SOURCE / PACKAGE).as_posix() for p in stage_closure("ingest")}
-    assert {"cli.py", "stages/ingest.py", "data/ingest.py", "errors.py"} <= ingest
-    assert not any(p.startswith(("diffusion/", "classify/")) for p in ingest)
+    assert {"cli.py", "stages/ingest.py", "data/ingest.py", "errors.py", "diffusion/config.py"} <= ingest
+    settings = {"__init__.py", "config.py"}
+    assert not any(p.startswith(("diffusion/", "classify/")) and Path(p).name not in settings for p in ingest)

@@ -9,7 +9,8 @@ import time
 
 import optuna
 
-from controlbreast.config import TuneConfig, parse_config
+from controlbreast.config import parse_config
+from controlbreast.tuning.config import TuneConfig
 from controlbreast.tuning.search import reporter, suggest
 from controlbreast.tuning.study import open_storage, open_study, optimize
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from classifier_builders import prepare_phantom, split_ids, write_synthetic
+from controlbreast.classify.config import ClassifierConfig, RecipeConfig
 from controlbreast.classify.data import arm_plan, check_provenance, load_training_data, training_subsets
-from controlbreast.config import ClassifierConfig, RecipeConfig
 from controlbreast.data.manifest import FilterRow, PreparedRow, SyntheticRow, manifest_bytes, read_manifest
 from controlbreast.errors import ControlBreastError
 from controlbreast.mixing import synthetic_needed

@@ -19,7 +19,7 @@ from classifier_builders import split_ids
 from controlbreast.classify.predict import Predictor, image_files, load_predictor
 from controlbreast.classify.registry import CANDIDATE, REGISTERED_NAME
 from controlbreast.cli import app
-from controlbreast.config import MammographyConfig
+from controlbreast.data.config import MammographyConfig
 from controlbreast.data.mammo import orient
 from controlbreast.data.preprocess import fit_to_square
 from controlbreast.errors import ControlBreastError, ModelError, SampleError

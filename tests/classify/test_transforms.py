@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
+from controlbreast.classify.config import AugmentConfig
 from controlbreast.classify.models import ModelCard
 from controlbreast.classify.transforms import Augment, decode_image, fit_images, normalise, scale
-from controlbreast.config import AugmentConfig
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.preprocess import fit_to_square
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from builders import make_config, mammogram, write_dicom
-from controlbreast.config import MammographyConfig, PatchConfig
+from controlbreast.data.config import MammographyConfig, PatchConfig
 from controlbreast.data.ingest import run_ingest
 from controlbreast.data.mammo import orient
 from controlbreast.data.patches import cut, plan_patches

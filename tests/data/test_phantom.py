@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from controlbreast.config import PhantomConfig
+from controlbreast.data.config import PhantomConfig
 from controlbreast.data.phantom import PHANTOM_LABELS, Scanner, phantom_candidates, render_phantom
 from controlbreast.data.records import RawSample
 

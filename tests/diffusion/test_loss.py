@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from builders import tiny_denoiser
-from controlbreast.config import ConfigError, DiffusionConfig, SamplingConfig, parse_config
+from controlbreast.config import parse_config
 from controlbreast.diffusion.backends import PixelCodec
+from controlbreast.diffusion.config import DiffusionConfig, SamplingConfig
 from controlbreast.diffusion.models import Denoiser, noise_scheduler
 from controlbreast.diffusion.sampling import generate
 from controlbreast.diffusion.train import diffusion_loss
+from controlbreast.errors import ConfigError
 
 OPTIONS = {"epsilon": {"prediction_type": "epsilon"}, "min-snr": {"snr_gamma": 5.0},
            "v-prediction": {"prediction_type": "v_prediction"},

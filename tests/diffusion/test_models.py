@@ -1,7 +1,7 @@
 import torch
 
 from builders import TINY_PIXEL
-from controlbreast.config import PixelModelConfig
+from controlbreast.diffusion.config import PixelModelConfig
 from controlbreast.diffusion.models import ClassEmbedding, Denoiser, controlnet_from_unet, pixel_unet
 
 

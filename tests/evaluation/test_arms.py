@@ -178,8 +178,8 @@ def test_no_trained_arm_and_an_unknown_positive_class_are_clear(trained_classifi
 
 
 def test_image_level_auc_max_pools_each_films_patches():
-    from controlbreast.config import EvaluateConfig
     from controlbreast.evaluation.arms import SplitImages, image_level, image_level_auc
+    from controlbreast.evaluation.config import EvaluateConfig
 
     sources = ("a", "a", "a", "b", "b", "c", "c", "d")
     labels = np.array([1, 0, 0, 0, 0, 1, 0, 0])  # films a and c hold a lesion patch

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from classifier_builders import write_csv_external, write_params
-from controlbreast.config import ExternalSetConfig
 from controlbreast.data.manifest import PreparedRow, read_manifest
 from controlbreast.errors import ControlBreastError
 from controlbreast.evaluation.arms import evaluate_arms
+from controlbreast.evaluation.config import ExternalSetConfig
 from controlbreast.evaluation.external import excluded_ids, ingest_external
 from controlbreast.outputs import read_csv
 from controlbreast.stages import evaluate, report

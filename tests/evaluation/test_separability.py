@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from controlbreast.config import ClassifierConfig
+from controlbreast.classify.config import ClassifierConfig
 from controlbreast.data.phantom import PHANTOM_LABELS, render_phantom
 from controlbreast.evaluation.separability import TwoSamples, separability, source_class_auc, split_by_control
 

@@ -9,8 +9,8 @@ import torch
 from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
 
 from builders import tiny_denoiser
-from controlbreast.config import DiffusionConfig, SamplingConfig
 from controlbreast.diffusion.backends import PixelCodec
+from controlbreast.diffusion.config import DiffusionConfig, SamplingConfig
 from controlbreast.diffusion.models import Denoiser, noise_scheduler
 from controlbreast.diffusion.sampling import generate, initial_noise, sampler
 

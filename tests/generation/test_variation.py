@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from controlbreast.config import VariationConfig
+from controlbreast.generation.config import VariationConfig
 from controlbreast.generation.variation import Variation, apply_variation, draw_variation
 
 

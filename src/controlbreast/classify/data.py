@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from controlbreast.config import Config, RecipeConfig
+from controlbreast.classify.config import RecipeConfig
+from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.data.manifest import FilterRow, PreparedRow, SyntheticRow, read_manifest
 from controlbreast.data.splits import nested_subsets

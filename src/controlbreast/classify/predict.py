@@ -24,7 +24,7 @@ from torch import nn
 
 from controlbreast.classify.models import CARD, ModelCard, load_classifier, probabilities
 from controlbreast.classify.transforms import decode_image, fit_images, normalise, scale
-from controlbreast.config import MammographyConfig
+from controlbreast.data.config import MammographyConfig
 from controlbreast.data.imageio import encode_png, read_bytes
 from controlbreast.data.mammo import orient
 from controlbreast.errors import ControlBreastError, DataError, ModelError, SampleError

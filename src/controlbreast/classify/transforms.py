@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from controlbreast.classify.config import AugmentConfig
 from controlbreast.classify.models import ModelCard
-from controlbreast.config import AugmentConfig
 from controlbreast.data.imageio import decode_dicom, decode_raster
 from controlbreast.data.preprocess import fit_to_square
 

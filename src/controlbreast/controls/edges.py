@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from controlbreast.config import ControlsConfig
+from controlbreast.controls.config import ControlsConfig
 
 
 def canny_thresholds(image: np.ndarray, cfg: ControlsConfig) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from controlbreast.config import ControlsConfig
+from controlbreast.controls.config import ControlsConfig
 from controlbreast.controls.edges import canny_edges
 
 

@@ -31,13 +31,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from controlbreast.config import (
-    GROUP_SECRET_ENV,
-    GROUP_SECRET_FILE_ENV,
-    Config,
-    DataConfig,
-    PhantomConfig,
-)
+from controlbreast.config import Config
+from controlbreast.data.config import GROUP_SECRET_ENV, GROUP_SECRET_FILE_ENV, DataConfig, PhantomConfig
 from controlbreast.data.imageio import encode_png, to_uint8
 from controlbreast.data.mammo import BreastView, breast_region, orient
 from controlbreast.data.manifest import PreparedRow, manifest_bytes

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from controlbreast.config import MammographyConfig
+from controlbreast.data.config import MammographyConfig
 
 _WORK_SIDE = 256  # the long side of the copy the breast is found on
 

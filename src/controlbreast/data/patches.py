@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from controlbreast.config import PatchConfig
+from controlbreast.data.config import PatchConfig
 
 
 @dataclass(frozen=True)

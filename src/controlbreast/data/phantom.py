@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from controlbreast.config import PhantomConfig
 from controlbreast.data import portable
+from controlbreast.data.config import PhantomConfig
 from controlbreast.data.records import Candidate, RawSample
 
 PHANTOM_LABELS = ("normal", "benign", "malignant")

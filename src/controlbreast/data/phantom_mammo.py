@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from controlbreast.config import PhantomConfig
 from controlbreast.data import portable
+from controlbreast.data.config import PhantomConfig
 from controlbreast.data.phantom import PHANTOM_LABELS
 from controlbreast.data.records import Candidate, RawSample
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from controlbreast import credentials
-from controlbreast.config import GROUP_SECRET_ENV, GROUP_SECRET_FILE_ENV, DataConfig
+from controlbreast.data.config import GROUP_SECRET_ENV, GROUP_SECRET_FILE_ENV, DataConfig
 from controlbreast.errors import ConfigError
 
 # The phantom's patients are synthetic: there is nothing to protect, so a fixed key keeps its

@@ -15,7 +15,7 @@ from collections import defaultdict
 from functools import partial
 from pathlib import Path
 
-from controlbreast.config import DataConfig
+from controlbreast.data.config import DataConfig
 from controlbreast.data.imageio import read_mask, read_source
 from controlbreast.data.privacy import group_key, keyed_group
 from controlbreast.data.records import Candidate, RawSample

@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
-from controlbreast.config import Config, LatentModelConfig
+from controlbreast.config import Config
+from controlbreast.diffusion.config import LatentModelConfig
 from controlbreast.diffusion.models import ClassEmbedding, noise_scheduler, pixel_unet
 from controlbreast.errors import ConfigError, MissingInputError, ModelError
 

@@ -16,7 +16,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from controlbreast.config import DiffusionConfig, PixelModelConfig
+from controlbreast.diffusion.config import DiffusionConfig, PixelModelConfig
 
 
 class ClassEmbedding(ModelMixin, ConfigMixin):

@@ -16,7 +16,7 @@ import torch
 from diffusers import ControlNetModel
 from safetensors.torch import load_file
 
-from controlbreast.config import Config, TrainConfig
+from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
 from controlbreast.diffusion.backends import (
     Backend,
@@ -28,6 +28,7 @@ from controlbreast.diffusion.backends import (
     save_unet,
 )
 from controlbreast.diffusion.checkpoints import run_folder
+from controlbreast.diffusion.config import TrainConfig
 from controlbreast.diffusion.data import (
     TrainingSet,
     encode_images,

@@ -15,7 +15,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistep
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from tqdm import tqdm
 
-from controlbreast.config import SamplingConfig
+from controlbreast.diffusion.config import SamplingConfig
 from controlbreast.diffusion.models import Denoiser
 
 

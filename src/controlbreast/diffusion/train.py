@@ -29,8 +29,8 @@ from diffusers.training_utils import EMAModel, compute_snr
 from tqdm import tqdm
 
 from controlbreast import distributed
-from controlbreast.config import DiffusionConfig, TrainConfig
 from controlbreast.diffusion.checkpoints import latest, load_tensors, save, save_tensors
+from controlbreast.diffusion.config import DiffusionConfig, TrainConfig
 from controlbreast.diffusion.data import TrainingSet, batch_indices, step_generator
 from controlbreast.diffusion.models import Denoiser
 from controlbreast.errors import TrainingDivergedError

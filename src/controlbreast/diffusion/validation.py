@@ -14,8 +14,9 @@ import mlflow
 import numpy as np
 import torch
 
-from controlbreast.config import ControlsConfig, SamplingConfig
+from controlbreast.controls.config import ControlsConfig
 from controlbreast.controls.fidelity import control_f1, shuffled
+from controlbreast.diffusion.config import SamplingConfig
 from controlbreast.diffusion.data import to_uint8, to_unit
 from controlbreast.diffusion.models import Denoiser
 from controlbreast.diffusion.sampling import generate

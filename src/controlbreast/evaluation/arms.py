@@ -55,7 +55,7 @@ from sklearn.metrics import roc_curve
 from controlbreast.classify.models import CARD, set_threads
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import auc, macro_auc
-from controlbreast.config import Config, EvaluateConfig
+from controlbreast.config import Config
 from controlbreast.data.datasets import label_indices
 from controlbreast.data.manifest import PreparedRow, read_manifest
 from controlbreast.errors import ConfigError, DataError, MissingInputError, ModelError
@@ -75,6 +75,7 @@ from controlbreast.evaluation.classification import (
     sensitivity_specificity,
     youden_threshold,
 )
+from controlbreast.evaluation.config import EvaluateConfig
 from controlbreast.evaluation.efficiency import data_efficiency
 from controlbreast.evaluation.external import excluded_ids
 from controlbreast.evaluation.recipes import recipe_table

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controlbreast.config import Config, ExternalSetConfig
+from controlbreast.config import Config
 from controlbreast.data.ingest import ingest, rejection_counts, split_counts
 from controlbreast.data.manifest import PreparedRow, manifest_bytes, read_manifest
 from controlbreast.data.splits import near_duplicate_pairs
 from controlbreast.errors import DataQualityError
+from controlbreast.evaluation.config import ExternalSetConfig
 from controlbreast.outputs import csv_bytes, read_csv
 from controlbreast.quality.gate import failure_summary, record_checks, run_checks
 from controlbreast.quality.stats import image_table

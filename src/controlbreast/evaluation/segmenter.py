@@ -28,11 +28,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from controlbreast.config import Config, SegmenterConfig
+from controlbreast.config import Config
 from controlbreast.controls.fidelity import dice, shuffled_within_class, versus_shuffled
 from controlbreast.data.datasets import ImageSet, load_image_set, read_images
 from controlbreast.data.manifest import PreparedRow, read_manifest
 from controlbreast.errors import MissingInputError
+from controlbreast.evaluation.config import SegmenterConfig
 from controlbreast.outputs import atomic_folder, write_atomic
 
 WEIGHTS, CARD = "model.safetensors", "segmenter.json"

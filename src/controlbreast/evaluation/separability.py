@@ -18,10 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from controlbreast.classify.config import ClassifierConfig
 from controlbreast.classify.models import create_classifier, normalisation, probabilities, set_threads
 from controlbreast.classify.scores import auc
 from controlbreast.classify.transforms import scale
-from controlbreast.config import ClassifierConfig
 from controlbreast.evaluation.bootstrap import bootstrap_interval
 
 

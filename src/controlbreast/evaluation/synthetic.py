@@ -38,7 +38,7 @@ from controlbreast.classify.data import arm_plan, check_provenance
 from controlbreast.classify.models import CARD, ModelCard
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import macro_auc
-from controlbreast.config import Config, SyntheticEvalConfig
+from controlbreast.config import Config
 from controlbreast.controls.fidelity import (
     control_f1,
     mask_dice,
@@ -50,6 +50,7 @@ from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.manifest import SyntheticRow, read_manifest
 from controlbreast.errors import DataError, MissingInputError
+from controlbreast.evaluation.config import SyntheticEvalConfig
 from controlbreast.evaluation.fidelity import (
     FeatureSpace,
     frechet_distance,

@@ -31,11 +31,12 @@ import torch
 from diffusers import ControlNetModel
 from tqdm import tqdm
 
-from controlbreast.config import Config, SamplingConfig
+from controlbreast.config import Config
 from controlbreast.data.datasets import load_controls, read_images
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.manifest import PreparedRow, SyntheticRow, manifest_bytes, read_manifest
 from controlbreast.diffusion.backends import Backend, VaeCodec, load_base, sample_shape
+from controlbreast.diffusion.config import SamplingConfig
 from controlbreast.diffusion.data import to_uint8, to_unit
 from controlbreast.diffusion.models import Denoiser
 from controlbreast.diffusion.sampling import generate

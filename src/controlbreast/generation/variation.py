@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from controlbreast.config import VariationConfig
+from controlbreast.generation.config import VariationConfig
 
 THRESHOLD = {"edges": 64, "mask": 128}
 

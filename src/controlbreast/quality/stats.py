@@ -16,13 +16,13 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from controlbreast.config import QualityConfig
 from controlbreast.data.splits import (
     identity_thumbnail,
     near_duplicate_pairs,
     perceptual_hash,
     similarity,
 )
+from controlbreast.quality.config import QualityConfig
 
 BIT_DEPTH = {"1": 1, "L": 8, "P": 8, "RGB": 8, "I;16": 16, "I": 32, "F": 32}
 

@@ -24,10 +24,11 @@ import optuna
 
 from controlbreast.classify.data import TrainingData, concatenate, draw_counts, draw_synthetic, synthetic_rows
 from controlbreast.classify.train import train_classifier
-from controlbreast.config import Config, RangeConfig
+from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.errors import ConfigError
 from controlbreast.generation.generate import generate_set, model_hash, set_sampling
+from controlbreast.tuning.config import RangeConfig
 from controlbreast.tuning.search import reporter, suggest
 from controlbreast.tuning.tuned import apply_tuned
 

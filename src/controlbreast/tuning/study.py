@@ -24,9 +24,9 @@ from filelock import FileLock
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from controlbreast.config import TuneConfig
 from controlbreast.credentials import database_password, refuse_password, sqlalchemy_url
 from controlbreast.errors import ConfigError, ControlBreastError
+from controlbreast.tuning.config import TuneConfig
 
 DIMENSIONS_ATTR = "dimensions"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
