@@ -27,7 +27,6 @@ from controlbreast.data.datasets import load_image_set
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.ingest import ingest
 from controlbreast.data.manifest import SyntheticRow, manifest_bytes
-from controlbreast.mixing import arm_draws
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -64,7 +63,7 @@ def reference(config: Config, seed: int) -> int:
     real = load_image_set(config.paths.prepared, config.data.classes, ("train", "val"))
     train = real.split("train")
     synthetic = load_image_set(config.paths.synthetic, config.data.classes, schema=SyntheticRow)
-    count = arm_draws(len(train), config.classifier.mix_ratio)["real+synthetic"]
+    count = round(config.classifier.mix_ratio * len(train))
     chosen = np.sort(np.random.default_rng(seed).choice(len(synthetic), size=count, replace=False))
     return len(concatenate(train, synthetic.subset(chosen)))
 

@@ -12,37 +12,14 @@ from commands import digest, run
 REPO = Path(__file__).resolve().parents[1]
 
 
-
-
-def shrink(params: dict) -> dict:
-    """The project's params with every costly knob made tiny: the same stages, seconds each."""
-    params["phantom"]["patients_per_class"] = 24
-    params["data"]["image_size"] = 32
-    for stage in ("train_base", "train_controlnet"):
-        params[stage] |= {"steps": 4, "batch_size": 8, "checkpoint_every": 2, "validate_every": 4,
-                          "num_validation": 3}
-    params["sampling"] |= {"steps": 3}
-    params["generate"]["per_class"] = 32  # the synthetic-only arm needs as many as real training images
-    if params["generate"].get("sampling"):
-        params["generate"]["sampling"]["steps"] = 3
-    params["segmenter"] |= {"channels": [8, 16], "steps": 10, "batch_size": 8}
-    params["classifier"] |= {"seeds": [0], "epochs": 2, "pretrain_epochs": 1}
-    params["synthetic_filter"] |= {"epochs": 2}
-    params["tune"] |= {"n_trials": 2, "per_class": 8}  # 24 images a set: mix_ratio.high 0.15 x ~100 real fits
-    # a model trained 4 steps draws half-saturated noise, which the synthetic gate rightly stops
-    params["quality"]["max_saturated_fraction"] = 0.6
-    return params
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A copy of this project (code, dvc.yaml, small params) as a fresh git + DVC repository."""
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".gitignore"):
+    for name in ("dvc.yaml", ".gitignore", "params.yaml"):
         shutil.copy(REPO / name, root / name)
-    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()))
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    run("controlbreast", "overlay", str(REPO / "ci" / "params-tiny.yaml"), cwd=root)  # CI's tiny run
     run("git", "init", "-q", cwd=root)
     run("git", "config", "user.email", "ci@example.org", cwd=root)
     run("git", "config", "user.name", "CI", cwd=root)
@@ -95,13 +72,19 @@ def test_push_then_pull_restores_identical_data(project):
 
 
 @pytest.mark.slow
-def test_changing_a_controls_param_reruns_only_controls(project):
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["controls"]["blur_kernel"] = 3
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
-    output = run("dvc", "repro", cwd=project)
-    assert "Stage 'ingest' didn't change, skipping" in output
-    assert "Running stage 'controls'" in output
+def test_changing_a_controls_param_reruns_controls_and_what_reads_them(project):
+    """Only ``controls`` and the stages downstream of it go stale; putting the value back and
+    rerunning ``controls`` (deterministic) makes the whole pipeline current again."""
+    original = (project / "params.yaml").read_text()
+    run("controlbreast", "overlay", "--set", "controls.blur_kernel=3", cwd=project)
+    stale = set(json.loads(run("dvc", "status", "--json", cwd=project)))
+    assert "controls" in stale and not stale & {"ingest", "train_base"}
+    output = run("dvc", "repro", "controls", cwd=project)
+    assert "Stage 'ingest' didn't change, skipping" in output and "Running stage 'controls'" in output
+    assert "validate" in set(json.loads(run("dvc", "status", "--json", cwd=project)))  # it reads the controls
+    (project / "params.yaml").write_text(original)
+    run("dvc", "repro", "controls", cwd=project)
+    assert json.loads(run("dvc", "status", "--json", cwd=project)) == {}
 
 
 @pytest.mark.slow
@@ -125,9 +108,7 @@ def test_results_are_committed_and_compared_across_commits(project, tmp_path):
     assert {"metrics/classifier.json", "metrics/ingest.json", "reports/classifier/roc.csv"} <= set(tracked)
     assert not [path for path in tracked if path.startswith(("reports/synthetic", "reports/data_quality"))]
 
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["evaluate"]["bootstrap_seed"] = 1
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    run("controlbreast", "overlay", "--set", "evaluate.bootstrap_seed=1", cwd=project)
     run("dvc", "repro", cwd=project)
     run("git", "add", "-A", cwd=project)
     run("git", "commit", "-qm", "another bootstrap seed", cwd=project)

@@ -14,8 +14,6 @@ from test_tracking import python_env
 REPO = Path(__file__).resolve().parents[1]
 
 
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """This project (code, dvc.yaml, params, CI overlay, scripts) as a new repository with a git

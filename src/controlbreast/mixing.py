@@ -19,11 +19,6 @@ NO_AUGMENTATION = "real-noaug"  # the real arm without classic augmentation (fli
 RECIPES = "recipes"  # <paths.classifiers>/recipes/<recipe>[@<fraction>]/: classifier.recipes' arms
 
 
-def arm_draws(n_real: int, mix_ratio: float) -> dict[str, int]:
-    """How many synthetic images each arm draws when the real training split has ``n_real``."""
-    return {"real+synthetic": round(mix_ratio * n_real), "synthetic": n_real}
-
-
 def per_class_draws(real_counts: Mapping[str, int], ratio: float) -> dict[str, int]:
     """Synthetic images of each class for ``ratio`` synthetic per real image *in every class*:
     ``round(ratio * n_c)``, so that being synthetic says nothing about the class (a source that

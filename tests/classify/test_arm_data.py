@@ -151,11 +151,15 @@ def test_a_fixed_per_class_too_small_is_named_before_sampling_and_at_training(pr
 
     config = with_paths(with_generate(prepared, per_class=3), synthetic=tmp_path / "synthetic")
     train = training_rows(config.paths.prepared)
-    needed = -(-len(train) // 3)
+    counts = Counter(row.label for row in train)
+    needed = max(counts.values())  # the synthetic arm: as many of each class as the real split has
     problem = shortfall(config, train)
-    assert "generate.per_class 3 x 3 classes = 9 images" in problem
-    assert f"the synthetic arm draws {len(train)}" in problem and f"at least {needed}" in problem
+    assert "generate.per_class 3, but the arms draw up to" in problem and f"at least {needed}" in problem
+    assert str(dict(counts)) in problem  # every class is short here: each named with its count
+    assert shortfall(with_generate(config, per_class=needed - 1), train) is not None
     assert shortfall(with_generate(config, per_class=needed), train) is None
+    pooled = with_classifier(config, synthetic_draw="pooled")
+    assert f"at least {-(-len(train) // 3)}" in shortfall(pooled, train)
     write_synthetic(config, [row["control_id"] for row in plan(config, train)])
     with pytest.raises(ControlBreastError) as error:
         load_training_data(config, "synthetic", seed=0)

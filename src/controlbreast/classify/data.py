@@ -276,8 +276,6 @@ def kept_ratio(labels: Sequence[str], pool: Sequence[str], ratio: float, mode: s
 
 def _shortage(config: Config, arm: str, n_real: int) -> str:
     more = "set generate.per_class: auto (or raise it) and run generate again"
-    if recipe(config, arm).synthetic == "filtered":
-        return f"{arm} draws only images the filter kept; lower synthetic_filter.threshold or generate more"
     if arm.split("@")[0] == "synthetic":
         return f"the synthetic arm draws as many as the {n_real} real training images; {more}"
     return (f"{arm} draws round(classifier.mix_ratio {config.classifier.mix_ratio:g} x {n_real} real); "
