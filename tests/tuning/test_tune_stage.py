@@ -19,14 +19,16 @@ from controlbreast.controls.build import make_controls
 from controlbreast.data.ingest import ingest
 from controlbreast.diffusion import pipeline
 from controlbreast.errors import MissingInputError
+from controlbreast.evaluation.filtering import train_filter
 from controlbreast.outputs import read_csv
-from controlbreast.stages import generate, train_classifier, tune
+from controlbreast.stages import filter_synthetic, generate, train_classifier, tune
 from controlbreast.tracking import tracking_uri
-from controlbreast.tuning.objective import cache_entries, prune_cache
+from controlbreast.tuning.objective import Objective, cache_entries, prune_cache
 from controlbreast.tuning.tuned import apply_tuned, tuned_values
 
 TUNE = {"n_trials": 3, "per_class": 4, "guidance_scale": {"low": 1.0, "high": 2.0, "step": 1.0},
-        "mix_ratio": {"low": 0.05, "high": 0.1, "log": True}, "heartbeat_interval": 1, "grace_period": 5}
+        "mix_ratio": {"low": 0.05, "high": 0.1, "log": True}, "filter_threshold": {"low": 0.2, "high": 0.6},
+        "heartbeat_interval": 1, "grace_period": 5}
 
 
 def tiny(root: Path) -> Config:
@@ -36,7 +38,7 @@ def tiny(root: Path) -> Config:
                        phantom={"patients_per_class": 14, "max_images_per_patient": 1, "render_size": 64},
                        diffusion={"pixel": TINY_PIXEL}, train_base=TINY_TRAIN, train_controlnet=TINY_TRAIN,
                        sampling=TINY_SAMPLING, generate={"per_class": 4},
-                       classifier={**TINY_CLASSIFIER, "registry": False},
+                       classifier={**TINY_CLASSIFIER, "registry": False}, synthetic_filter={"epochs": 2},
                        tune={**TUNE, "storage": f"sqlite:///{root / 'optuna' / 'tune.db'}"})
 
 
@@ -60,6 +62,7 @@ def tuned(tmp_path_factory):
     make_controls(config)
     pipeline.train_base(config)
     pipeline.train_controlnet(config)
+    train_filter(config)  # tune.filter_threshold scores the trials' sets with it
     assert remove_test_split(config) > 0
     params = write_params(config, root / "params.yaml")
     tune.main(params)
@@ -78,7 +81,8 @@ def runs(config: Config, stage: str) -> list:
 def test_tune_json_holds_the_best_validation_result(tuned):
     config, _ = tuned
     result = json.loads((Path(config.paths.metrics) / "tune.json").read_text())
-    assert set(result["best_params"]) == {"guidance_scale", "mix_ratio"}
+    assert set(result["best_params"]) == {"guidance_scale", "mix_ratio", "filter_threshold"}
+    assert 0.2 <= result["best_params"]["filter_threshold"] <= 0.6
     assert result["best_params"]["guidance_scale"] in (1.0, 2.0)
     assert 0.05 <= result["best_params"]["mix_ratio"] <= 0.1
     assert 0.0 <= result["best_val_auc"] <= 1.0
@@ -143,6 +147,28 @@ def test_the_tuned_values_reach_generate_and_the_classifiers(tuned):
     train_classifier.main(params, ["real+synthetic"])
     (run,) = runs(config, "train_classifier")
     assert float(run.data.params["classifier.mix_ratio"]) == pytest.approx(best["mix_ratio"])
+    filter_synthetic.main(params)
+    (run,) = runs(config, "filter_synthetic")
+    assert float(run.data.params["synthetic_filter.threshold"]) == pytest.approx(best["filter_threshold"])
+    summary = json.loads((Path(config.paths.metrics) / "synthetic_filter.json").read_text())
+    assert summary["threshold"] == pytest.approx(best["filter_threshold"])
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 0.99])
+def test_a_trial_draws_only_what_the_filter_keeps_at_its_threshold(tuned, threshold):
+    """The filter's verdicts on the trial's set at the trial's τ decide what it may draw; the ratio
+    falls to what the scarcest class kept (0 when a class kept nothing: then only real images)."""
+    config, _ = tuned
+    objective = Objective.build(config)
+    folder = next(p for p in Path(config.paths.tune_cache).iterdir() if p.is_dir() and p.name[0] != ".")
+    trial = apply_tuned(config, {"filter_threshold": threshold, "mix_ratio": 0.1})
+    scores = {v["id"]: v["probability"] for v in objective.filter_verdicts(folder)}
+    assert len(scores) == len(read_csv(folder / "manifest.csv"))
+    data = objective.data(trial, folder, seed=0)
+    drawn = [i for i in data.train.ids if i in scores]
+    assert all(scores[i] >= threshold for i in drawn) and data.synthetic_images == len(drawn)
+    if threshold == 0.0:
+        assert drawn  # nothing filtered: the trial draws at its mix ratio
 
 
 def test_tuning_off_keeps_params_and_a_missing_result_is_named(tmp_path):

@@ -26,6 +26,7 @@ from controlbreast.classify.train import fit_epochs, new_model
 from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.data.manifest import FilterRow, SyntheticRow, manifest_bytes
+from controlbreast.evaluation.config import SyntheticFilterConfig
 from controlbreast.evaluation.fidelity import FeatureSpace
 from controlbreast.evaluation.memorisation import nearest_cosine, nearest_ssim
 from controlbreast.outputs import atomic_folder
@@ -53,8 +54,8 @@ def train_filter(config: Config) -> dict:
 
 def verdicts(config: Config, synthetic: ImageSet, train: ImageSet, folder: Path) -> list[dict]:
     """One ``FilterRow`` per synthetic image: intended-class probability, nearest training image's
-    cosine (filter features) and SSIM, likely copy, kept."""
-    settings, thresholds = config.synthetic_filter, config.synthetic_eval
+    cosine (filter features) and SSIM, likely copy, and ``keeps``'s verdict at ``config``'s τ."""
+    thresholds = config.synthetic_eval
     probabilities = Predictor.from_folder(folder).predict_pixels(list(synthetic.images))
     intended = probabilities[np.arange(len(synthetic)), synthetic.labels]
     space = FeatureSpace.classifier(folder)
@@ -62,12 +63,18 @@ def verdicts(config: Config, synthetic: ImageSet, train: ImageSet, folder: Path)
     cosine, _ = nearest_cosine(space(synthetic.images), train_features, train_features.mean(dim=0))
     structural, _ = nearest_ssim(synthetic.images, train.images)
     copies = (cosine >= thresholds.copy_cosine) | (structural >= thresholds.copy_ssim)
-    kept = (intended >= settings.threshold) & ~(copies & settings.drop_copies)
-    return [{"id": image_id, "label": synthetic.classes[label], "probability": round(float(p), 6),
-             "copy_cosine": round(float(c), 6), "copy_ssim": round(float(s), 6), "likely_copy": bool(copy),
-             "kept": bool(keep)}
-            for image_id, label, p, c, s, copy, keep in zip(synthetic.ids, synthetic.labels, intended, cosine,
-                                                             structural, copies, kept, strict=True)]
+    rows = [{"id": image_id, "label": synthetic.classes[label], "probability": round(float(p), 6),
+             "copy_cosine": round(float(c), 6), "copy_ssim": round(float(s), 6), "likely_copy": bool(copy)}
+            for image_id, label, p, c, s, copy in zip(synthetic.ids, synthetic.labels, intended, cosine,
+                                                       structural, copies, strict=True)]
+    return [row | {"kept": keeps(row, config.synthetic_filter)} for row in rows]
+
+
+def keeps(verdict: dict, settings: SyntheticFilterConfig) -> bool:
+    """The filter's rule on one verdict: intended-class probability >= τ and, with ``drop_copies``,
+    not a likely copy (``tune`` applies it to its trials' sets at each trial's τ)."""
+    copy = verdict["likely_copy"] and settings.drop_copies
+    return verdict["probability"] >= settings.threshold and not copy
 
 
 def filter_synthetic(config: Config) -> dict:

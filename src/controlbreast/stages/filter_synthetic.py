@@ -12,12 +12,19 @@ from controlbreast.config import load_config
 from controlbreast.evaluation.filtering import filter_synthetic
 from controlbreast.outputs import write_atomic
 from controlbreast.tracking import metric_numbers, stage_run
+from controlbreast.tuning.tuned import apply_tuned, overrides, tuned_values
 
 
 def main(params: Path) -> None:
-    """Score the set; log and print the kept counts per class."""
+    """Score the set at τ (the tuned one when ``tune.filter_threshold`` was searched); log and print
+    the kept counts per class."""
     config = load_config(params)
+    tuned = {k: v for k, v in tuned_values(config).items() if k == "filter_threshold"}
+    for line in overrides(config, tuned, params):
+        print(f"filter-synthetic: {line}")
+    config = apply_tuned(config, tuned)
     with stage_run(config, "filter_synthetic", ("synthetic_filter", "synthetic_eval")):
+        mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         summary = filter_synthetic(config)
         mlflow.log_metrics(metric_numbers(summary))
     write_atomic(Path(config.paths.metrics) / "synthetic_filter.json",

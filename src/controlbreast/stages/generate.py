@@ -20,8 +20,8 @@ def main(params: Path, shard: str | None = None) -> None:
     ``tune.n_trials`` > 0); log its params (the applied values), counts and timing to MLflow."""
     config = load_config(params)
     part = Shard.parse(shard) if shard else Shard.from_environment()
-    tuned = tuned_values(config)
-    for line in overrides(config, {k: v for k, v in tuned.items() if k != "mix_ratio"}, params):
+    tuned = {k: v for k, v in tuned_values(config).items() if k not in ("mix_ratio", "filter_threshold")}
+    for line in overrides(config, tuned, params):
         print(f"generate: {line}")
     config = apply_tuned(config, tuned)
     problem = shortfall(config, training_rows(config.paths.prepared))
@@ -29,7 +29,7 @@ def main(params: Path, shard: str | None = None) -> None:
         print(f"generate: warning: {problem}", file=sys.stderr)
     with stage_run(config, "generate", ("seed", "generate", "sampling", "controls")):
         mlflow.set_tag("tuned", str(bool(tuned)).lower())
-        mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items() if key != "mix_ratio"})
+        mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         summary = generate_set(config, shard=part)
         mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
     drawn = (f"drew {summary['images_drawn']} images ({len(summary['chunks_drawn'])} of "

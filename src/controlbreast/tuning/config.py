@@ -34,14 +34,15 @@ class RangeConfig(Section):
 # what each tuned dimension may be, as the section it lands in allows it
 DIMENSION_BOUNDS = {"guidance_scale": (1.0, 30.0), "mix_ratio": (1e-6, 100.0),
                     "controlnet_scale": (0.0, 5.0), "synthetic_count": (1.0, 100_000.0),
-                    "strength": (0.01, 1.0)}
+                    "strength": (0.01, 1.0), "filter_threshold": (0.0, 0.99)}
 
 
 class TuneConfig(Section):
     """``tune``: Optuna searches ``generate.sampling.guidance_scale`` and ``classifier.mix_ratio``
-    (and optionally ``controlnet_scale``, ``strength`` (real-guided generation, ``generate.strength``)
-    and ``synthetic_count``, the per-class size of the trial's
-    synthetic set; null: not searched) on the **validation** split.
+    (and optionally ``controlnet_scale``, ``strength`` (real-guided generation, ``generate.strength``),
+    ``synthetic_count``, the per-class size of the trial's synthetic set, and ``filter_threshold``,
+    the label-consistency filter's τ (``synthetic_filter.threshold``: a trial draws only the images
+    of its set that the filter keeps at its τ); null: not searched) on the **validation** split.
 
     ``n_trials``: finished (complete or pruned) trials the study should hold; 0 turns tuning off and
     ``generate``/``train_classifiers`` keep params.yaml's values. Each trial draws ``per_class``
@@ -68,6 +69,7 @@ class TuneConfig(Section):
     controlnet_scale: RangeConfig | None = None
     synthetic_count: RangeConfig | None = None
     strength: RangeConfig | None = None
+    filter_threshold: RangeConfig | None = None
     heartbeat_interval: Annotated[int, Field(ge=1, le=3600)] = 10
     grace_period: Annotated[int, Field(ge=2, le=36_000)] = 30
     retry_failed: Annotated[int, Field(ge=0, le=100)] = 0

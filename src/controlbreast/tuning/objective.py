@@ -1,6 +1,8 @@
 """The objective of one trial: a synthetic set made with the trial's sampler settings from
 **training-split** controls, then ``real+synthetic`` classifiers trained with the trial's mix ratio,
-scored by the mean validation macro AUC over ``tune.seeds``.
+scored by the mean validation macro AUC over ``tune.seeds``. With ``tune.filter_threshold``
+searched, a trial draws only the images the label-consistency filter (``train-filter``'s model, of
+the training split alone) keeps at the trial's τ, at the ratio the scarcest class still allows.
 
 Only the real ``train`` and ``val`` rows are ever read (``load_image_set(..., splits=("train",
 "val"))``; ``plan`` takes training controls only); the test split is left to ``evaluate``.
@@ -17,16 +19,25 @@ import hashlib
 import json
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
 
-from controlbreast.classify.data import TrainingData, concatenate, draw_counts, draw_synthetic, synthetic_rows
+from controlbreast.classify.data import (
+    TrainingData,
+    concatenate,
+    draw_counts,
+    draw_synthetic,
+    kept_ratio,
+    synthetic_rows,
+)
 from controlbreast.classify.train import train_classifier
 from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
-from controlbreast.errors import ConfigError
+from controlbreast.data.manifest import SyntheticRow, read_manifest
+from controlbreast.errors import ConfigError, MissingInputError
+from controlbreast.evaluation.filtering import filter_folder, keeps, verdicts
 from controlbreast.generation.generate import generate_set, model_hash, set_sampling
 from controlbreast.tuning.config import RangeConfig
 from controlbreast.tuning.search import reporter, suggest
@@ -94,6 +105,7 @@ class Objective:
     train: ImageSet
     val: ImageSet
     models_hash: str
+    set_verdicts: dict[str, list[dict]] = field(default_factory=dict)  # by set folder: the filter's scores
 
     @classmethod
     def build(cls, config: Config) -> Objective:
@@ -108,9 +120,28 @@ class Objective:
         train_ids = set(self.train.ids)
         eligible = synthetic_rows(folder, train_ids, train_ids)
         labels = [config.data.classes[k] for k in self.train.labels]
-        counts = draw_counts(labels, config.classifier.mix_ratio, config.classifier.synthetic_draw)
+        ratio, mode = config.classifier.mix_ratio, config.classifier.synthetic_draw
+        if self.config.tune.filter_threshold is not None:
+            rows = read_manifest(folder / "manifest.csv", SyntheticRow)
+            kept = {v["id"] for v in self.filter_verdicts(folder) if keeps(v, config.synthetic_filter)}
+            eligible = [i for i in eligible if rows[i].id in kept]
+            ratio = kept_ratio(labels, [rows[i].label for i in eligible], ratio, mode)
+        counts = draw_counts(labels, ratio, mode)
+        if not sum(counts.values()):  # the filter kept no image of some class: real images alone
+            return TrainingData(self.train, self.val, len(self.train), 0)
         extra = draw_synthetic(folder, config.data.classes, eligible, counts, seed)
         return TrainingData(concatenate(self.train, extra), self.val, len(self.train), len(extra))
+
+    def filter_verdicts(self, folder: Path) -> list[dict]:
+        """The filter's verdicts on the set in ``folder`` (scored once per worker; τ applied per trial)."""
+        if folder.name not in self.set_verdicts:
+            model = filter_folder(self.config)
+            if not model.is_dir():
+                raise MissingInputError(f"{model}: no filter classifier for tune.filter_threshold (run "
+                                        "`controlbreast train-filter` first)")
+            synthetic = load_image_set(folder, self.config.data.classes, schema=SyntheticRow)
+            self.set_verdicts[folder.name] = verdicts(self.config, synthetic, self.train, model)
+        return self.set_verdicts[folder.name]
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = trial_config(self.config, suggest(trial, self.config))

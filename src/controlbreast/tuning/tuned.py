@@ -41,7 +41,7 @@ def tuned_values(config: Config) -> dict[str, float]:
 
 def apply_tuned(config: Config, values: dict[str, float]) -> Config:
     """``config`` with the tuned values in the sections that use them (the set's sampler, its
-    per-class size and real-guided strength, the classifier's mix ratio)."""
+    per-class size and real-guided strength, the classifier's mix ratio, the filter's τ)."""
     sampling = config.generate.sampling or config.sampling
     sampler = {key: values[key] for key in ("guidance_scale", "controlnet_scale") if key in values}
     generate = {"sampling": sampling.model_copy(update=sampler)}
@@ -50,8 +50,11 @@ def apply_tuned(config: Config, values: dict[str, float]) -> Config:
     if "strength" in values:
         generate["strength"] = values["strength"]
     classifier = {"mix_ratio": values["mix_ratio"]} if "mix_ratio" in values else {}
+    threshold = {"threshold": values["filter_threshold"]} if "filter_threshold" in values else {}
+    filtering = config.synthetic_filter.model_copy(update=threshold)
     return config.model_copy(update={"generate": config.generate.model_copy(update=generate),
-                                     "classifier": config.classifier.model_copy(update=classifier)})
+                                     "classifier": config.classifier.model_copy(update=classifier),
+                                     "synthetic_filter": filtering})
 
 
 def overrides(config: Config, values: dict[str, float], params: Path | str) -> list[str]:
@@ -63,6 +66,8 @@ def overrides(config: Config, values: dict[str, float], params: Path | str) -> l
     keys = [(f"{prefix}.{name}", getattr(before, name), getattr(after, name))
             for name in ("guidance_scale", "controlnet_scale")]
     keys += [("generate.per_class", config.generate.per_class, applied.generate.per_class),
-             ("classifier.mix_ratio", config.classifier.mix_ratio, applied.classifier.mix_ratio)]
+             ("classifier.mix_ratio", config.classifier.mix_ratio, applied.classifier.mix_ratio),
+             ("synthetic_filter.threshold", config.synthetic_filter.threshold,
+              applied.synthetic_filter.threshold)]
     return [f"{key}: {old} in {params} is replaced by the tuned {new} (best trial of {tune_json(config)}; "
             "tune.n_trials: 0 keeps the params value)" for key, old, new in keys if old != new]
