@@ -40,12 +40,14 @@ def efficiency_figure(rows: Sequence[dict], metric: str, title: str, y_label: st
                       reference: float | None = None) -> Figure:
     """AUC (``metric``, with its ``_low``/``_high`` interval as a band) against the number of real
     training images, one line per arm: where on the curve synthetic images help, if anywhere.
-    ``reference``: a dashed level to read against (0 for paired differences)."""
-    figure = Figure(figsize=(5.5, 4.0), dpi=100)
+    ``reference``: a dashed level to read against (0 for paired differences). The legend sits
+    below the axes, two entries a row, so no line or band hides behind it."""
+    lines = list(dict.fromkeys(row["arm"] for row in rows))
+    figure = Figure(figsize=(5.5, 4.0 + 0.22 * -(-len(lines) // 2)), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     if reference is not None:
         axes.axhline(reference, color="0.5", linestyle="--", linewidth=1)
-    for arm in dict.fromkeys(row["arm"] for row in rows):
+    for arm in lines:
         points = sorted((r for r in rows if r["arm"] == arm and None not in (r[metric], r["real_images"])),
                         key=lambda r: r["real_images"])
         xs = [r["real_images"] for r in points]
@@ -54,6 +56,5 @@ def efficiency_figure(rows: Sequence[dict], metric: str, title: str, y_label: st
                           color=line.get_color(), alpha=0.2, linewidth=0)
     axes.set(xlabel="real training images", ylabel=y_label, title=title)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right", fontsize="small")
-    figure.tight_layout()
+    figure.legend(loc="outside lower center", ncols=2, fontsize="small", frameon=False)
     return figure
