@@ -253,10 +253,15 @@ def _eligible(config: Config, found: RecipeConfig, whole: list[PreparedRow],
     filter for ``synthetic: filtered``) and their labels."""
     folder = Path(config.paths.synthetic)
     eligible = synthetic_rows(folder, {r.id for r in whole}, {r.id for r in subset})
-    rows = read_manifest(folder / "manifest.csv", SyntheticRow)
-    if found.synthetic == "filtered":
-        kept = kept_ids(config)
-        eligible = [i for i in eligible if rows[i].id in kept]
+    return kept_positions(folder, eligible, kept_ids(config) if found.synthetic == "filtered" else None)
+
+
+def kept_positions(folder: Path, eligible: Sequence[int],
+                   kept: set[str] | None) -> tuple[list[int], list[str]]:
+    """The manifest positions of ``eligible`` whose image ``kept`` holds (all of them for None), and
+    their labels: what a filtered draw may take (``kept_ratio`` then says at which ratio)."""
+    rows = read_manifest(Path(folder) / "manifest.csv", SyntheticRow)
+    eligible = [i for i in eligible if kept is None or rows[i].id in kept]
     return eligible, [rows[i].label for i in eligible]
 
 

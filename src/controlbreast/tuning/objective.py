@@ -29,13 +29,14 @@ from controlbreast.classify.data import (
     concatenate,
     draw_counts,
     draw_synthetic,
+    kept_positions,
     kept_ratio,
     synthetic_rows,
 )
 from controlbreast.classify.train import train_classifier
 from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
-from controlbreast.data.manifest import SyntheticRow, read_manifest
+from controlbreast.data.manifest import SyntheticRow
 from controlbreast.errors import ConfigError, MissingInputError
 from controlbreast.evaluation.filtering import filter_folder, keeps, verdicts
 from controlbreast.generation.generate import generate_set, model_hash, set_sampling
@@ -122,10 +123,9 @@ class Objective:
         labels = [config.data.classes[k] for k in self.train.labels]
         ratio, mode = config.classifier.mix_ratio, config.classifier.synthetic_draw
         if self.config.tune.filter_threshold is not None:
-            rows = read_manifest(folder / "manifest.csv", SyntheticRow)
             kept = {v["id"] for v in self.filter_verdicts(folder) if keeps(v, config.synthetic_filter)}
-            eligible = [i for i in eligible if rows[i].id in kept]
-            ratio = kept_ratio(labels, [rows[i].label for i in eligible], ratio, mode)
+            eligible, pool = kept_positions(folder, eligible, kept)
+            ratio = kept_ratio(labels, pool, ratio, mode)
         counts = draw_counts(labels, ratio, mode)
         if not sum(counts.values()):  # the filter kept no image of some class: real images alone
             return TrainingData(self.train, self.val, len(self.train), 0)
