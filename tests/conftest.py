@@ -23,6 +23,14 @@ def trained_classifiers(tmp_path_factory):
     return train_all(tmp_path_factory.mktemp("classifiers"))
 
 
+@pytest.fixture(scope="session")
+def reproduced_tiny(tmp_path_factory) -> Path:
+    """The tiny project after its one ``dvc repro`` (see project_builders); copy it before changing it."""
+    from project_builders import reproduced_project
+
+    return reproduced_project(tmp_path_factory.mktemp("reproduced") / "project")
+
+
 @pytest.fixture
 def small_phantom() -> dict:
     return {"patients_per_class": 6, "max_images_per_patient": 2, "render_size": 64}

@@ -8,25 +8,14 @@ import pytest
 import yaml
 
 from commands import digest, run
-
-REPO = Path(__file__).resolve().parents[1]
+from project_builders import copy_project
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A copy of this project (code, dvc.yaml, small params) as a fresh git + DVC repository."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".gitignore", "params.yaml"):
-        shutil.copy(REPO / name, root / name)
-    run("controlbreast", "overlay", str(REPO / "ci" / "params-tiny.yaml"), cwd=root)  # CI's tiny run
-    run("git", "init", "-q", cwd=root)
-    run("git", "config", "user.email", "ci@example.org", cwd=root)
-    run("git", "config", "user.name", "CI", cwd=root)
-    run("dvc", "init", "-q", cwd=root)
-    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots", dirs_exist_ok=True)  # plot templates
+def project(reproduced_tiny, tmp_path_factory) -> Path:
+    """The tiny reproduced project (CI's overlay, ``dvc repro`` done) with a local DVC remote."""
+    root = copy_project(reproduced_tiny, tmp_path_factory.mktemp("pipeline") / "project")
     run("dvc", "remote", "add", "-d", "local", str(root.parent / "remote"), cwd=root)
-    run("dvc", "repro", cwd=root)
     return root
 
 

@@ -1,6 +1,6 @@
-"""``scripts/retrain.sh``, the retraining workflow's one script, run for real: a fresh git + DVC
-project on CI's tiny overlay, a local DVC remote and a bare git origin; its outputs pushed, its
-branch restorable byte for byte from a fresh clone, its report written."""
+"""``scripts/retrain.sh``, the retraining workflow's one script, run for real: a git + DVC checkout
+of this project (the tiny run's outputs restored), a local DVC remote and a bare git origin; its
+outputs pushed, its branch restorable byte for byte from a fresh clone, its report written."""
 
 import shutil
 from pathlib import Path
@@ -9,27 +9,21 @@ import pytest
 from mlflow import MlflowClient
 
 from commands import digest, run
+from project_builders import copy_project
 from test_tracking import python_env
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """This project (code, dvc.yaml, params, CI overlay, scripts) as a new repository with a git
-    origin, as a runner's checkout would be; the DVC remote comes from the environment."""
-    root = tmp_path_factory.mktemp("retrain") / "project"
-    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("scripts", "ci"):
-        shutil.copytree(REPO / name, root / name)
-    for name in ("dvc.yaml", ".gitignore", "params.yaml"):
-        shutil.copy(REPO / name, root / name)
-    run("git", "init", "-q", "-b", "main", cwd=root)
-    run("git", "config", "user.email", "ci@example.org", cwd=root)
-    run("git", "config", "user.name", "CI", cwd=root)
-    run("dvc", "init", "-q", cwd=root)
-    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots", dirs_exist_ok=True)
+def project(reproduced_tiny, tmp_path_factory) -> Path:
+    """This project as a runner's checkout with a git origin: main's params.yaml and code committed,
+    the tiny run's outputs, cache and MLflow store present but not committed (as a runner that
+    restored its caches has them), so the script's repro reruns only what its overrides change."""
+    root = copy_project(reproduced_tiny, tmp_path_factory.mktemp("retrain") / "project")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")  # main's: the overlay is the script's job
     run("git", "add", "-A", cwd=root)
+    run("git", "rm", "-r", "-q", "--cached", "dvc.lock", "metrics", "reports", cwd=root)  # no results yet
     run("git", "commit", "-qm", "project", cwd=root)
     run("git", "init", "-q", "--bare", str(root.parent / "origin.git"), cwd=root)
     run("git", "remote", "add", "origin", str(root.parent / "origin.git"), cwd=root)
