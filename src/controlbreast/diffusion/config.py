@@ -98,7 +98,7 @@ class TrainConfig(Section):
     when the loss is not finite or exceeds ``divergence_factor`` times its running mean.
     """
 
-    steps: PositiveInt = 300
+    steps: PositiveInt = 200
     batch_size: PositiveInt = 16
     learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
     lr_scheduler: Literal["constant", "cosine", "linear"] = "constant"

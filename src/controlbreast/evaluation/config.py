@@ -120,7 +120,7 @@ class SegmenterConfig(Section):
 
     channels: Annotated[list[PositiveInt], Field(min_length=2, max_length=5)] = Field(
         default_factory=lambda: [16, 32, 64])
-    steps: PositiveInt = 400
+    steps: PositiveInt = 200
     batch_size: PositiveInt = 16
     learning_rate: Annotated[float, Field(gt=0.0)] = 3e-3
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5

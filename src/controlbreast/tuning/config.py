@@ -56,7 +56,7 @@ class TuneConfig(Section):
     than two for these small models when anything else shares the cores.
     """
 
-    n_trials: Annotated[int, Field(ge=0, le=10_000)] = 6
+    n_trials: Annotated[int, Field(ge=0, le=10_000)] = 4
     seeds: tuple[int, ...] = (0,)
     sampler_seed: int = 0
     pruner: Literal["median", "hyperband", "none"] = "median"
