@@ -111,7 +111,7 @@ def test_a_killed_workers_trial_fails_after_the_grace_period_and_the_other_worke
 
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])
 def test_the_pruner_prunes_a_scripted_bad_trial(tmp_path, pruner):
-    tune = tune_config(pruner=pruner, sampler_seed=1)
+    tune = tune_config(pruner=pruner, sampler_seed=1, n_trials=5)
     good = [0.6, 0.7, 0.8, 0.85, 0.9, 0.9]
     curves = [good, good, good, [0.3, 0.2, 0.1, 0.1, 0.1, 0.1], good]
     study = open_study(tune, open_storage(sqlite_url(tmp_path), tune), "pruning", STEPS)
@@ -136,3 +136,11 @@ def test_a_same_named_study_with_other_dimensions_is_refused(tmp_path):
     other = tune_config(mix_ratio={"low": 0.1, "high": 0.5})
     with pytest.raises(ConfigError, match=r"tune\.study_name: study 's' .* created with dimensions"):
         open_study(other, open_storage(url, other), "s", STEPS)
+
+
+def test_a_quota_smaller_than_the_asked_trials_is_an_error_not_a_wait(tmp_path):
+    tune = tune_config(n_trials=2)
+    study = open_study(tune, open_storage(sqlite_url(tmp_path), tune), "small", STEPS)
+    with pytest.raises(ConfigError, match=r"tune\.n_trials: asked for 3 finished trials, but study"):
+        optimize(study, scripted([[0.5]] * 3), n_trials=3)
+    assert len(study.get_trials()) == 2  # the two the quota admits ran

@@ -164,7 +164,11 @@ def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_
         try:
             study.optimize(objective, n_trials=n_trials, callbacks=[*callbacks, done], gc_after_trial=True)
             return
-        except StudyFullError:
+        except StudyFullError as full:
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+            if not running and finished(study) < n_trials:
+                raise ConfigError(f"tune.n_trials: asked for {n_trials} finished trials, but {full} and "
+                                  "none is left to finish (the storage's quota is smaller)") from full
             time.sleep(QUOTA_POLL_SECONDS)
 
 
