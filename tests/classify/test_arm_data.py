@@ -225,6 +225,12 @@ def test_the_filtered_recipe_draws_only_kept_images_at_an_equal_lowered_ratio(co
     real = Counter(plan.real_labels)
     assert plan.ratio < 1.0
     assert Counter(plan.synthetic_labels) == {c: round(plan.ratio * n) for c, n in real.items()}
+    # below 1 the fraction's own filter judges: not the whole split's verdicts
+    with pytest.raises(ControlBreastError, match=r"verdicts@0\.5\.csv: no filter verdicts"):
+        load_training_data(recipes, "real+filtered", seed=0, fraction=0.5)
+    (tmp_path / "filter" / "verdicts@0.5.csv").write_bytes(manifest_bytes(verdicts, FilterRow))
+    with pytest.raises(ControlBreastError, match="another synthetic set or subset"):
+        load_training_data(recipes, "real+filtered", seed=0, fraction=0.5)
 
 
 def test_a_recipe_name_that_shadows_a_built_in_arm_is_refused():

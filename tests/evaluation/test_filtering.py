@@ -1,5 +1,6 @@
-"""The label-consistency filter: its classifier sees the training split only; verdicts keep an image
-when its intended class is likely enough and it is no copy of a training image."""
+"""The label-consistency filter: each fraction's classifier sees that fraction's training images only
+and judges only the synthetic images made from them; verdicts keep an image when its intended class
+is likely enough and it is no copy of a training image."""
 
 from pathlib import Path
 
@@ -7,17 +8,19 @@ import numpy as np
 import pytest
 
 from classifier_builders import prepare_phantom, split_ids, write_synthetic
+from controlbreast.classify.data import subset_ids
 from controlbreast.data.imageio import encode_png, load_png
 from controlbreast.data.manifest import FilterRow, SyntheticRow, read_manifest
-from controlbreast.evaluation.filtering import filter_synthetic, train_filter
+from controlbreast.evaluation.filtering import filter_folder, filter_synthetic, train_filter
 
 
 @pytest.fixture(scope="module")
 def filtered(tmp_path_factory):
     root = tmp_path_factory.mktemp("filter")
     config = prepare_phantom(root, synthetic_filter={"epochs": 3, "threshold": 0.4})
+    assert config.classifier.real_fractions == (0.5, 1.0)
     train = split_ids(config, "train")
-    folder = write_synthetic(config, train[:12])
+    folder = write_synthetic(config, train[:16])
     rows = read_manifest(folder / "manifest.csv", SyntheticRow)
     for row in rows[:3]:  # exact copies of their source image
         image = load_png(Path(config.paths.prepared) / "images" / f"{row.control_id}.png")
@@ -28,10 +31,22 @@ def filtered(tmp_path_factory):
     return config, card, summary, verdicts, rows
 
 
-def test_the_filters_classifier_never_sees_a_validation_or_test_image(filtered):
+def test_each_fractions_filter_sees_that_fractions_training_images_only(filtered):
     config, card, *_ = filtered
-    assert sorted(card["train_ids"]) == sorted(split_ids(config, "train"))
-    assert not set(card["train_ids"]) & set(split_ids(config, "val") + split_ids(config, "test"))
+    whole, half = card["fractions"][1.0]["train_ids"], card["fractions"][0.5]["train_ids"]
+    assert sorted(whole) == sorted(split_ids(config, "train"))
+    assert set(half) == subset_ids(config, 0.5) and len(half) < len(whole)
+    assert not set(whole) & set(split_ids(config, "val") + split_ids(config, "test"))
+    assert (filter_folder(config, 0.5) / "classifier.json").is_file()
+
+
+def test_a_fractions_verdicts_judge_only_the_images_made_from_its_controls(filtered):
+    config, _, summary, _, rows = filtered
+    half = read_manifest(Path(config.paths.synthetic_filter) / "verdicts@0.5.csv", FilterRow)
+    made = [r.id for r in rows if r.control_id in subset_ids(config, 0.5)]
+    assert [v.id for v in half] == made and 0 < len(made) < len(rows)
+    assert summary["fractions"]["0.5"]["images"] == len(made)
+    assert summary["fractions"]["0.5"]["kept"] == sum(v.kept for v in half)
 
 
 def test_verdicts_keep_likely_intended_images_and_drop_copies(filtered):

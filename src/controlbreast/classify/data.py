@@ -45,7 +45,7 @@ from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.data.manifest import FilterRow, PreparedRow, SyntheticRow, read_manifest
 from controlbreast.data.splits import nested_subsets
 from controlbreast.errors import DataError, MissingInputError
-from controlbreast.mixing import FRACTION_ARMS, NO_AUGMENTATION, per_class_draws
+from controlbreast.mixing import FRACTION_ARMS, NO_AUGMENTATION, fraction_arm, per_class_draws
 
 # the built-in arms as recipes: ``synthetic`` draws as many synthetic images per class as the real split has
 BUILT_IN = {"real": RecipeConfig(synthetic="none"),
@@ -138,7 +138,11 @@ def training_subsets(config: Config) -> dict[float, frozenset[str]]:
                           config.classifier.real_fractions, config.classifier.subset_seed)
 
 
-def _subset(config: Config, fraction: float) -> frozenset[str]:
+def subset_ids(config: Config, fraction: float) -> frozenset[str]:
+    """The real training ids of ``fraction`` (all of them at 1)."""
+    if fraction == 1.0:
+        rows = read_manifest(Path(config.paths.prepared) / "manifest.csv", PreparedRow)
+        return frozenset(r.id for r in rows if r.split == "train")
     subsets = training_subsets(config)
     if fraction not in subsets:
         raise DataError(f"fraction {fraction:g} is not one of classifier.real_fractions "
@@ -146,25 +150,33 @@ def _subset(config: Config, fraction: float) -> frozenset[str]:
     return subsets[fraction]
 
 
-def synthetic_rows(folder: Path, train_ids: set[str], subset_ids: set[str]) -> list[int]:
-    """Positions in the synthetic manifest of the images made from controls in ``subset_ids``,
+def synthetic_rows(folder: Path, train_ids: set[str], control_ids: set[str]) -> list[int]:
+    """Positions in the synthetic manifest of the images made from controls in ``control_ids``,
     after checking that every image comes from the training split (``train_ids``)."""
     check_provenance(folder, train_ids)
     rows = read_manifest(Path(folder) / "manifest.csv", SyntheticRow)
-    return [i for i, row in enumerate(rows) if row.control_id in subset_ids]
+    return [i for i, row in enumerate(rows) if row.control_id in control_ids]
 
 
-def kept_ids(config: Config) -> set[str]:
-    """The synthetic images the label-consistency filter kept; its verdicts must be on this set."""
-    table = Path(config.paths.synthetic_filter) / "verdicts.csv"
+def verdicts_table(config: Config, fraction: float = 1.0) -> Path:
+    """The label-consistency filter's verdicts for the arms at ``fraction`` (``filter-synthetic``)."""
+    return Path(config.paths.synthetic_filter) / f"{fraction_arm('verdicts', fraction)}.csv"
+
+
+def kept_ids(config: Config, fraction: float = 1.0) -> set[str]:
+    """The synthetic images the filter of ``fraction`` kept; its verdicts must be on exactly the
+    images of this set made from that fraction's controls."""
+    table = verdicts_table(config, fraction)
     if not table.is_file():
         raise MissingInputError(f"{table}: no filter verdicts (run filter-synthetic) for an arm with "
-                                "synthetic: filtered")
+                                f"synthetic: filtered at fraction {fraction:g}")
     verdicts = read_manifest(table, FilterRow)
-    synthetic = {row.id for row in read_manifest(Path(config.paths.synthetic) / "manifest.csv", SyntheticRow)}
-    if {row.id for row in verdicts} != synthetic:
-        raise DataError(f"{table}: its verdicts are on another synthetic set than {config.paths.synthetic} "
-                        "(run filter-synthetic again)")
+    controls = subset_ids(config, fraction)
+    made = {row.id for row in read_manifest(Path(config.paths.synthetic) / "manifest.csv", SyntheticRow)
+            if row.control_id in controls}
+    if {row.id for row in verdicts} != made:
+        raise DataError(f"{table}: its verdicts are on another synthetic set or subset than "
+                        f"{config.paths.synthetic} at fraction {fraction:g} (run filter-synthetic again)")
     return {row.id for row in verdicts if row.kept}
 
 
@@ -216,7 +228,7 @@ class ArmPlan:
 def _real_plan(config: Config, fraction: float) -> tuple[list[PreparedRow], list[PreparedRow]]:
     rows = [r for r in read_manifest(Path(config.paths.prepared) / "manifest.csv", PreparedRow)
             if r.split == "train" and r.label in config.data.classes]
-    subset = rows if fraction == 1.0 else [r for r in rows if r.id in _subset(config, fraction)]
+    subset = rows if fraction == 1.0 else [r for r in rows if r.id in subset_ids(config, fraction)]
     return rows, subset
 
 
@@ -229,7 +241,7 @@ def arm_plan(config: Config, arm: str, seed: int, fraction: float = 1.0) -> ArmP
     ratio = found.mix_ratio or settings.mix_ratio
     pool, eligible = [], []
     if found.synthetic != "none":
-        eligible, pool = _eligible(config, found, whole, subset)
+        eligible, pool = _eligible(config, found, whole, subset, fraction)
         if found.synthetic == "filtered":
             ratio = kept_ratio(labels, pool, ratio, settings.synthetic_draw)
     counts = draw_counts(labels, ratio, settings.synthetic_draw)
@@ -247,13 +259,14 @@ def arm_plan(config: Config, arm: str, seed: int, fraction: float = 1.0) -> ArmP
     return ArmPlan(found, tuple(real_ids), tuple(real_labels), positions, tuple(synthetic_labels), ratio)
 
 
-def _eligible(config: Config, found: RecipeConfig, whole: list[PreparedRow],
-              subset: list[PreparedRow]) -> tuple[list[int], list[str]]:
+def _eligible(config: Config, found: RecipeConfig, whole: list[PreparedRow], subset: list[PreparedRow],
+              fraction: float) -> tuple[list[int], list[str]]:
     """Manifest positions the arm may draw from (made from the subset's controls; kept by the
-    filter for ``synthetic: filtered``) and their labels."""
+    fraction's filter for ``synthetic: filtered``) and their labels."""
     folder = Path(config.paths.synthetic)
     eligible = synthetic_rows(folder, {r.id for r in whole}, {r.id for r in subset})
-    return kept_positions(folder, eligible, kept_ids(config) if found.synthetic == "filtered" else None)
+    kept = kept_ids(config, fraction) if found.synthetic == "filtered" else None
+    return kept_positions(folder, eligible, kept)
 
 
 def kept_positions(folder: Path, eligible: Sequence[int],

@@ -6,10 +6,16 @@ The filter's classifier must not be the ``real`` arm's: that one kept the epoch 
 *validation* AUC, so filtering with it would let validation images choose training data. This one
 trains on the training split for a fixed ``synthetic_filter.epochs`` and never sees a validation or
 test image. Copies are judged in its own features (centred cosine, as ``evaluate-synthetic``) and by
-SSIM, with ``synthetic_eval``'s thresholds.
+SSIM against every training image, with ``synthetic_eval``'s thresholds.
 
-Outputs: ``<paths.models>/filter/`` (the classifier) and ``<paths.synthetic_filter>/verdicts.csv``
-(``FilterRow``: one verdict per synthetic image, in the set's order).
+One filter per real fraction (``classifier.real_fractions``, and 1): the filter of fraction f trains
+on the nested subset the arms at f train on and judges only the synthetic images made from that
+subset's controls. A filter of the whole split would carry the labels of the images outside the
+subset into a "fraction of the data" arm, through which synthetic images it keeps.
+
+Outputs: ``<paths.models>/filter/<f>/`` (the classifiers) and ``<paths.synthetic_filter>/
+verdicts.csv`` for the whole split, ``verdicts@<f>.csv`` below it (``FilterRow``: one verdict per
+judged synthetic image, in the set's order).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from controlbreast.classify.data import subset_ids, synthetic_rows, verdicts_table
 from controlbreast.classify.models import save_classifier, set_threads
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.train import fit_epochs, new_model
@@ -34,22 +41,35 @@ from controlbreast.outputs import atomic_folder
 FILTER = "filter"
 
 
-def filter_folder(config: Config) -> Path:
-    return Path(config.paths.models) / FILTER
+def filter_fractions(config: Config) -> list[float]:
+    """The fractions of the real training split that get a filter: every real fraction, and 1."""
+    return sorted({*config.classifier.real_fractions, 1.0})
+
+
+def filter_folder(config: Config, fraction: float = 1.0) -> Path:
+    return Path(config.paths.models) / FILTER / f"{fraction:g}"
 
 
 def train_filter(config: Config) -> dict:
-    """Train the filter's classifier on the real training split only; save it; its card as a dict."""
+    """Train one filter per ``filter_fractions`` on that fraction's real training images only; save
+    them in one atomic step; their cards as ``{fraction: {train_images, final_loss, train_ids}}``."""
     settings = config.synthetic_filter
     set_threads(config.classifier.threads)
     train = load_image_set(config.paths.prepared, config.data.classes, splits=("train",))
-    model, card = new_model(config, FILTER, settings.seed, int(train.images.shape[-1]))
-    losses = fit_epochs(model, card, train, config, settings.epochs,
-                        torch.Generator().manual_seed(settings.seed))
-    with atomic_folder(filter_folder(config)) as build:
-        save_classifier(build, model.eval(), card)
-    return {"train_images": len(train), "epochs": settings.epochs, "final_loss": losses[-1],
-            "train_ids": list(train.ids)}
+    cards, models = {}, {}
+    for fraction in filter_fractions(config):
+        subset = subset_ids(config, fraction)
+        images = train.subset([i for i, image_id in enumerate(train.ids) if image_id in subset])
+        model, card = new_model(config, FILTER, settings.seed, int(images.images.shape[-1]))
+        losses = fit_epochs(model, card, images, config, settings.epochs,
+                            torch.Generator().manual_seed(settings.seed))
+        models[fraction] = (model.eval(), card)
+        cards[fraction] = {"train_images": len(images), "final_loss": losses[-1],
+                           "train_ids": list(images.ids)}
+    with atomic_folder(Path(config.paths.models) / FILTER) as build:
+        for fraction, (model, card) in models.items():
+            save_classifier(build / f"{fraction:g}", model, card)
+    return {"epochs": settings.epochs, "fractions": cards}
 
 
 def verdicts(config: Config, synthetic: ImageSet, train: ImageSet, folder: Path) -> list[dict]:
@@ -78,14 +98,28 @@ def keeps(verdict: dict, settings: SyntheticFilterConfig) -> bool:
 
 
 def filter_synthetic(config: Config) -> dict:
-    """Score the synthetic set with the filter; write the verdicts atomically; kept counts per class."""
-    folder = filter_folder(config)
-    synthetic = load_image_set(config.paths.synthetic, config.data.classes, schema=SyntheticRow)
+    """Score each fraction's synthetic images with that fraction's filter; write the verdicts in one
+    atomic step; kept counts per class, the whole split's at the top and each fraction's under
+    ``fractions``."""
+    synthetic_folder = Path(config.paths.synthetic)
     train = load_image_set(config.paths.prepared, config.data.classes, splits=("train",))
-    rows = verdicts(config, synthetic, train, folder)
+    tables, counts = {}, {}
+    for fraction in filter_fractions(config):
+        positions = synthetic_rows(synthetic_folder, set(train.ids), subset_ids(config, fraction))
+        synthetic = load_image_set(synthetic_folder, config.data.classes, schema=SyntheticRow,
+                                   select=positions)
+        rows = verdicts(config, synthetic, train, filter_folder(config, fraction))
+        tables[verdicts_table(config, fraction).name] = manifest_bytes(rows, FilterRow)
+        counts[fraction] = _kept_counts(rows, config.data.classes)
     with atomic_folder(Path(config.paths.synthetic_filter)) as build:
-        (build / "verdicts.csv").write_bytes(manifest_bytes(rows, FilterRow))
+        for name, table in tables.items():
+            (build / name).write_bytes(table)
+    below = {f"{fraction:g}": found for fraction, found in counts.items() if fraction != 1.0}
+    return {"threshold": config.synthetic_filter.threshold, **counts[1.0], "fractions": below}
+
+
+def _kept_counts(rows: list[dict], classes: tuple[str, ...]) -> dict:
     made, kept = Counter(r["label"] for r in rows), Counter(r["label"] for r in rows if r["kept"])
-    return {"threshold": config.synthetic_filter.threshold, "images": len(rows),
-            "kept": sum(kept.values()), "likely_copies": sum(r["likely_copy"] for r in rows),
-            "per_class": {c: {"made": made[c], "kept": kept[c]} for c in config.data.classes}}
+    return {"images": len(rows), "kept": sum(kept.values()),
+            "likely_copies": sum(r["likely_copy"] for r in rows),
+            "per_class": {c: {"made": made[c], "kept": kept[c]} for c in classes}}

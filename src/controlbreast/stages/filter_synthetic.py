@@ -1,5 +1,6 @@
 """``controlbreast filter-synthetic``: each synthetic image's verdict under the label-consistency filter
-→ ``<paths.synthetic_filter>/verdicts.csv`` and ``<paths.metrics>/synthetic_filter.json``."""
+of each real fraction → ``<paths.synthetic_filter>/verdicts[@<fraction>].csv`` and
+``<paths.metrics>/synthetic_filter.json``."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def main(params: Path) -> None:
         mlflow.log_metrics(metric_numbers(summary))
     write_atomic(Path(config.paths.metrics) / "synthetic_filter.json",
                  (json.dumps(summary, indent=2) + "\n").encode())
-    kept = ", ".join(f"{name} {c['kept']}/{c['made']}" for name, c in summary["per_class"].items())
-    print(f"filter-synthetic: kept {summary['kept']} of {summary['images']} at probability >= "
-          f"{summary['threshold']:g} ({kept}); {summary['likely_copies']} likely copies")
+    for fraction, found in {"1": summary, **summary["fractions"]}.items():
+        kept = ", ".join(f"{name} {c['kept']}/{c['made']}" for name, c in found["per_class"].items())
+        print(f"filter-synthetic: fraction {fraction}: kept {found['kept']} of {found['images']} at "
+              f"probability >= {summary['threshold']:g} ({kept}); {found['likely_copies']} likely copies")
