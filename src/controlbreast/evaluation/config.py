@@ -102,7 +102,6 @@ class SyntheticFilterConfig(Section):
     image; an image is kept when its intended class has probability >= ``threshold`` (τ) and,
     with ``drop_copies``, it is not a likely copy of a training image (``synthetic_eval.copy_cosine``
     in the filter's features, or ``copy_ssim``). Arms with ``synthetic: filtered`` draw only kept images.
-    Each ``classifier.real_fractions`` entry has its own filter, trained on that fraction's images.
     """
 
     threshold: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
