@@ -39,7 +39,8 @@ SUMMARY = {"recipes": RECIPES, "test_images": 40, "auc": {"real": 0.9, "real+syn
 
 
 @pytest.mark.parametrize("low, high, said", [(0.01, 0.2, "helps"), (-0.2, -0.01, "hurts"),
-                                             (-0.01, 0.01, "no measurable difference")])
+                                             (-0.01, 0.01, "no measurable difference"),
+                                             (0.0, 0.0, "identical to real")])  # nothing drawn
 def test_a_difference_helps_or_hurts_only_when_its_interval_excludes_zero(low, high, said):
     assert verdict({"estimate": (low + high) / 2, "low": low, "high": high}) == said
 

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from controlbreast.errors import ControlBreastError
+from controlbreast.evaluation.recipes import verdict
 from controlbreast.outputs import write_atomic
 from controlbreast.report.numbers import interval
 
@@ -22,15 +23,6 @@ END = "<!-- results:end -->"
 PRIMARY = "real+synthetic - real"
 FILES = ("README.md", "docs/index.md")  # the files that show the table
 COMMIT = re.compile(r"at commit `([0-9a-f]{7,40})`")
-
-
-def verdict(difference: dict) -> str:
-    """What a paired difference's 95% interval says: it helps or hurts only when 0 lies outside it."""
-    if difference.get("low") is not None and difference["low"] > 0:
-        return "helps"
-    if difference.get("high") is not None and difference["high"] < 0:
-        return "hurts"
-    return "no measurable difference"
 
 
 def _recipe_rows(summary: dict) -> list[str]:

@@ -21,7 +21,11 @@ INTERNAL = "test"
 
 
 def verdict(interval: dict) -> str:
-    """``helps`` / ``hurts`` / ``no measurable difference`` from a difference's interval."""
+    """``helps`` / ``hurts`` / ``no measurable difference`` from a difference's interval;
+    ``identical to real`` when every resample gives 0 (the arm predicted as ``real`` did: a
+    filtered recipe that drew no synthetic image trains exactly the real arm)."""
+    if interval.get("estimate") == 0 and interval["low"] == 0 and interval["high"] == 0:
+        return "identical to real"
     if interval["low"] is not None and interval["low"] > 0:
         return "helps"
     if interval["high"] is not None and interval["high"] < 0:
