@@ -228,7 +228,8 @@ class ArmPlan:
 def _real_plan(config: Config, fraction: float) -> tuple[list[PreparedRow], list[PreparedRow]]:
     rows = [r for r in read_manifest(Path(config.paths.prepared) / "manifest.csv", PreparedRow)
             if r.split == "train" and r.label in config.data.classes]
-    subset = rows if fraction == 1.0 else [r for r in rows if r.id in subset_ids(config, fraction)]
+    ids = subset_ids(config, fraction)
+    subset = [r for r in rows if r.id in ids]
     return rows, subset
 
 
