@@ -29,7 +29,7 @@ from controlbreast.classify.arms import train_arms
 from controlbreast.classify.predict import Predictor
 from controlbreast.config import parse_config, read_params
 from controlbreast.evaluation.arms import (
-    model_metrics,
+    arm_metrics,
     paired_differences,
     positive_index,
     predict_arm,
@@ -69,20 +69,18 @@ def main() -> None:
         folders = trained_arms(config.paths.classifiers)["real"]
         probs = predict_arm("real", folders, val, test)
         positive = positive_index(config)
-        metrics, threshold = model_metrics(probs.val.mean(0), probs.test.mean(0), val, test, positive,
-                                           config.evaluate)
+        metrics = arm_metrics(probs, val, test, positive, config.evaluate)["seed_mean"]
         val_auc = float(np.mean([Predictor.from_folder(f).card.val_auc for f in folders]))
         difference = ""
         if reference is None:
-            reference = (probs, threshold)
-        else:
-            diff = paired_differences(probs.test.mean(0), reference[0].test.mean(0),
-                                      (threshold, reference[1]), test, positive, config.evaluate)
+            reference = probs
+        else:  # paired seed by seed, over seeds and test images
+            diff = paired_differences(probs, reference, val, test, positive, config.evaluate)
             difference = format_interval(diff["auc_ovr_macro"], signed=True)
         rows.append((name, f"{val_auc:.3f}", format_interval(metrics["auc_ovr_macro"]), difference,
                      f"{minutes:.1f}"))
         print(" | ".join(rows[-1]), flush=True)
-    print("\n| lever | val macro AUC (seed mean) | test macro AUC (ensemble) | − first row | minutes |")
+    print("\n| lever | val macro AUC (seed mean) | test macro AUC (seed mean) | − first row | minutes |")
     print("|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")

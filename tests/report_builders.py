@@ -83,22 +83,25 @@ def probabilities(labels: np.ndarray, skill: float, seed: int) -> np.ndarray:
 
 def classifier(config: Config) -> dict:
     """``metrics/classifier.json`` and the ROC/calibration CSVs, as ``stages/evaluate.py`` writes them,
-    from fixed probabilities of three arms (one seed each); histories per arm and seed."""
+    from fixed probabilities of three arms (three seeds each); histories per arm and seed."""
     val, test = split(30, 1), split(60, 2)
-    arms = {arm: ArmProbabilities(arm, ("seed-0",), probabilities(val.labels, skill, 3 + k)[None],
-                                  probabilities(test.labels, skill, 13 + k)[None])
+    seeds = ("seed-0", "seed-1", "seed-2")
+    def per_seed(labels: np.ndarray, skill: float, seed: int) -> np.ndarray:
+        return np.stack([probabilities(labels, skill, seed + 10 * s) for s in range(len(seeds))])
+
+    arms = {arm: ArmProbabilities(arm, seeds, per_seed(val.labels, skill, 3 + k),
+                                  per_seed(test.labels, skill, 13 + k))
             for k, (arm, skill) in enumerate((("real", 1.5), ("real+synthetic", 1.7), ("synthetic", 0.8)))}
-    metrics, thresholds, roc, calibration = {"test_images": 60, "arms": {}, "differences": {}}, {}, [], []
+    metrics, roc, calibration = {"test_images": 60, "arms": {}, "differences": {}}, [], []
     for arm, probs in arms.items():
-        metrics["arms"][arm], thresholds[arm] = arm_metrics(probs, val, test, 2, config.evaluate)
+        metrics["arms"][arm] = arm_metrics(probs, val, test, 2, config.evaluate)
         rows = curves(probs, test, 2, config.evaluate.calibration_bins)
         roc, calibration = roc + rows[0], calibration + rows[1]
     for a in ("real+synthetic", "synthetic"):
-        metrics["differences"][f"{a} - real"] = paired_differences(
-            arms[a].test[0], arms["real"].test[0], (thresholds[a], thresholds["real"]), test, 2,
-            config.evaluate)
+        metrics["differences"][f"{a} - real"] = paired_differences(arms[a], arms["real"], val, test, 2,
+                                                                   config.evaluate)
     metrics = finite(metrics)
-    metrics = {"recipes": recipe_table(config, metrics), **metrics}
+    metrics = {"recipes": recipe_table(config, metrics, 40), **metrics}
     write_json(Path(config.paths.metrics) / "classifier.json", metrics)
     plots = Path(config.paths.reports) / "classifier"
     write_atomic(plots / "roc.csv", csv_bytes(roc, ["arm", "point", "fpr", "tpr"]))

@@ -23,26 +23,37 @@ from controlbreast.readme import (
     verdict,
 )
 
-RECIPES = {"real+synthetic": {"0.25": {"real_images": 10,
+CONTROL = {"estimate": 0.03, "low": 0.005, "high": 0.06}
+RECIPES = {"real+synthetic": {"0.25": {"real_images": 10, "generator_images": 40,
                                        "test": {"estimate": -0.02, "low": -0.06, "high": 0.02}},
-                              "1": {"real_images": 40, "test": {"estimate": 0.05, "low": 0.01, "high": 0.09},
+                              "1": {"real_images": 40, "generator_images": 40,
+                                    "test": {"estimate": 0.05, "low": 0.01, "high": 0.09, "seed_sd": 0.02,
+                                             "vs_control": {"estimate": 0.01, "low": -0.03, "high": 0.04}},
                                     "site-b": {"estimate": -0.1, "low": -0.2, "high": -0.01}}},
-           "real-repeat": {"1": {"real_images": 40, "test": {"estimate": 0.01, "low": -0.03, "high": 0.04}}}}
-SUMMARY = {"recipes": RECIPES, "test_images": 40, "auc": {"real": 0.9, "real+synthetic": 0.95},
-           "difference": {"real+synthetic - real": {"estimate": 0.05, "low": 0.01, "high": 0.09}},
-           "fraction": {"0.25": {"real_images": 10, "real+synthetic - real":
-                                 {"estimate": -0.02, "low": -0.06, "high": 0.02}},
-                        "1": {"real_images": 40, "real+synthetic - real":
-                              {"estimate": 0.05, "low": 0.01, "high": 0.09}}},
+           "real-repeat": {"1": {"real_images": 40, "generator_images": 40, "test": {**CONTROL}}}}
+SUMMARY = {"recipes": RECIPES, "same_count_control": "real-repeat", "test_images": 40,
+           "auc": {"real": 0.9, "real+synthetic": 0.95},
+           "difference": {"real+synthetic - real": {"estimate": 0.05, "low": 0.01, "high": 0.09},
+                          "synthetic - real": {"estimate": -0.2, "low": -0.3, "high": -0.1, "seed_sd": 0.04}},
            "external": {"site-b": {"images": 30, "auc": {"real": 0.8},
                                    "real+synthetic - real": {"estimate": -0.1, "low": -0.2, "high": -0.01}}}}
 
 
-@pytest.mark.parametrize("low, high, said", [(0.01, 0.2, "helps"), (-0.2, -0.01, "hurts"),
+@pytest.mark.parametrize("low, high, said", [(-0.2, -0.01, "hurts"),
                                              (-0.01, 0.01, "no measurable difference"),
                                              (0.0, 0.0, "identical to real")])  # nothing drawn
-def test_a_difference_helps_or_hurts_only_when_its_interval_excludes_zero(low, high, said):
+def test_a_difference_hurts_or_is_unmeasurable_by_its_interval_alone(low, high, said):
     assert verdict({"estimate": (low + high) / 2, "low": low, "high": high}) == said
+
+
+@pytest.mark.parametrize("against, said", [({"estimate": 0.04, "low": 0.01, "high": 0.07}, "helps"),
+                                           ({"estimate": 0.0, "low": -0.03, "high": 0.03},
+                                            "no better than repeating the real images"),
+                                           (None, "helps over real (no same-count control measured)")])
+def test_a_gain_over_real_helps_only_when_it_also_beats_the_same_count_control(against, said):
+    cell = {"estimate": 0.05, "low": 0.01, "high": 0.09, **({"vs_control": against} if against else {})}
+    assert verdict(cell) == said
+    assert verdict({**cell, "vs_control": {"estimate": 0, "low": -1, "high": 1}}, control=True) == "helps"
 
 
 def test_the_table_has_every_arm_and_difference_of_the_summary():
@@ -52,12 +63,13 @@ def test_the_table_has_every_arm_and_difference_of_the_summary():
     assert "| real+synthetic | 0.950 | n/a |" in table  # an arm the external set did not test
     assert table.index("recipe − real, test split") < table.index("| arm |")  # the answer first
     assert "| recipe − real, test split | 10 real images (0.25) | 40 real images (1) |" in table
-    assert "| real-repeat | n/a | +0.010 [−0.030, +0.040] no measurable difference |" in table
+    assert ("| real+synthetic | −0.020 [−0.060, +0.020] no measurable difference | +0.050 [+0.010, +0.090] "
+            "no better than repeating the real images |") in table
+    assert "| real-repeat (same-count control) | n/a | +0.030 [+0.005, +0.060] helps |" in table
     assert "| recipe − real, external set site-b |" in table
-    assert "| real+synthetic − real, test split | +0.050 [+0.010, +0.090] | helps |" in table
-    assert "10 real training images (fraction 0.25) | −0.020 [−0.060, +0.020] | no measurable" in table
-    assert "40 real training images" not in table  # fraction 1 is the test-split row already
-    assert "external set site-b (30 images) | −0.100 [−0.200, −0.010] | hurts |" in table
+    assert "generator trained on 40 labelled real images" in table
+    assert "| synthetic − real, test split | −0.200 [−0.300, −0.100] | ±0.040 | hurts |" in table
+    assert "real+synthetic − real, test split" not in table  # the recipe table's verdict is the one
     assert readme_commit(f"intro\n{table}\nmore") == "0123456789"
 
 

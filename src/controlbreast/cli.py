@@ -81,6 +81,17 @@ def generate(params: Params = Path("params.yaml"),
     _run(lambda: stage.main(params, shard))
 
 
+@app.command("generate-guided")
+def generate_guided(params: Params = Path("params.yaml"),
+                    shard: Annotated[str | None, typer.Option(
+                        help="Draw only shard i of n (i/n), as generate does.")] = None) -> None:
+    """Generate the real-guided set: generate's rows, each started from its source real image
+    (generate.guided_strength), for the recipes with synthetic: guided."""
+    from controlbreast.stages import generate as stage
+
+    _run(lambda: stage.main(params, shard, guided=True))
+
+
 @app.command("train-segmenter")
 def train_segmenter(params: Params = Path("params.yaml")) -> None:
     """Train the lesion segmenter on the real training masks (the judge of lesion placement)."""

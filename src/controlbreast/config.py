@@ -60,6 +60,15 @@ class Config(Section):
     report: ReportConfig = ReportConfig()
 
     @model_validator(mode="after")
+    def _guided_set(self) -> Config:
+        """A recipe that draws real-guided images needs the set that holds them."""
+        guided = [name for name, recipe in self.classifier.recipes.items() if recipe.synthetic == "guided"]
+        if guided and self.generate.guided_strength is None:
+            raise ValueError(f"classifier.recipes {guided} draw real-guided images (synthetic: guided) but "
+                             "generate.guided_strength is null: set it (e.g. 0.6) or remove those recipes")
+        return self
+
+    @model_validator(mode="after")
     def _external_labels(self) -> Config:
         """An external set's ``label_map`` lands in ``data.classes``, as the training data's must."""
         for external in self.evaluate.external:

@@ -14,35 +14,38 @@ import subprocess
 from pathlib import Path
 
 from controlbreast.errors import ControlBreastError
-from controlbreast.evaluation.recipes import verdict
+from controlbreast.evaluation.recipes import direction, set_names, verdict
 from controlbreast.outputs import write_atomic
 from controlbreast.report.numbers import interval
 
 BEGIN = "<!-- results:begin (written by `controlbreast readme-results` from metrics/summary.json) -->"
 END = "<!-- results:end -->"
-PRIMARY = "real+synthetic - real"
 FILES = ("README.md", "docs/index.md")  # the files that show the table
 COMMIT = re.compile(r"at commit `([0-9a-f]{7,40})`")
 
 
 def _recipe_rows(summary: dict) -> list[str]:
     """The answer first: one table per set (test split, then each external set), a row per recipe
-    and a column per real-data fraction, each cell ``recipe − real`` with its interval and verdict."""
-    recipes = summary.get("recipes", {})
+    and a column per real-data fraction, each cell ``recipe − real`` with its interval and the
+    verdict that also weighs the same-count control (``recipes.verdict``)."""
+    recipes, control = summary.get("recipes", {}), summary.get("same_count_control")
     fractions = list(dict.fromkeys(f for rows in recipes.values() for f in rows))
-    sets = list(dict.fromkeys(s for rows in recipes.values() for row in rows.values() for s in row
-                              if s != "real_images"))
+    rows_of = {f: row for rows in recipes.values() for f, row in rows.items()}
     lines = []
-    for name in sets:
-        images = {f: rows[f]["real_images"] for rows in recipes.values() for f in rows}
+    for name in set_names(recipes):
         where = "test split" if name == "test" else f"external set {name}"
-        head = " | ".join(f"{images[f]} real images ({f})" for f in fractions)
+        head = " | ".join(f"{rows_of[f]['real_images']} real images ({f})" for f in fractions)
         lines += [f"| recipe − real, {where} | {head} |", "|---|" + "---|" * len(fractions)]
         for recipe, rows in recipes.items():
-            cells = [f"{interval(c, sign=True)} {verdict(c)}" if (c := rows.get(f, {}).get(name)) else "n/a"
-                     for f in fractions]
-            lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
+            cells = [f"{interval(c, sign=True)} {verdict(c, recipe == control)}"
+                     if (c := rows.get(f, {}).get(name)) else "n/a" for f in fractions]
+            role = " (same-count control)" if recipe == control else ""
+            lines.append(f"| {recipe}{role} | " + " | ".join(cells) + " |")
         lines.append("")
+    trained = sorted({row.get("generator_images") for row in rows_of.values()} - {None})
+    if trained:
+        lines += [f"Every fraction's synthetic images come from a generator trained on {trained[-1]} "
+                  "labelled real images (the whole training split).", ""]
     return lines
 
 
@@ -61,34 +64,40 @@ def _arm_rows(summary: dict) -> list[str]:
 
 
 def _difference_rows(summary: dict) -> list[str]:
-    """The paired differences: each on the test split, the primary one per real-data fraction and per
-    external set, with the interval's verdict."""
-    rows = [(f"{name}, test split", diff) for name, diff in summary["difference"].items()]
-    rows += [(f"{PRIMARY}, {row['real_images']} real training images (fraction {fraction})", row[PRIMARY])
-             for fraction, row in summary.get("fraction", {}).items() if float(fraction) != 1]
-    rows += [(f"{PRIMARY}, external set {name} ({found['images']} images)", found[PRIMARY])
-             for name, found in summary.get("external", {}).items() if PRIMARY in found]
-    return [f"| {label.replace(' - ', ' − ')} | {interval(diff, sign=True)} | {verdict(diff)} |"
-            for label, diff in rows]
+    """The paired differences on the test split that are not a recipe's (those are in the recipe
+    tables, with the verdict that weighs the control): synthetic only, augmentation."""
+    recipes = set(summary.get("recipes", {}))
+    rows = [(f"{name}, test split", diff) for name, diff in summary["difference"].items()
+            if name.split(" - ")[0] not in recipes]
+    return [f"| {label.replace(' - ', ' − ')} | {interval(diff, sign=True)} | {seed_sd(diff)} | "
+            f"{direction(diff)} |" for label, diff in rows]
+
+
+def seed_sd(value: dict) -> str:
+    """The between-seed spread of a difference, ``±0.012``; n/a where absent."""
+    return "n/a" if value.get("seed_sd") is None else f"±{value['seed_sd']:.3f}"
 
 
 def results_table(summary: dict, commit: str) -> str:
     """The block between the markers (markers included), from a ``headline()`` summary.
 
-    Shape of ``summary``: ``{"test_images": n, "auc": {arm: x}, "difference": {"a - b": {estimate,
-    low, high}}, "fraction"?: {...}, "external"?: {...}}``, as ``metrics/summary.json`` holds it.
+    Shape of ``summary``: ``{"recipes": {...}, "same_count_control"?: name, "test_images": n,
+    "auc": {arm: x}, "difference": {"a - b": {estimate, low, high, seed_sd}}, "external"?: {...}}``,
+    as ``metrics/summary.json`` holds it.
     """
     external = summary.get("external", {})
     head = ["test split"] + [f"{name} (external)" for name in external]
     lines = [BEGIN, "",
-             "Each recipe against `real` at the same fraction of the real training images (paired "
-             "difference of the seed-averaged macro one-vs-rest AUC, 95% bootstrap interval):", "",
+             "Each recipe against `real` at the same fraction of the real training images: the paired "
+             "difference of the macro one-vs-rest AUC, averaged over the classifier seeds, with a 95% "
+             "interval over seeds and test images. A recipe that adds images helps only when it also "
+             "beats the same-count control:", "",
              *_recipe_rows(summary),
-             f"Test-split macro one-vs-rest AUC of each arm ({summary['test_images']} real images, "
-             "seed-averaged), and the paired differences with 95% bootstrap intervals; from "
+             f"Test-split macro one-vs-rest AUC of each arm ({summary['test_images']} real images, mean "
+             "over seeds), and the other paired differences with their between-seed spread; from "
              f"`metrics/summary.json` at commit `{commit}` (`dvc metrics show metrics/summary.json`).", "",
              "| arm | " + " | ".join(head) + " |", "|---|" + "---|" * len(head), *_arm_rows(summary), "",
-             "| paired difference | AUC [95% interval] | verdict |", "|---|---|---|",
+             "| paired difference | AUC [95% interval] | between seeds | verdict |", "|---|---|---|---|",
              *_difference_rows(summary), "", END]
     return "\n".join(lines)
 

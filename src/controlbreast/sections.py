@@ -87,6 +87,7 @@ class PathsConfig(Section):
     metrics: Path = Path("metrics")
     reports: Path = Path("reports")
     synthetic: Path = Path("data/synthetic")
+    synthetic_guided: Path = Path("data/synthetic-guided")
     synthetic_filter: Path = Path("data/synthetic-filter")
     models: Path = Path("models")
     checkpoints: Path = Path("models/checkpoints")

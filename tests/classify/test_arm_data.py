@@ -7,7 +7,13 @@ import pytest
 
 from classifier_builders import prepare_phantom, split_ids, write_synthetic
 from controlbreast.classify.config import ClassifierConfig, RecipeConfig
-from controlbreast.classify.data import arm_plan, check_provenance, load_training_data, training_subsets
+from controlbreast.classify.data import (
+    arm_plan,
+    check_provenance,
+    load_training_data,
+    training_subsets,
+)
+from controlbreast.data.imageio import encode_png, load_png
 from controlbreast.data.manifest import FilterRow, PreparedRow, SyntheticRow, manifest_bytes, read_manifest
 from controlbreast.errors import ControlBreastError
 from controlbreast.mixing import synthetic_needed
@@ -231,6 +237,21 @@ def test_the_filtered_recipe_draws_only_kept_images_at_an_equal_lowered_ratio(co
     (tmp_path / "filter" / "verdicts@0.5.csv").write_bytes(manifest_bytes(verdicts, FilterRow))
     with pytest.raises(ControlBreastError, match="another synthetic set or subset"):
         load_training_data(recipes, "real+filtered", seed=0, fraction=0.5)
+
+
+def test_the_real_guided_recipe_draws_from_the_real_guided_set_only(config, tmp_path):
+    recipes = {"real+guided": RecipeConfig(synthetic="guided")}
+    folder = write_synthetic(with_paths(config, synthetic=tmp_path / "guided"), split_ids(config, "train"))
+    for image in (folder / "images").iterdir():  # unlike any image of paths.synthetic
+        image.write_bytes(encode_png(255 - load_png(image)))
+    guided = with_paths(with_classifier(config, recipes=recipes), synthetic_guided=folder)
+    data = load_training_data(guided, "real+guided", seed=0)
+    drawn = [(i, image) for i, image in zip(data.train.ids, data.train.images, strict=True)
+             if i.startswith("syn-")]
+    plain = load_training_data(guided, "real+synthetic", 0)
+    assert len(drawn) == data.synthetic_images == plain.synthetic_images
+    for image_id, image in drawn:
+        assert (image == load_png(folder / "images" / f"{image_id}.png")).all()
 
 
 def test_a_recipe_name_that_shadows_a_built_in_arm_is_refused():

@@ -67,22 +67,32 @@ def test_operating_point_comes_from_validation(trained_classifiers, evaluation):
         youden_threshold(probs.val[0][:, 2], val.labels == 2))
 
 
-def test_paired_differences_and_a_model_against_itself(trained_classifiers, evaluation):
+def test_paired_differences_are_means_over_seeds_with_the_control_and_a_model_against_itself(
+        trained_classifiers, evaluation):
     differences = evaluation.metrics["differences"]
     assert set(differences) == {"real+synthetic - real", "synthetic - real", "real - real-noaug",
                                 "real+synthetic - real-noaug", "real+synthetic@0.5 - real@0.5",
-                                "real-repeat@0.5 - real@0.5", "real-repeat - real"}
+                                "real-repeat@0.5 - real@0.5", "real-repeat - real",
+                                "real+synthetic - real-repeat", "real+synthetic@0.5 - real-repeat@0.5"}
     arms = evaluation.metrics["arms"]
-    for name in SCALARS:
+    common = sorted({k for k in arms["real+synthetic"] if k.startswith("seed-")}
+                    & {k for k in arms["real"] if k.startswith("seed-")})
+    for name in SCALARS:  # paired over the seeds both arms trained
         diff = differences["real+synthetic - real"][name]
-        assert diff["estimate"] == pytest.approx(arms["real+synthetic"]["ensemble"][name]["estimate"]
-                                                 - arms["real"]["ensemble"][name]["estimate"])
-        assert 0.0 <= diff["p_value"] <= 1.0
-    probs = evaluation.probabilities["real"].test.mean(0)
-    settings = trained_classifiers.config.evaluate
-    same = paired_differences(probs, probs, (0.4, 0.4), evaluation.test, 2, settings)
+        assert diff["estimate"] == pytest.approx(np.mean([arms["real+synthetic"][seed][name]["estimate"]
+                                                          - arms["real"][seed][name]["estimate"]
+                                                          for seed in common])), name
+        assert diff["seeds"] == len(common) and diff["seed_sd"] >= 0
+        assert 0.0 <= diff["p_value"] <= 1.0 if diff["high"] > diff["low"] else "p_value" not in diff
+        assert diff["low"] <= diff["estimate"] <= diff["high"]
+    seed_aucs = [arms["real"][seed]["auc_ovr_macro"]["estimate"] for seed in ("seed-0", "seed-1")]
+    assert arms["real"]["seed_mean"]["auc_ovr_macro"]["estimate"] == pytest.approx(np.mean(seed_aucs))
+    config = trained_classifiers.config
+    real, val = evaluation.probabilities["real"], split_images(config, "val")
+    same = paired_differences(real, real, val, evaluation.test, 2, config.evaluate)
     for name, value in same.items():
-        assert (value["estimate"], value["low"], value["high"], value["p_value"]) == (0, 0, 0, 1), name
+        assert (value["estimate"], value["low"], value["high"], value["seed_sd"]) == (0, 0, 0, 0), name
+        assert "p_value" not in value, "two identical models: no test, not p = 1"
 
 
 def test_predict_matches_the_evaluation_probability_of_each_test_image(trained_classifiers, evaluation):
@@ -106,7 +116,9 @@ def test_stage_writes_dvc_metrics_plots_and_mlflow_figures(trained_classifiers, 
     stage.main(trained_classifiers.params)
     text = (Path(config.paths.metrics) / "classifier.json").read_text()
     metrics = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metrics JSON"))
-    assert all(isinstance(value, int | float) or value is None for value in flatten(metrics).values())
+    assert all(isinstance(value, int | float) or value is None for key, value in flatten(metrics).items()
+               if key != "same_count_control")
+    assert metrics["same_count_control"] == "real-repeat"
     roc = read_csv(Path(config.paths.reports) / "classifier" / "roc.csv")
     assert set(roc[0]) == {"arm", "point", "fpr", "tpr"}
     assert set(read_csv(Path(config.paths.reports) / "classifier" / "calibration.csv")[0]) == {
@@ -117,16 +129,21 @@ def test_stage_writes_dvc_metrics_plots_and_mlflow_figures(trained_classifiers, 
     assert len(flatten(headline)) < 60, "the headline stays short enough to read in a terminal"
     assert next(iter(summary)) == "recipes"  # the answer first: recipe x fraction x set
     repeat = metrics["differences"]["real-repeat@0.5 - real@0.5"]["auc_ovr_macro"]
+    bounds = ("estimate", "low", "high", "seed_sd")
     assert summary["recipes"]["real-repeat"]["0.5"]["test"] == pytest.approx(
-        {key: repeat[key] for key in ("estimate", "low", "high")}, abs=5e-4)
+        {key: round(repeat[key], 3) for key in bounds})
     assert set(summary["recipes"]) == {"real+synthetic", "real-repeat"}
-    assert set(summary["recipes"]["real-repeat"]["1"]) == {"real_images", "test"}
+    assert set(summary["recipes"]["real-repeat"]["1"]) == {"real_images", "generator_images", "test"}
+    against = metrics["differences"]["real+synthetic@0.5 - real-repeat@0.5"]["auc_ovr_macro"]
+    assert summary["recipes"]["real+synthetic"]["0.5"]["test"]["vs_control"] == pytest.approx(
+        {key: round(against[key], 3) for key in bounds})
+    assert summary["recipes"]["real+synthetic"]["0.5"]["generator_images"] == len(split_ids(config, "train"))
+    assert summary.pop("same_count_control") == "real-repeat"
     assert all(isinstance(value, int | float) for value in flatten(summary).values())
-    assert summary["auc"]["real"] == pytest.approx(
-        metrics["arms"]["real"]["ensemble"]["auc_ovr_macro"]["estimate"], abs=5e-4)
+    real = metrics["arms"]["real"]["seed_mean"]["auc_ovr_macro"]
+    assert summary["auc"]["real"] == round(real["estimate"], 3)
     gain = metrics["differences"]["real+synthetic - real"]["auc_ovr_macro"]
-    assert summary["difference"]["real+synthetic - real"] == pytest.approx(
-        {key: gain[key] for key in ("estimate", "low", "high")}, abs=5e-4)
+    assert summary["difference"]["real+synthetic - real"] == {key: round(gain[key], 3) for key in bounds}
     assert set(summary["fraction"]) == set(metrics["data_efficiency"])
     use_store(config)
     run = mlflow.search_runs(search_all_experiments=True, output_format="list",
@@ -154,11 +171,11 @@ def test_data_efficiency_has_every_arm_and_fraction_with_the_paired_difference(t
         split_ids(trained_classifiers.config, "train"))
     for fraction, suffix in (("0.5", "@0.5"), ("1", "")):
         for arm in ("real", "real+synthetic"):
-            assert table[fraction][arm]["auc_ovr_macro"]["estimate"] == arms[arm + suffix]["ensemble"][
+            assert table[fraction][arm]["auc_ovr_macro"]["estimate"] == arms[arm + suffix]["seed_mean"][
                 "auc_ovr_macro"]["estimate"]
         difference = table[fraction]["real+synthetic - real"]["auc_ovr_macro"]
-        both = [table[fraction][arm]["auc_ovr_macro"]["estimate"] for arm in ("real+synthetic", "real")]
-        assert difference["estimate"] == pytest.approx(both[0] - both[1])
+        paired = evaluation.metrics["differences"][f"real+synthetic{suffix} - real{suffix}"]["auc_ovr_macro"]
+        assert difference == {key: paired[key] for key in difference}
         assert difference["low"] <= difference["estimate"] <= difference["high"]
     rows = evaluation.efficiency
     assert [(r["arm"], r["fraction"]) for r in rows] == [("real", 0.5), ("real+synthetic", 0.5),

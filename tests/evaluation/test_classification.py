@@ -10,8 +10,6 @@ from controlbreast.evaluation.bootstrap import resample_indices
 from controlbreast.evaluation.classification import (
     balanced_accuracy,
     confusion_rates,
-    delong_difference,
-    delong_placements,
     expected_calibration_error,
     reliability,
     sensitivity_specificity,
@@ -94,37 +92,3 @@ def test_reliability_matches_sklearn_calibration_curve():
     np.testing.assert_allclose(curve["observed"], observed, atol=1e-12)
     np.testing.assert_allclose(curve["predicted"], predicted, atol=1e-12)
     assert curve["count"].sum() == len(scores)
-
-
-def test_delong_placements_follow_the_definition():
-    probs, labels = three_class(40, 6)
-    scores, positive = probs[:, 0], labels == 0
-    pos, neg = scores[positive], scores[~positive]
-    kernel = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
-    v10, v01 = delong_placements(scores, positive)
-    np.testing.assert_allclose(v10, kernel.mean(1), atol=1e-12)
-    np.testing.assert_allclose(v01, kernel.mean(0), atol=1e-12)
-    assert v10.mean() == pytest.approx(roc_auc_score(positive, scores))
-
-
-def test_delong_standard_error_agrees_with_the_bootstrap():
-    rng = np.random.default_rng(7)
-    n = 400
-    positive = rng.random(n) < 0.4
-    shared = rng.normal(size=n)
-    a = positive * 1.0 + shared + 0.5 * rng.normal(size=n)
-    b = positive * 0.6 + shared + 0.5 * rng.normal(size=n)
-    result = delong_difference(delong_placements(a, positive), delong_placements(b, positive))
-    assert result.estimate == pytest.approx(roc_auc_score(positive, a) - roc_auc_score(positive, b))
-    index = resample_indices(positive, 2000, 0)
-    boot = auc(a[index], positive[index]) - auc(b[index], positive[index])
-    delong_se = (result.high - result.low) / (2 * 1.959964)
-    assert delong_se == pytest.approx(boot.std(), rel=0.15)
-    assert result.p_value < 0.01 and result.low > 0
-
-
-def test_delong_of_a_model_with_itself_is_zero_with_p_one():
-    probs, labels = three_class(50, 8)
-    placements = delong_placements(probs[:, 2], labels == 2)
-    result = delong_difference(placements, placements)
-    assert (result.estimate, result.low, result.high, result.p_value) == (0.0, 0.0, 0.0, 1.0)

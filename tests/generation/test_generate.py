@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builders import tiny_config
+from builders import make_config, tiny_config
 from controlbreast.data.imageio import encode_png, load_png
 from controlbreast.data.manifest import PreparedRow, SyntheticRow, manifest_bytes, read_manifest
 from controlbreast.diffusion import pipeline
@@ -15,6 +15,7 @@ from controlbreast.errors import ControlBreastError, DataQualityError
 from controlbreast.generation.generate import (
     draw_rows,
     generate_set,
+    guided_config,
     load_generator,
     model_hash,
     plan,
@@ -24,6 +25,7 @@ from controlbreast.generation.generate import (
     source_images,
     training_rows,
     varied_controls,
+    write_empty_set,
     write_set,
 )
 from controlbreast.outputs import read_csv
@@ -184,3 +186,30 @@ def test_small_strength_stays_close_to_its_varied_source_image(generated):
     again = regenerate(config, {**rows[0], "strength": 0.5, "steps": 10}, generator)
     assert np.array_equal(again, draw_rows(config, generator, [{**rows[0], "strength": 0.5, "steps": 10}],
                                            row_sampling({**rows[0], "steps": 10}))[0][0])
+
+
+def test_the_real_guided_set_is_the_plain_sets_rows_started_from_their_real_images(generated, tmp_path):
+    config, _ = generated
+    config = config.model_copy(update={"paths": config.paths.model_copy(
+        update={"synthetic_guided": tmp_path / "guided"})})
+    guided = guided_config(config)
+    assert Path(guided.paths.synthetic) == tmp_path / "guided" and guided.generate.strength == 0.6
+    generate_set(guided, progress=False)
+    plain, rows = manifest(config), manifest(guided)
+    same = ("id", "label", "control_id", "seed", "variation")
+    assert [{k: r[k] for k in same} for r in rows] == [{k: r[k] for k in same} for r in plain]
+    assert {r["strength"] for r in rows} == {"0.6"}
+    drawn = np.stack([load_png(tmp_path / "guided" / "images" / f"{r['id']}.png") for r in rows])
+    again = draw_rows(guided, load_generator(guided), rows[:2], row_sampling(rows[0]))[0]
+    assert np.array_equal(again, drawn[:2])  # each image is its row's, regenerated alone
+    off = config.model_copy(update={"generate": config.generate.model_copy(update={"guided_strength": None})})
+    assert guided_config(off) is None
+
+
+def test_a_guided_recipe_needs_a_guided_strength_and_without_one_the_set_is_empty(tmp_path):
+    guided = {"recipes": {"real+guided": {"synthetic": "guided"}}}
+    with pytest.raises(ControlBreastError, match=r"real\+guided.*generate.guided_strength is null"):
+        make_config(tmp_path, generate={"guided_strength": None}, classifier=guided)
+    config = make_config(tmp_path, generate={"guided_strength": None})
+    write_empty_set(tmp_path / "empty", config.controls.channels)
+    assert read_csv(tmp_path / "empty" / "manifest.csv") == []

@@ -82,16 +82,18 @@ def test_numbers_in_the_page_equal_the_metrics(built):
             header = table[0]
     assert header is not None
     for arm, result in arms.items():
-        row = find_row(tables, f"{arm} (1 seed)")
-        assert row[1] == interval(result["ensemble"]["auc_ovr_macro"])
-        assert row[2] == interval(result["ensemble"]["auc_malignant"])
-        assert row[header.index("ECE (lower is better)")] == interval(result["ensemble"]["ece"])
+        row = find_row(tables, f"{arm} (3 seeds)")
+        assert row[1] == interval(result["seed_mean"]["auc_ovr_macro"])
+        assert row[2] == interval(result["seed_mean"]["auc_malignant"])
+        assert row[header.index("ECE (lower is better)")] == interval(result["seed_mean"]["ece"])
     difference = metrics["classifier"]["differences"]["real+synthetic - real"]
-    assert find_row(tables, "real+synthetic - real")[2] == difference_cell(difference["auc_malignant"])
-    sentence = re.search(r"Adding synthetic images to the real ones changed test AUC malignant vs rest by "
-                         r"(\S+ \[[^\]]+\]), p (=|&lt;) [0-9.]+: "
-                         r"(no measurable effect|a measurable \w+)\.", html)
-    assert sentence and sentence.group(1) == interval(difference["auc_malignant"], sign=True)
+    assert find_row(tables, "real+synthetic - real")[1] == difference_cell(difference["auc_ovr_macro"])
+    assert "±" in find_row(tables, "real+synthetic - real")[1]  # the between-seed spread
+    sentence = re.search(r"Adding synthetic images to the real ones changed test AUC \(macro, one-vs-rest\) "
+                         r"by (\S+ \[[^\]]+\]) \(mean over seeds; p (=|&lt;) [0-9.]+, t over seeds and "
+                         r"images\): ([a-z ]+)\.", html)
+    assert sentence and sentence.group(1) == interval(difference["auc_ovr_macro"], sign=True)
+    assert "malignant vs rest by" not in html  # one headline metric for every verdict
     realism = metrics["synthetic"]["realism"]
     assert find_row(tables, "FID")[1:] == [num(realism["overall"]["fid"]),
                                           num(realism["reference_real_val"]["overall"]["fid"])]
@@ -154,8 +156,8 @@ def test_absent_optional_inputs_leave_one_line_each(built):
 def test_data_efficiency_and_external_results_are_shown_when_present(built):
     config, metrics, _ = built
     inputs = collect(config)
-    ensemble = metrics["classifier"]["arms"]["real"]["ensemble"]
-    value = {name: ensemble[name] for name in ("auc_ovr_macro", "auc_malignant")}
+    mean = metrics["classifier"]["arms"]["real"]["seed_mean"]
+    value = {name: mean[name] for name in ("auc_ovr_macro", "auc_malignant")}
     gain = metrics["classifier"]["differences"]["real+synthetic - real"]
     efficiency = {f"{f:g}": {"real_images": n, "real": value, "real+synthetic": value,
                              "real+synthetic - real": gain}
@@ -174,7 +176,8 @@ def test_data_efficiency_and_external_results_are_shown_when_present(built):
     assert "data-efficiency.png" in names
     decodes_as_png(next(p.png for p in report.pictures() if p.name == "data-efficiency.png"))
     captions = [t.caption for t in report.tables()]
-    assert "Arms on external set busi-b: seed-averaged model, 95% bootstrap intervals" in captions
+    assert "Arms on external set busi-b: mean over the seeds, 95% interval over seeds and test images" \
+        in captions
     table = next(t for t in report.tables() if t.caption.startswith("Data efficiency"))
     assert [row[:2] for row in table.rows] == [("0.25", "10"), ("0.5", "20"), ("1", "40")]
     assert not any(line.startswith(("Data-efficiency", "External")) for line in notes(report))

@@ -34,13 +34,15 @@ class RecipeConfig(Section):
     """A named arm beside the built-in ones (``mixing.Recipe``): which real and synthetic images it
     trains on and how. ``real``: ``once``, ``repeat`` (the real images drawn again up to the
     ``real+synthetic`` arm's count: the same-count control) or ``none``; ``synthetic``: ``none``,
-    ``all`` or ``filtered`` (kept by the label-consistency filter, ``synthetic_filter``);
+    ``all``, ``filtered`` (kept by the label-consistency filter, ``synthetic_filter``) or ``guided``
+    (the real-guided set, ``generate.guided_strength``: each image started from its source real
+    image);
     ``schedule``: ``mixed``, or ``pretrain`` on the synthetic images then fine-tune on the real ones;
     ``mix_ratio``: this arm's synthetic images per real image (null: ``classifier.mix_ratio``).
     """
 
     real: Literal["once", "repeat", "none"] = "once"
-    synthetic: Literal["none", "all", "filtered"] = "all"
+    synthetic: Literal["none", "all", "filtered", "guided"] = "all"
     schedule: Literal["mixed", "pretrain"] = "mixed"
     augment: bool = True
     mix_ratio: Annotated[float, Field(gt=0.0, le=100.0)] | None = None
@@ -90,7 +92,7 @@ class ClassifierConfig(Section):
     model_kwargs: dict[str, Any] = Field(
         default_factory=lambda: {"channels": [16, 32, 64, 128], "stem_width": 8})
     pretrained: Path | None = None
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     mix_ratio: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
     epochs: PositiveInt = 10
     patience: PositiveInt = 4
@@ -109,7 +111,8 @@ class ClassifierConfig(Section):
     recipes: dict[Annotated[str, Field(pattern=RECIPE_NAME)], RecipeConfig] = Field(default_factory=lambda: {
         "real-repeat": RecipeConfig(real="repeat", synthetic="none"),
         "real+filtered": RecipeConfig(synthetic="filtered"),
-        "synthetic-then-real": RecipeConfig(schedule="pretrain")})
+        "synthetic-then-real": RecipeConfig(schedule="pretrain"),
+        "real+guided": RecipeConfig(synthetic="guided")})
 
     @model_validator(mode="after")
     def _seeds(self) -> ClassifierConfig:

@@ -16,8 +16,9 @@ Arms (``ARMS``, each a recipe in ``BUILT_IN``):
 ``classifier.recipes`` adds named arms composed of the same parts (``RecipeConfig``): real images
 once, ``repeat``-ed to the ``real+synthetic`` count (the same-count control: drawn per class exactly
 as the synthetic images would be), or none; synthetic images ``all`` or ``filtered`` (kept by the
-label-consistency filter, ``filter-synthetic``); mixed, or ``pretrain`` on the synthetic images and
-fine-tune on the real ones.
+label-consistency filter, ``filter-synthetic``) or ``guided`` (the real-guided set,
+``paths.synthetic_guided``: each image started from its source real image); mixed, or ``pretrain``
+on the synthetic images and fine-tune on the real ones.
 
 A synthetic image made from the control of a validation or test image would leak that image into
 training, so every synthetic image's ``control_id`` must be a real training id.
@@ -260,11 +261,17 @@ def arm_plan(config: Config, arm: str, seed: int, fraction: float = 1.0) -> ArmP
     return ArmPlan(found, tuple(real_ids), tuple(real_labels), positions, tuple(synthetic_labels), ratio)
 
 
+def synthetic_folder(config: Config, found: RecipeConfig) -> Path:
+    """The set a recipe draws its synthetic images from: the real-guided one for ``synthetic:
+    guided``, else ``paths.synthetic``."""
+    return Path(config.paths.synthetic_guided if found.synthetic == "guided" else config.paths.synthetic)
+
+
 def _eligible(config: Config, found: RecipeConfig, whole: list[PreparedRow], subset: list[PreparedRow],
               fraction: float) -> tuple[list[int], list[str]]:
     """Manifest positions the arm may draw from (made from the subset's controls; kept by the
     fraction's filter for ``synthetic: filtered``) and their labels."""
-    folder = Path(config.paths.synthetic)
+    folder = synthetic_folder(config, found)
     eligible = synthetic_rows(folder, {r.id for r in whole}, {r.id for r in subset})
     kept = kept_ids(config, fraction) if found.synthetic == "filtered" else None
     return kept_positions(folder, eligible, kept)
@@ -310,7 +317,7 @@ def load_training_data(config: Config, arm: str, seed: int, fraction: float = 1.
     train = train.subset([position[i] for i in plan.real_ids])
     if not len(plan.synthetic):
         return TrainingData(train, val, len(train), 0)
-    extra = load_image_set(config.paths.synthetic, config.data.classes, schema=SyntheticRow,
+    extra = load_image_set(synthetic_folder(config, plan.recipe), config.data.classes, schema=SyntheticRow,
                            select=plan.synthetic)
     if plan.recipe.schedule == "pretrain":
         return TrainingData(train, val, len(train), len(extra), pretrain=extra)

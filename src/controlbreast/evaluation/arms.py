@@ -6,7 +6,8 @@ reading the prepared PNG files, exactly as ``controlbreast predict`` does, so a 
 
 For each arm found under ``paths.classifiers`` (``real``, ``real-noaug``, ``real+synthetic``,
 ``synthetic``; arms not trained are skipped) the metrics are computed for every seed and for the
-seed average of the probabilities (``ensemble``):
+seed average of the probabilities (``ensemble``, one model), and averaged over the seeds
+(``seed_mean``: what training this arm gives, the figure every verdict reads):
 
 - ``auc_ovr_macro``: one-vs-rest AUC averaged over the classes (null when one is absent);
 - ``auc_<positive>``: the positive class (``evaluate.positive_class``) against the rest;
@@ -24,11 +25,13 @@ seed average of the probabilities (``ensemble``):
   masks, so this knows where to look: an upper bound of a film reader's AUC (tiling the whole
   breast, as ``benchmarks/mammo_patches.py`` also does, is the fair number).
 
-Each has a percentile bootstrap interval over class-stratified resamples of the test images. The
-paired differences ``real+synthetic − real``, ``synthetic − real``, ``real − real-noaug`` (what
-classic augmentation buys) and ``real+synthetic − real-noaug`` (ensembles) use the very same
-resamples for both arms, which gives an interval and a two-sided p-value; the positive-class AUC
-difference also gets DeLong's test.
+A single model's metric (a seed, the ensemble) has a percentile bootstrap interval over
+class-stratified resamples of the test images. ``seed_mean`` and every paired difference
+(``real+synthetic − real``, ``synthetic − real``, ``real − real-noaug``: what classic augmentation
+buys, ``real+synthetic − real-noaug``, each recipe − ``real`` and each recipe − the same-count
+control) are means over the training seeds, paired seed by seed, with an interval and p-value that
+count the seeds as random as well as the test images (``bootstrap.seed_images_interval``), and
+the between-seed spread ``seed_sd``: a second training run moves a figure by about that much.
 
 Data efficiency: the arms trained on fractions of the real training split (``real@0.5``,
 ``real+synthetic@0.5``, ... under ``paths.classifiers/fractions``) are evaluated like the others,
@@ -52,6 +55,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from controlbreast.classify.data import subset_ids
 from controlbreast.classify.models import CARD, set_threads
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import auc, macro_auc
@@ -63,13 +67,11 @@ from controlbreast.evaluation.bootstrap import (
     Statistic,
     bootstrap_interval,
     format_interval,
-    paired_difference,
+    seed_images_interval,
 )
 from controlbreast.evaluation.classification import (
     balanced_accuracy,
     confusion_rates,
-    delong_difference,
-    delong_placements,
     expected_calibration_error,
     reliability,
     sensitivity_specificity,
@@ -78,7 +80,7 @@ from controlbreast.evaluation.classification import (
 from controlbreast.evaluation.config import EvaluateConfig
 from controlbreast.evaluation.efficiency import data_efficiency
 from controlbreast.evaluation.external import excluded_ids
-from controlbreast.evaluation.recipes import recipe_table
+from controlbreast.evaluation.recipes import control_recipe, recipe_names, recipe_table
 from controlbreast.mixing import ARMS, FRACTION_ARMS, FRACTIONS, RECIPES, fraction_arm
 
 COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"), ("real", "real-noaug"),
@@ -226,14 +228,38 @@ def statistics(probabilities: np.ndarray, labels: np.ndarray, positive: int, thr
 
 
 def model_metrics(val_probs: np.ndarray, test_probs: np.ndarray, val: SplitImages, test: SplitImages,
-                  positive: int, settings: EvaluateConfig) -> tuple[dict, float]:
-    """Every scalar metric with its interval, and the validation-chosen threshold."""
+                  positive: int, settings: EvaluateConfig) -> dict:
+    """Every scalar metric of one model with its interval over test images, and the
+    validation-chosen ``threshold``."""
     threshold = youden_threshold(val_probs[:, positive], val.labels == positive)
     stats = statistics(test_probs, test.labels, positive, threshold, test.classes, settings.calibration_bins,
                        present_classes(test))
     metrics = {name: bootstrap_interval(stat, test.labels, settings.bootstrap, settings.bootstrap_seed,
                                         settings.confidence).as_dict() for name, stat in stats.items()}
-    return {**metrics, "threshold": threshold}, threshold
+    return {**metrics, "threshold": threshold}
+
+
+def seed_statistics(probs: ArmProbabilities, val: SplitImages, test: SplitImages, positive: int,
+                    bins: int) -> dict[str, dict[str, Statistic]]:
+    """``{seed: {metric: statistic}}``: each seed's model on the test images, at its own
+    validation-chosen threshold."""
+    found = {}
+    for name, val_probs, test_probs in zip(probs.seeds, probs.val, probs.test, strict=True):
+        threshold = youden_threshold(val_probs[:, positive], val.labels == positive)
+        found[name] = statistics(test_probs, test.labels, positive, threshold, test.classes, bins,
+                                 present_classes(test))
+    return found
+
+
+def over_seeds(per_seed: dict[str, dict[str, Statistic]], test: SplitImages, settings: EvaluateConfig,
+               difference: bool = False) -> dict:
+    """Each metric averaged over the seeds, its interval over seeds and test images
+    (``bootstrap.seed_images_interval``) and its between-seed spread."""
+    names = next(iter(per_seed.values()))
+    return {name: seed_images_interval([stats[name] for stats in per_seed.values()], test.labels,
+                                       settings.bootstrap, settings.bootstrap_seed, settings.confidence,
+                                       difference, (-1.0, 1.0) if difference else (0.0, 1.0)).as_dict()
+            for name in names}
 
 
 def confusion(test_probs: np.ndarray, test: SplitImages, settings: EvaluateConfig) -> dict:
@@ -251,15 +277,18 @@ def confusion(test_probs: np.ndarray, test: SplitImages, settings: EvaluateConfi
 
 
 def arm_metrics(probs: ArmProbabilities, val: SplitImages, test: SplitImages, positive: int,
-                settings: EvaluateConfig) -> tuple[dict, float]:
-    """Per-seed and ensemble metrics of one arm; returns them and the ensemble's threshold."""
+                settings: EvaluateConfig) -> dict:
+    """One arm: each seed's metrics, their mean over seeds (``seed_mean``: the figure a verdict
+    reads) and the seed-averaged model's (``ensemble``: probabilities averaged, one model)."""
     result = {"seeds": len(probs.seeds)}
     for name, val_probs, test_probs in zip(probs.seeds, probs.val, probs.test, strict=True):
-        result[name] = model_metrics(val_probs, test_probs, val, test, positive, settings)[0]
-    ensemble, threshold = model_metrics(probs.val.mean(0), probs.test.mean(0), val, test, positive, settings)
+        result[name] = model_metrics(val_probs, test_probs, val, test, positive, settings)
+    result["seed_mean"] = over_seeds(seed_statistics(probs, val, test, positive, settings.calibration_bins),
+                                     test, settings)
+    ensemble = model_metrics(probs.val.mean(0), probs.test.mean(0), val, test, positive, settings)
     ensemble |= image_level_auc(probs.test.mean(0), test, positive, settings)
     result["ensemble"] = {**ensemble, "confusion": confusion(probs.test.mean(0), test, settings)}
-    return result, threshold
+    return result
 
 
 def image_level(probabilities: np.ndarray, test: SplitImages, positive: int) -> tuple[
@@ -291,23 +320,20 @@ def image_level_auc(probabilities: np.ndarray, test: SplitImages, positive: int,
     return {f"image_auc_{test.classes[positive]}": interval.as_dict(), "test_source_images": len(scores)}
 
 
-def paired_differences(a: np.ndarray, b: np.ndarray, thresholds: tuple[float, float], test: SplitImages,
+def paired_differences(a: ArmProbabilities, b: ArmProbabilities, val: SplitImages, test: SplitImages,
                        positive: int, settings: EvaluateConfig) -> dict:
-    """``a − b`` of two models' (n, C) test probabilities on the same resamples, and DeLong's test
-    of the positive-class AUC (left out when the set lacks the positive class or the rest)."""
-    bins, labels, present = settings.calibration_bins, test.labels, present_classes(test)
-    first = statistics(a, labels, positive, thresholds[0], test.classes, bins, present)
-    second = statistics(b, labels, positive, thresholds[1], test.classes, bins, present)
-    result = {name: paired_difference(first[name], second[name], labels, settings.bootstrap,
-                                      settings.bootstrap_seed, settings.confidence).as_dict()
-              for name in first}
-    hit = labels == positive
-    if hit.all() or not hit.any():
-        return result
-    delong = delong_difference(delong_placements(a[:, positive], hit), delong_placements(b[:, positive], hit),
-                               settings.confidence)
-    result[f"auc_{test.classes[positive]}_delong"] = delong.as_dict()
-    return result
+    """``a − b`` for every metric, paired seed by seed (the seeds both arms trained) and on the same
+    test resamples: the mean over seeds of each seed's difference, with an interval and p-value
+    that hold the seeds and the test images random (``over_seeds``) and the between-seed spread."""
+    first = seed_statistics(a, val, test, positive, settings.calibration_bins)
+    second = seed_statistics(b, val, test, positive, settings.calibration_bins)
+    common = [seed for seed in first if seed in second]
+    if not common:
+        raise ModelError(f"arms {a.arm} ({list(first)}) and {b.arm} ({list(second)}) share no seed: train "
+                         "both with classifier.seeds")
+    paired = {seed: {name: (lambda i, f=first[seed][name], g=second[seed][name]: f(i) - g(i))
+                     for name in first[seed]} for seed in common}
+    return over_seeds(paired, test, settings, difference=True)
 
 
 def curves(probs: ArmProbabilities, test: SplitImages, positive: int,
@@ -337,13 +363,17 @@ def finite(value):
 
 def comparisons(config: Config) -> list[tuple[str, str]]:
     """The paired differences: ``COMPARISONS``, ``real+synthetic − real`` at each fraction below 1,
-    and each recipe − ``real`` at every fraction (the same seeds, the same resamples)."""
-    fractions = sorted(config.classifier.real_fractions)
+    each recipe − ``real`` at every fraction, and each recipe that adds images − the same-count
+    control (``recipes.control_recipe``) at every fraction (the same seeds, the same resamples)."""
+    fractions = sorted({*config.classifier.real_fractions, 1.0})
     below = [f for f in fractions if f < 1.0]
     recipes = [(fraction_arm(name, f), fraction_arm("real", f)) for name in config.classifier.recipes
-               for f in sorted({*fractions, 1.0})]
+               for f in fractions]
+    control = control_recipe(config)
+    against_control = [(fraction_arm(name, f), fraction_arm(control, f)) for name in recipe_names(config)
+                       if control is not None and name != control for f in fractions]
     return [*COMPARISONS, *((fraction_arm("real+synthetic", f), fraction_arm("real", f)) for f in below),
-            *recipes]
+            *recipes, *against_control]
 
 
 def external_images(config: Config, name: str) -> tuple[SplitImages, int]:
@@ -371,17 +401,16 @@ def on_external(config: Config, name: str, arms: dict[str, list[Path]], val: Spl
     counts = class_counts(images)
     result = {"images": len(images.ids), "excluded_near_duplicates": excluded, "images_per_class": counts,
               "classes_present": [c for c, n in counts.items() if n], "arms": {}, "differences": {}}
-    thresholds, roc = {}, []
+    roc = []
     for arm, probs in probabilities.items():
-        result["arms"][arm], thresholds[arm] = arm_metrics(probs, val, images, positive, settings)
+        result["arms"][arm] = arm_metrics(probs, val, images, positive, settings)
         if arm in ARMS:
             rows = curves(probs, images, positive, settings.calibration_bins)[0]
             roc += [{"set": name, **row} for row in rows]
     for a, b in comparisons(config):
         if a in probabilities and b in probabilities:
             result["differences"][f"{a} - {b}"] = paired_differences(
-                probabilities[a].test.mean(0), probabilities[b].test.mean(0), (thresholds[a], thresholds[b]),
-                images, positive, settings)
+                probabilities[a], probabilities[b], val, images, positive, settings)
     return result, roc
 
 
@@ -396,9 +425,9 @@ def evaluate_arms(config: Config) -> Evaluation:
     val, test = split_images(config, "val"), split_images(config, "test")
     probabilities = {arm: predict_arm(arm, folders, val, test) for arm, folders in arms.items()}
     metrics = {"test_images": len(test.ids), "arms": {}, "differences": {}}
-    thresholds, roc, calibration = {}, [], []
+    roc, calibration = [], []
     for arm, probs in probabilities.items():
-        metrics["arms"][arm], thresholds[arm] = arm_metrics(probs, val, test, positive, settings)
+        metrics["arms"][arm] = arm_metrics(probs, val, test, positive, settings)
         if arm in ARMS:  # the data-efficiency arms have their own plot
             arm_roc, arm_calibration = curves(probs, test, positive, settings.calibration_bins)
             roc += arm_roc
@@ -406,29 +435,30 @@ def evaluate_arms(config: Config) -> Evaluation:
     for a, b in comparisons(config):
         if a in probabilities and b in probabilities:
             metrics["differences"][f"{a} - {b}"] = paired_differences(
-                probabilities[a].test.mean(0), probabilities[b].test.mean(0), (thresholds[a], thresholds[b]),
-                test, positive, settings)
+                probabilities[a], probabilities[b], val, test, positive, settings)
     metrics["data_efficiency"], efficiency = data_efficiency(
         config, metrics, f"auc_{config.data.classes[positive]}")
     metrics["external"], external_roc = {}, []
     for external in settings.external:
         metrics["external"][external.name], rows = on_external(config, external.name, arms, val, positive)
         external_roc += rows
-    metrics = {"recipes": recipe_table(config, finite(metrics)), **metrics}
+    control = control_recipe(config)
+    recipes = recipe_table(config, finite(metrics), len(subset_ids(config, 1.0)))
+    metrics = {"recipes": recipes, **({"same_count_control": control} if control else {}), **metrics}
     return Evaluation(finite(metrics), roc, calibration, probabilities, test,
                       [finite(row) for row in efficiency], external_roc)
 
 
 def table(metrics: dict) -> str:
-    """A plain-text table: one row per arm (ensemble), one column per scalar metric."""
+    """A plain-text table: one row per arm (mean over seeds), one column per scalar metric, then
+    the paired differences (p: the seeds-and-images t test of ``bootstrap.seed_images_interval``)."""
     arms = metrics["arms"]
     if not arms:
         return ""
-    names = [key for key, value in next(iter(arms.values()))["ensemble"].items()
-             if isinstance(value, dict) and "estimate" in value]
-    lines = [" | ".join(["arm (seeds)", *names])]
+    names = list(next(iter(arms.values()))["seed_mean"])
+    lines = [" | ".join(["arm (seeds), mean over seeds", *names])]
     for arm, result in arms.items():
-        cells = [format_interval(result["ensemble"][name]) for name in names]
+        cells = [format_interval(result["seed_mean"][name]) for name in names]
         lines.append(" | ".join([f"{arm} ({result['seeds']})", *cells]))
     for comparison, result in metrics["differences"].items():
         cells = [format_interval(result.get(name, {}), signed=True) for name in names]

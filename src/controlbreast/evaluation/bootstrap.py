@@ -12,25 +12,22 @@ Resampling is stratified by label: each resample keeps each class's count, so a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.stats import t as student_t
 
 Statistic = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate on all cases and its percentile interval; arrays for vector statistics.
-
-    ``p_value`` is set only for differences: the two-sided bootstrap p-value of "no difference".
-    """
+    """A point estimate on all cases and its percentile interval; arrays for vector statistics."""
 
     estimate: float | list
     low: float | list
     high: float | list
-    p_value: float | None = None
 
     def as_dict(self) -> dict:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -54,12 +51,11 @@ def _estimate_and_samples(statistic: Statistic, labels: np.ndarray, resamples: i
         resample_indices(labels, resamples, seed)))
 
 
-def _interval(estimate: np.ndarray, samples: np.ndarray, confidence: float,
-              p_value: float | None = None) -> Interval:
+def _interval(estimate: np.ndarray, samples: np.ndarray, confidence: float) -> Interval:
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.nanpercentile(samples, [tail, 100.0 - tail], axis=0)
     as_out = (lambda a: a.tolist()) if np.ndim(estimate) else float
-    return Interval(as_out(estimate), as_out(low), as_out(high), p_value)
+    return Interval(as_out(estimate), as_out(low), as_out(high))
 
 
 def bootstrap_interval(statistic: Statistic, labels: np.ndarray, resamples: int = 1000,
@@ -69,22 +65,72 @@ def bootstrap_interval(statistic: Statistic, labels: np.ndarray, resamples: int 
     return _interval(estimate, samples, confidence)
 
 
-def two_sided_p(differences: np.ndarray) -> float:
-    """Bootstrap p-value of "the difference is zero": twice the smaller tail mass beyond zero."""
-    differences = np.asarray(differences, dtype=float)
-    differences = differences[np.isfinite(differences)]
-    tail = min(np.mean(differences <= 0.0), np.mean(differences >= 0.0))
-    return float(min(1.0, 2.0 * tail))
+@dataclass(frozen=True)
+class SeedInterval:
+    """A statistic averaged over training seeds, with an interval that holds both the test images
+    and the seeds as random (``seed_images_interval``).
+
+    ``estimate``: the mean over the S seeds of the statistic on every test image; ``seed_sd``: the
+    between-seed standard deviation of that statistic (how far one training run moves it);
+    ``p_value`` (differences only): the two-sided p of "no difference" from the same t procedure,
+    None where the spread is exactly zero (two identical models: no test is defined).
+    """
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    seed_sd: float | None
+    seeds: int
+    p_value: float | None = None
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if value is not None}
 
 
-def paired_difference(statistic_a: Statistic, statistic_b: Statistic, labels: np.ndarray,
-                      resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Interval:
-    """``a - b`` on the same resamples of the same cases: estimate, interval and p-value."""
-    def difference(index: np.ndarray) -> np.ndarray:
-        return np.asarray(statistic_a(index)) - np.asarray(statistic_b(index))
+def seed_images_interval(per_seed: Sequence[Statistic], labels: np.ndarray, resamples: int = 1000,
+                         seed: int = 0, confidence: float = 0.95, difference: bool = False,
+                         bounds: tuple[float, float] = (-np.inf, np.inf)) -> SeedInterval:
+    """The mean over S training seeds of a statistic (one function per seed, e.g. a paired
+    difference of two arms trained with that seed) and its interval over seeds *and* test images.
 
-    estimate, samples = _estimate_and_samples(difference, labels, resamples, seed)
-    return _interval(estimate, samples, confidence, two_sided_p(samples))
+    The variance of the seed mean has two parts: the test images (the class-stratified bootstrap of
+    the seed mean, every seed on the same resamples, ``v_images``) and the training runs (the
+    between-seed variance of the S full-set values over S, ``v_seeds``). The interval is
+    ``estimate ± t · sqrt(v_images + v_seeds)`` with Student's t at the Welch-Satterthwaite degrees
+    of freedom (S − 1 for the seed part, n − 1 for the image part): with five seeds a percentile
+    bootstrap over seeds would be too narrow (it underestimates their variance by (S − 1)/S and has
+    normal tails). ``p_value`` (``difference``) comes from the same t. ``bounds`` clip the interval
+    to the statistic's range (an AUC's [0, 1]). Undefined values (NaN) drop out of every mean.
+    """
+    everything = np.arange(len(labels))[None, :]
+    index = resample_indices(labels, resamples, seed)
+    full = np.array([float(np.asarray(statistic(everything))[0]) for statistic in per_seed])
+    kept = np.isfinite(full)
+    if not kept.any():
+        return SeedInterval(None, None, None, None, len(per_seed))
+    samples = np.stack([np.asarray(statistic(index), dtype=float) for statistic, keep
+                        in zip(per_seed, kept, strict=True) if keep])
+    return _t_interval(full[kept], np.nanmean(samples, axis=0), len(labels), confidence, difference,
+                       bounds)
+
+
+def _t_interval(full: np.ndarray, seed_means: np.ndarray, cases: int, confidence: float,
+                difference: bool, bounds: tuple[float, float]) -> SeedInterval:
+    """``seed_images_interval``'s interval from the (S,) full-set values and the (B,) resampled
+    seed means."""
+    count, estimate = len(full), float(full.mean())
+    v_images = float(np.nanvar(seed_means, ddof=1)) if np.isfinite(seed_means).sum() > 1 else 0.0
+    spread = float(full.std(ddof=1)) if count > 1 else 0.0
+    v_seeds = spread**2 / count
+    error = np.sqrt(v_images + v_seeds)
+    if error == 0.0:
+        return SeedInterval(estimate, estimate, estimate, spread, count)
+    parts = (v_seeds**2 / (count - 1) if count > 1 else 0.0) + v_images**2 / max(cases - 1, 1)
+    freedom = (v_images + v_seeds) ** 2 / parts
+    half = float(student_t.ppf(0.5 + confidence / 2.0, freedom)) * error
+    low, high = max(estimate - half, bounds[0]), min(estimate + half, bounds[1])
+    p_value = float(2.0 * student_t.sf(abs(estimate) / error, freedom)) if difference else None
+    return SeedInterval(estimate, float(low), float(high), spread, count, p_value)
 
 
 def format_interval(value: dict, signed: bool = False) -> str:

@@ -3,18 +3,13 @@
 Shapes: ``scores`` (..., n) and ``positive`` (..., n) bool for the binary view (one class against
 the rest); ``probabilities`` (..., n, C) and ``labels`` (..., n) int for the multi-class view. A
 leading axis is typically the B bootstrap resamples; the plain (n,) form works the same way. Each
-function agrees with scikit-learn's on the same inputs (see tests/evaluation), and DeLong's test
-compares two correlated AUCs on the same cases (DeLong, DeLong & Clarke-Pearson, Biometrics 1988).
+function agrees with scikit-learn's on the same inputs (see tests/evaluation).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr, ndtri
-from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
-
-from controlbreast.evaluation.bootstrap import Interval
 
 
 def confusion_rates(predicted: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
@@ -77,36 +72,3 @@ def reliability(scores: np.ndarray, positive: np.ndarray, bins: int = 10) -> dic
     kept = count > 0
     return {"predicted": mean[kept] / count[kept], "observed": hits[kept] / count[kept],
             "count": count[kept]}
-
-
-def delong_placements(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DeLong's structural components of (n,) scores: for each positive, the share of negatives
-    it outranks (V10, ties half); for each negative, the share of positives that outrank it (V01).
-
-    ``mean(V10) == mean(V01) == AUC``. The components are linear in the kernel, so the AUC averaged
-    over several models (seeds) has as components the average of theirs.
-    """
-    positive = np.asarray(positive, dtype=bool)
-    scores = np.asarray(scores, dtype=float)
-    overall = rankdata(scores)
-    n_pos, n_neg = positive.sum(), (~positive).sum()
-    v10 = (overall[positive] - rankdata(scores[positive])) / n_neg
-    v01 = 1.0 - (overall[~positive] - rankdata(scores[~positive])) / n_pos
-    return v10, v01
-
-
-def delong_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
-                      confidence: float = 0.95) -> Interval:
-    """AUC(a) - AUC(b) on the same cases from their placements: estimate, normal interval, p-value."""
-    (a10, a01), (b10, b01) = a, b
-    s10 = np.cov(np.vstack([a10, b10]))
-    s01 = np.cov(np.vstack([a01, b01]))
-    variance = ((s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / len(a10)
-                + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / len(a01))
-    difference = float(a10.mean() - b10.mean())
-    if variance <= 0:
-        return Interval(difference, difference, difference, 1.0 if difference == 0 else 0.0)
-    se = float(np.sqrt(variance))
-    z = float(ndtri((1 + confidence) / 2))
-    p_value = float(2 * ndtr(-abs(difference) / se))
-    return Interval(difference, difference - z * se, difference + z * se, p_value)

@@ -14,11 +14,12 @@ from controlbreast.mixing import FRACTION_ARMS, fraction_arm
 
 
 def _interval_of(metrics: dict, name: str) -> dict:
-    return {key: metrics[name][key] for key in ("estimate", "low", "high", "p_value") if key in metrics[name]}
+    return {key: metrics[name][key] for key in ("estimate", "low", "high", "p_value", "seed_sd")
+            if key in metrics[name]}
 
 
 def data_efficiency(config: Config, metrics: dict, positive: str) -> tuple[dict, list[dict]]:
-    """Per fraction: real training images, each arm's AUCs (ensemble, interval) and the paired
+    """Per fraction: real training images, each arm's AUCs (mean over seeds, interval) and the paired
     ``real+synthetic − real``; and the same as rows for the DVC plot (one per arm and fraction).
     ``positive`` names the positive class's AUC (``auc_malignant``)."""
     subsets = training_subsets(config)
@@ -29,7 +30,8 @@ def data_efficiency(config: Config, metrics: dict, positive: str) -> tuple[dict,
             found = metrics["arms"].get(fraction_arm(arm, fraction))
             if found is None:
                 continue
-            entry[arm] = {name: _interval_of(found["ensemble"], name) for name in ("auc_ovr_macro", positive)}
+            entry[arm] = {name: _interval_of(found["seed_mean"], name)
+                          for name in ("auc_ovr_macro", positive)}
             rows.append({"arm": arm, "fraction": fraction, "real_images": entry["real_images"],
                          **{f"{name}{suffix}": entry[arm][name][key] for name in ("auc_ovr_macro", positive)
                             for suffix, key in (("", "estimate"), ("_low", "low"), ("_high", "high"))}})

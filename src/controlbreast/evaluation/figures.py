@@ -36,17 +36,13 @@ def curve_figure(rows: Sequence[dict], x: str, y: str, title: str, x_label: str,
     return figure
 
 
-def efficiency_figure(rows: Sequence[dict], metric: str, title: str, y_label: str,
-                      reference: float | None = None) -> Figure:
+def efficiency_figure(rows: Sequence[dict], metric: str, title: str, y_label: str) -> Figure:
     """AUC (``metric``, with its ``_low``/``_high`` interval as a band) against the number of real
-    training images, one line per arm: where on the curve synthetic images help, if anywhere.
-    ``reference``: a dashed level to read against (0 for paired differences). The legend sits
-    below the axes, two entries a row, so no line or band hides behind it."""
+    training images, one line per arm: where on the curve synthetic images help, if anywhere. The
+    legend sits below the axes, two entries a row, so no line or band hides behind it."""
     lines = list(dict.fromkeys(row["arm"] for row in rows))
     figure = Figure(figsize=(5.5, 4.0 + 0.22 * -(-len(lines) // 2)), dpi=100, layout="constrained")
     axes = figure.add_subplot()
-    if reference is not None:
-        axes.axhline(reference, color="0.5", linestyle="--", linewidth=1)
     for arm in lines:
         points = sorted((r for r in rows if r["arm"] == arm and None not in (r[metric], r["real_images"])),
                         key=lambda r: r["real_images"])
@@ -57,4 +53,44 @@ def efficiency_figure(rows: Sequence[dict], metric: str, title: str, y_label: st
     axes.set(xlabel="real training images", ylabel=y_label, title=title)
     axes.grid(alpha=0.3)
     figure.legend(loc="outside lower center", ncols=2, fontsize="small", frameon=False)
+    return figure
+
+
+def recipe_figure(rows: Sequence[dict], title: str) -> Figure:
+    """Small multiples of the recipe table (``recipes.plot_rows``): one panel per recipe, the
+    difference from ``real`` (dot) and its 95% interval (whisker) at each number of real training
+    images, one colour per set, nudged apart so no whisker hides another; dashed: no difference."""
+    recipes = list(dict.fromkeys(row["recipe"] for row in rows))
+    sets = list(dict.fromkeys(row["set"] for row in rows))
+    columns = min(3, max(len(recipes), 1))
+    shape = (-(-len(recipes) // columns), columns)
+    figure = Figure(figsize=(3.2 * columns, 2.6 * shape[0] + 0.6), dpi=100, layout="constrained")
+    panels = figure.subplots(*shape, sharex=True, sharey=True, squeeze=False).ravel()
+    colours = {name: f"C{k}" for k, name in enumerate(sets)}
+    counts = sorted({row["real_images"] for row in rows if row["real_images"] is not None})
+    step = 0.025 * (max(counts) if counts else 1)
+    for axes, recipe in zip(panels, recipes, strict=False):
+        axes.axhline(0.0, color="0.5", linestyle="--", linewidth=1)
+        for k, name in enumerate(sets):
+            points = [r for r in rows if (r["recipe"], r["set"]) == (recipe, name)
+                      and None not in (r["difference"], r["real_images"])]
+            xs = [r["real_images"] + step * (k - (len(sets) - 1) / 2) for r in points]
+            ys = [r["difference"] for r in points]
+            whiskers = [[y - r["difference_low"] for y, r in zip(ys, points, strict=True)],
+                        [r["difference_high"] - y for y, r in zip(ys, points, strict=True)]]
+            axes.errorbar(xs, ys, yerr=whiskers, fmt="o", color=colours[name], capsize=3, markersize=4,
+                          label=name if axes is panels[0] else None)
+        axes.set_title(recipe, fontsize="medium")
+        axes.set_xticks(counts)
+        axes.grid(alpha=0.3)
+    for k, axes in enumerate(panels):
+        if k >= len(recipes):
+            axes.set_visible(False)
+        elif k + columns >= len(recipes):  # nothing drawn below it: it carries the x label
+            axes.set_xlabel("real training images")
+            axes.xaxis.set_tick_params(labelbottom=True)
+    figure.supylabel("recipe − real, macro AUC")
+    figure.suptitle(title)
+    if sets:
+        figure.legend(loc="outside lower center", ncols=min(len(sets), 3), fontsize="small", frameon=False)
     return figure

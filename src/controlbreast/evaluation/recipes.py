@@ -1,14 +1,18 @@
 """The answer on the first screen: every recipe's paired difference against ``real``, per real-data
-fraction, on the internal test split and on every external set.
+fraction, on the internal test split and on every external set, judged against the same-count
+control.
 
 On an external set that lacks a class the difference is of the macro AUC over the classes it has
 (``auc_ovr_macro_present``). A recipe is ``real+synthetic`` (the plain "add N generated images") or
-a ``classifier.recipes`` entry
-(the same-count control ``real-repeat``, the label-consistency filter, synthetic-then-real, ...). A
-cell is the paired bootstrap difference of the seed ensembles' macro AUC, recipe − real at the same
-fraction (``evaluation.arms``); ``verdict`` reads its interval: ``helps`` when it lies above 0,
-``hurts`` below, otherwise ``no measurable difference``. A gain counts where it holds across
-fractions and sets, not in one cell.
+a ``classifier.recipes`` entry (the same-count control ``real-repeat``, the label-consistency
+filter, synthetic-then-real, ...). A cell is the paired difference recipe − real at the same
+fraction, averaged over the training seeds with an interval over seeds and test images
+(``evaluation.arms``), and, for a recipe that adds images, the same difference against the
+same-count control (``vs_control``): a recipe helps only when it beats both ``real`` and the
+control, which trains as many steps on the real images drawn again. Every fraction row says how
+many labelled images the generator was trained on (the whole training split: a low-data row borrows
+the labels outside its subset through the generator). ``verdict`` is the one reading of a cell for
+the README, the report and the stage's output.
 """
 
 from __future__ import annotations
@@ -18,57 +22,99 @@ from controlbreast.evaluation.headline import MAIN, set_metric
 from controlbreast.mixing import fraction_arm
 
 INTERNAL = "test"
+KEYS = ("estimate", "low", "high", "p_value", "seed_sd", "seeds")
+NO_BETTER = "no better than repeating the real images"
 
 
-def verdict(interval: dict) -> str:
-    """``helps`` / ``hurts`` / ``no measurable difference`` from a difference's interval;
-    ``identical to real`` when every resample gives 0 (the arm predicted as ``real`` did: a
-    filtered recipe that drew no synthetic image trains exactly the real arm)."""
-    if interval.get("estimate") == 0 and interval["low"] == 0 and interval["high"] == 0:
-        return "identical to real"
-    if interval["low"] is not None and interval["low"] > 0:
+def control_recipe(config: Config) -> str | None:
+    """The same-count control: the first recipe that draws the real images again (``real:
+    repeat``, no synthetic image); None when none is configured."""
+    return next((name for name, recipe in config.classifier.recipes.items() if recipe.real == "repeat"), None)
+
+
+def direction(interval: dict) -> str:
+    """``helps`` / ``hurts`` when a difference's interval lies above / below 0, else ``no measurable
+    difference``."""
+    if interval.get("low") is not None and interval["low"] > 0:
         return "helps"
-    if interval["high"] is not None and interval["high"] < 0:
+    if interval.get("high") is not None and interval["high"] < 0:
         return "hurts"
     return "no measurable difference"
+
+
+def verdict(cell: dict, control: bool = False) -> str:
+    """What a recipe − real cell says. ``helps`` needs an interval above 0 against ``real`` *and*
+    against the same-count control (``vs_control``); a gain over ``real`` alone is ``no better than
+    repeating the real images`` (or says that no control was measured). ``control``: the cell is
+    the control's own, judged against ``real`` alone. ``identical to real`` when the interval is
+    the single point 0 (the arm predicted as ``real`` did: a filtered recipe that drew nothing)."""
+    if cell.get("estimate") == 0 and cell.get("low") == 0 and cell.get("high") == 0:
+        return "identical to real"
+    side = direction(cell)
+    if side != "helps" or control:
+        return side
+    if "vs_control" not in cell:
+        return "helps over real (no same-count control measured)"
+    return "helps" if direction(cell["vs_control"]) == "helps" else NO_BETTER
 
 
 def recipe_names(config: Config) -> list[str]:
     return ["real+synthetic", *config.classifier.recipes]
 
 
-def _cell(differences: dict, recipe: str, fraction: float, metric: str) -> dict | None:
-    found = differences.get(f"{fraction_arm(recipe, fraction)} - {fraction_arm('real', fraction)}", {})
-    if metric not in found:
+def _interval(found: dict, metric: str) -> dict | None:
+    value = found.get(metric) or {}
+    if value.get("estimate") is None:
         return None
-    interval = {key: found[metric].get(key) for key in ("estimate", "low", "high", "p_value")}
-    if interval["estimate"] is None:
-        return None
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in interval.items()}
+    return {key: value[key] for key in KEYS if key in value}
 
 
-def recipe_table(config: Config, metrics: dict) -> dict:
-    """``{recipe: {fraction: {"real_images": n, "test": cell, "<external>": cell}}}`` (cells as
-    ``_cell``; a set or fraction without both arms is left out)."""
+def _cell(differences: dict, recipe: str, fraction: float, metric: str, control: str | None) -> dict | None:
+    """Recipe − real at ``fraction`` and, where measured, recipe − control (``vs_control``)."""
+    def between(other: str) -> dict | None:
+        name = f"{fraction_arm(recipe, fraction)} - {fraction_arm(other, fraction)}"
+        return _interval(differences.get(name, {}), metric)
+
+    cell = between("real")
+    if cell is None or control is None:
+        return cell
+    against = between(control)
+    return cell if against is None else {**cell, "vs_control": against}
+
+
+def recipe_table(config: Config, metrics: dict, generator_images: int) -> dict:
+    """``{recipe: {fraction: {"real_images": n, "generator_images": m, "test": cell, "<external>":
+    cell}}}`` (cells as ``_cell``; a set or fraction without both arms is left out).
+    ``generator_images``: the labelled images the diffusion models were trained on."""
     sets = {INTERNAL: (metrics["differences"], MAIN),
             **{name: (found["differences"], set_metric(found))
                for name, found in metrics.get("external", {}).items()}}
     images = {f: row["real_images"] for f, row in metrics.get("data_efficiency", {}).items()}
+    control = control_recipe(config)
     table = {}
     for recipe in recipe_names(config):
         rows = {}
-        for fraction in sorted(config.classifier.real_fractions):
+        for fraction in sorted({*config.classifier.real_fractions, 1.0}):
+            theirs = None if recipe == control else control
             cells = {name: cell for name, (differences, metric) in sets.items()
-                     if (cell := _cell(differences, recipe, fraction, metric)) is not None}
+                     if (cell := _cell(differences, recipe, fraction, metric, theirs)) is not None}
             if cells:
-                rows[f"{fraction:g}"] = {"real_images": images.get(f"{fraction:g}"), **cells}
+                rows[f"{fraction:g}"] = {"real_images": images.get(f"{fraction:g}"),
+                                         "generator_images": generator_images, **cells}
         if rows:
             table[recipe] = rows
     return table
 
 
+COUNTS = ("real_images", "generator_images")
 PLOT_COLUMNS = ["arm", "recipe", "set", "fraction", "real_images", "difference", "difference_low",
                 "difference_high"]
+
+
+def set_names(table: dict) -> list[str]:
+    """The sets (test split, external sets) the recipe table has cells on, in order."""
+    return list(dict.fromkeys(name for rows in table.values() for row in rows.values()
+                              for name in row if name not in COUNTS))
 
 
 def plot_rows(table: dict) -> list[dict]:
@@ -77,25 +123,23 @@ def plot_rows(table: dict) -> list[dict]:
     return [{"arm": f"{recipe} ({name})", "recipe": recipe, "set": name, "fraction": float(fraction),
              "real_images": row["real_images"], "difference": cell["estimate"], "difference_low": cell["low"],
              "difference_high": cell["high"]}
-            for recipe, rows in table.items() for name in _sets(rows)
+            for recipe, rows in table.items() for name in set_names({recipe: rows})
             for fraction, row in rows.items() if (cell := row.get(name))]
 
 
-def _sets(rows: dict) -> list[str]:
-    return list(dict.fromkeys(name for row in rows.values() for name in row if name != "real_images"))
-
-
-def summary_lines(table: dict) -> list[str]:
-    """Plain sentences: which recipe helps where, and by how much (or that none does)."""
+def summary_lines(table: dict, control: str | None) -> list[str]:
+    """Plain sentences: which recipe helps where (against real and the same-count control ``control``),
+    and by how much, or that none does."""
     lines = []
     for recipe, rows in table.items():
-        helps = [(fraction, name, cell) for fraction, row in rows.items() for name, cell in row.items()
-                 if name != "real_images" and verdict(cell) == "helps"]
-        hurts = sum(verdict(cell) == "hurts" for row in rows.values() for name, cell in row.items()
-                    if name != "real_images")
-        cells = sum(len(row) - 1 for row in rows.values())
-        where = "; ".join(f"{name} at {fraction} of the real images {cell['estimate']:+.3f} "
-                          f"[{cell['low']:+.3f}, {cell['high']:+.3f}]" for fraction, name, cell in helps)
-        lines.append(f"{recipe}: helps in {len(helps)} of {cells} cells, hurts in {hurts}"
-                     + (f" ({where})" if where else ""))
+        said = [(fraction, name, cell, verdict(cell, recipe == control)) for fraction, row in rows.items()
+                for name, cell in row.items() if name not in COUNTS]
+        helps = [(f, name, cell) for f, name, cell, word in said if word == "helps"]
+        where = "; ".join(f"{name} at {f} of the real images {cell['estimate']:+.3f} "
+                          f"[{cell['low']:+.3f}, {cell['high']:+.3f}]" for f, name, cell in helps)
+        counts = {word: sum(w == word for *_, w in said) for word in ("hurts", NO_BETTER)}
+        role = " (the same-count control, against real)" if recipe == control else ""
+        lines.append(f"{recipe}{role}: helps in {len(helps)} of {len(said)} cells, hurts in {counts['hurts']}"
+                     + (f", no better than repeating the real images in {counts[NO_BETTER]}"
+                        if counts[NO_BETTER] else "") + (f" ({where})" if where else ""))
     return lines

@@ -46,10 +46,16 @@ class GenerateConfig(Section):
     real training image whose control conditions the row, varied as that control was and noised to
     step s·T, and runs only the last ``round(s * steps)`` steps; 1 starts from pure noise (exactly
     the set drawn before this option existed).
+
+    ``guided_strength``: the strength of the real-guided set (``generate-guided``, into
+    ``paths.synthetic_guided``): the same rows as the plain set (controls, variations, seeds,
+    sampler) started from their source real images, for the recipes with ``synthetic: guided``;
+    null draws no such set.
     """
 
     per_class: PositiveInt | Literal["auto"] = "auto"
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0
     strength: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    guided_strength: Annotated[float, Field(gt=0.0, lt=1.0)] | None = 0.6
     variation: VariationConfig = VariationConfig()
     sampling: SamplingConfig | None = SamplingConfig(steps=10, guidance_scale=1.0, controlnet_scale=2.0)

@@ -250,6 +250,24 @@ def write_set(destination: Path, rows: Sequence[dict], images: np.ndarray, contr
         (build / "manifest.csv").write_bytes(manifest_bytes(rows, SyntheticRow))
 
 
+def guided_config(config: Config) -> Config | None:
+    """The settings that draw the real-guided set: the plain set's rows at
+    ``generate.guided_strength``, into ``paths.synthetic_guided``; None when that strength is null."""
+    strength = config.generate.guided_strength
+    if strength is None:
+        return None
+    return config.model_copy(update={
+        "generate": config.generate.model_copy(update={"strength": strength}),
+        "paths": config.paths.model_copy(update={"synthetic": config.paths.synthetic_guided})})
+
+
+def write_empty_set(destination: Path, channels: tuple[str, ...]) -> None:
+    """An empty set (its manifest's header alone): what a stage whose set is switched off leaves, so
+    the stages that read it find a folder that says "no image"."""
+    write_set(destination, [], np.zeros((0, 1, 1), np.uint8), np.zeros((0, len(channels), 1, 1), np.uint8),
+              channels)
+
+
 def set_sampling(config: Config) -> SamplingConfig:
     """The sampler of the synthetic set: ``generate.sampling``, else the ``sampling`` section."""
     return config.generate.sampling or config.sampling

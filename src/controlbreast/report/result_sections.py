@@ -3,7 +3,9 @@ images (internal test split, then every external set), and the tuning."""
 
 from __future__ import annotations
 
-from controlbreast.evaluation.headline import PRIMARY, effect, set_metric, travel
+from controlbreast.evaluation.headline import PRIMARY, set_metric, travel
+from controlbreast.evaluation.recipes import INTERNAL, direction
+from controlbreast.evaluation.recipes import verdict as recipe_verdict
 from controlbreast.report import figures
 from controlbreast.report.document import Picture, Section, Table, Text
 from controlbreast.report.inputs import Inputs
@@ -18,8 +20,8 @@ WORDING = {"real+synthetic - real": "Adding synthetic images to the real ones",
 
 
 def metric_names(arms: dict) -> list[str]:
-    """The interval metrics of the ensembles, in the order ``evaluate`` wrote them."""
-    first = next(iter(arms.values()), {}).get("ensemble", {})
+    """The interval metrics of the arms (means over seeds), in the order ``evaluate`` wrote them."""
+    first = next(iter(arms.values()), {}).get("seed_mean", {})
     return [key for key, value in first.items() if isinstance(value, dict) and "estimate" in value]
 
 
@@ -38,18 +40,20 @@ def positive_auc(names: list[str]) -> str | None:
 
 
 def arms_tables(metrics: dict, where: str) -> list[Table]:
-    """Arms × metrics (ensemble, with intervals), then the paired differences with p-values."""
+    """Arms × metrics (means over seeds, with intervals), then the paired differences with their
+    between-seed spread and p-values."""
     arms = metrics.get("arms") or {}
     names = metric_names(arms)
     rows = tuple((f"{arm} ({seeds(result.get('seeds'))})",
-                  *(interval(result["ensemble"].get(n)) for n in names)) for arm, result in arms.items())
-    tables = [Table(f"Arms on {where}: seed-averaged model, 95% bootstrap intervals",
+                  *(interval(result["seed_mean"].get(n)) for n in names)) for arm, result in arms.items())
+    tables = [Table(f"Arms on {where}: mean over the seeds, 95% interval over seeds and test images",
                     ("arm", *map(label, names)), rows)]
     differences = metrics.get("differences") or {}
     if differences:
         diff_rows = tuple((comparison, *(difference_cell(result.get(n)) for n in names))
                           for comparison, result in differences.items())
-        tables.append(Table(f"Paired differences on {where} (same resamples for both arms)",
+        tables.append(Table(f"Paired differences on {where}: seed by seed on the same test resamples; "
+                            "± the between-seed spread; p from the t test over seeds and images",
                             ("difference", *map(label, names)), diff_rows))
     return tables
 
@@ -60,41 +64,53 @@ def seeds(count: int | None) -> str:
 
 
 def difference_cell(value: dict | None) -> str:
-    """``+0.012 [−0.003, +0.032], p = 0.15``."""
-    if not isinstance(value, dict):
-        return "n/a"
-    return f"{interval(value, sign=True)}, {p_value(value.get('p_value'))}"
+    """``+0.012 [−0.003, +0.032] ±0.008, p = 0.15`` (± the between-seed spread); ``undefined``
+    where the metric is undefined on the set."""
+    if not isinstance(value, dict) or value.get("estimate") is None:
+        return "undefined"
+    spread = "" if value.get("seed_sd") is None else f" ±{num(value['seed_sd'])}"
+    return f"{interval(value, sign=True)}{spread}, {p_value(value.get('p_value'))}"
 
 
-def verdict(value: dict) -> str:
-    """What an interval of a difference says: excludes zero on one side, or not."""
-    return {"gain": "a measurable improvement", "loss": "a measurable loss"}.get(effect(value),
-                                                                                "no measurable effect")
+def verdict(metrics: dict, comparison: str, value: dict) -> str:
+    """The one verdict of a difference: a recipe − real at fraction 1 is read with the same-count
+    control (``recipes.verdict``); any other difference by the side of zero its interval lies on."""
+    control = metrics.get("same_count_control")
+    first, _, second = comparison.partition(" - ")
+    cell = (((metrics.get("recipes") or {}).get(first) or {}).get("1") or {}).get(INTERNAL)
+    if second == "real" and cell is not None:
+        return recipe_verdict(cell, first == control)
+    return direction(value)
 
 
 def difference_sentences(metrics: dict) -> list[Text]:
-    """Each paired difference of the positive-class AUC stated in words."""
-    names = metric_names(metrics.get("arms") or {})
-    key = positive_auc(names) or "auc_ovr_macro"
+    """The full-data paired differences against ``real`` or ``real-noaug``, on the headline metric
+    (macro AUC), in words; the differences against the control live inside the recipe verdicts."""
+    key = set_metric(metrics)
     sentences = []
     for comparison, result in (metrics.get("differences") or {}).items():
         value = result.get(key)
+        if "@" in comparison or comparison.endswith(f" - {metrics.get('same_count_control')}"):
+            continue
         if isinstance(value, dict) and value.get("estimate") is not None:
             subject = WORDING.get(comparison, comparison)
-            sentences.append(Text(f"{subject} changed test {label(key)} by {interval(value, sign=True)}, "
-                                  f"{p_value(value.get('p_value'))}: {verdict(value)}.", key=True))
+            sentences.append(Text(f"{subject} changed test {label(key)} by {interval(value, sign=True)} "
+                                  f"(mean over seeds; {p_value(value.get('p_value'))}, t over seeds and "
+                                  f"images): {verdict(metrics, comparison, value)}.", key=True))
     return sentences
 
 
 def roc_picture(rows: list[dict], metrics: dict, name: str, where: str) -> Picture:
     """ROC of every arm of ``metrics`` on one plot, each named with its positive-class AUC."""
     key = positive_auc(metric_names(metrics.get("arms") or {}))
+    shown = {row.get("arm") for row in rows}
     legend = {arm: f"{arm} (AUC {num((r['ensemble'].get(key) or {}).get('estimate'))})"
-              for arm, r in (metrics.get("arms") or {}).items() if key}
+              for arm, r in (metrics.get("arms") or {}).items() if key and arm in shown}
     return Picture(name, figures.arm_curves(
         rows, "fpr", "tpr", f"ROC, {(key or 'auc_positive').removeprefix('auc_')} vs rest ({where})",
         ("false-positive rate (0-1)", "true-positive rate (0-1)"), legend, "chance"),
-        f"ROC of every arm on {where} (seed-averaged model); dashed: chance.")
+        f"ROC of the {len(legend)} full-data arms on {where} (each arm's seed-averaged model; the "
+        "fraction and recipe arms are in the tables); dashed: chance.")
 
 
 def curve_pictures(inputs: Inputs) -> list[Picture]:
@@ -129,12 +145,7 @@ def efficiency_blocks(metrics: dict) -> list:
 
 def compared(metrics: dict, result: dict) -> tuple[str, str]:
     """The metric of the internal and of the external ``PRIMARY`` difference to set side by side:
-    the positive-class AUC where both sets measured it, else each set's macro AUC (over the
-    classes present where one is absent)."""
-    key = positive_auc(metric_names(metrics.get("arms") or {}))
-    both = [(m.get("differences") or {}).get(PRIMARY, {}).get(key) for m in (metrics, result)]
-    if key and all(isinstance(v, dict) and v.get("estimate") is not None for v in both):
-        return key, key
+    each set's macro AUC (over the classes present where one is absent), the one headline metric."""
     return set_metric(metrics), set_metric(result)
 
 
@@ -148,7 +159,7 @@ def travel_text(metrics: dict, name: str, result: dict) -> Text:
     if not isinstance(outside, dict) or outside.get("estimate") is None:
         return Text(f"External set {name}: {PRIMARY} cannot be measured there ({where} is undefined on "
                     f"its classes: {', '.join(present) or 'none'}).", key=True)
-    internal = "the internal test split" + (f", {label(own)}" if own != there else "")
+    internal = "the internal test split" + (", the macro AUC over every class" if own != there else "")
     return Text(f"External set {name}: adding synthetic images to the real ones ({PRIMARY}) changed "
                 f"{where} by {interval(outside, sign=True)} ({internal}: {interval(inside, sign=True)}): "
                 f"{travel(inside, outside)}.", key=True)
@@ -227,7 +238,7 @@ TUNE_FIGURES = (("history.png", "Optimisation history: each trial's validation A
 def tuned_vs_test(tune: dict, classifier: dict | None) -> list:
     """The best validation AUC beside the tuned arm's test AUC, and what the gap means."""
     arm = ((classifier or {}).get("arms") or {}).get("real+synthetic") or {}
-    test = (arm.get("ensemble") or {}).get("auc_ovr_macro")
+    test = (arm.get("seed_mean") or {}).get("auc_ovr_macro")
     rows = (("validation macro AUC (best of the trials)", num(tune.get("best_val_auc"))),
             ("test macro AUC, real+synthetic arm (evaluate)", interval(test)))
     blocks: list = [Table("Tuned on validation vs measured on test", ("measure", "macro AUC"), rows)]

@@ -16,7 +16,7 @@ from controlbreast.config import load_config
 from controlbreast.evaluation.arms import evaluate_arms, positive_index, table
 from controlbreast.evaluation.bootstrap import format_interval
 from controlbreast.evaluation.efficiency import efficiency_table
-from controlbreast.evaluation.figures import curve_figure, efficiency_figure
+from controlbreast.evaluation.figures import curve_figure, efficiency_figure, recipe_figure
 from controlbreast.evaluation.headline import PRIMARY, headline, set_metric, travel
 from controlbreast.evaluation.recipes import PLOT_COLUMNS, plot_rows, summary_lines
 from controlbreast.outputs import csv_bytes, write_atomic
@@ -35,7 +35,7 @@ def write_efficiency(rows: list[dict], plots: Path, positive_auc: str) -> None:
     columns = ["arm", "fraction", "real_images"] + [
         f"{name}{suffix}" for name in ("auc_ovr_macro", positive_auc) for suffix in ("", "_low", "_high")]
     write_atomic(plots / "data_efficiency.csv", csv_bytes(rows, columns))
-    figure = efficiency_figure(rows, "auc_ovr_macro", "Data efficiency on the test split (seed-averaged)",
+    figure = efficiency_figure(rows, "auc_ovr_macro", "Data efficiency on the test split (mean over seeds)",
                                "AUC (macro, one-vs-rest), 95% interval")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -47,8 +47,8 @@ def write_recipes(table: dict, plots: Path) -> None:
     """The recipe × fraction differences (DVC plot) and their PNG: recipe − real against real images."""
     rows = plot_rows(table)
     write_atomic(plots / "recipes.csv", csv_bytes(rows, PLOT_COLUMNS))
-    figure = efficiency_figure(rows, "difference", "Recipe − real, macro AUC (seed-averaged)",
-                               "paired difference, 95% interval", reference=0.0)
+    figure = recipe_figure(rows, "Recipe − real, macro AUC (mean over seeds; 95% interval over seeds and "
+                                 "test images)")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     write_atomic(plots / "recipes.png", buffer.getvalue())
@@ -114,9 +114,9 @@ def main(params: Path) -> None:
         mlflow.log_figure(curve_figure(result.calibration, "confidence", "accuracy",
                                        "Calibration, top label (test)", "confidence", "accuracy"),
                           "figures/calibration.png")
-    print(f"evaluate: {result.metrics['test_images']} test images; seed-averaged models, "
+    print(f"evaluate: {result.metrics['test_images']} test images; means over the training seeds, "
           f"{config.evaluate.confidence:.0%} intervals -> {metrics_file} (headline: {summary_file})")
-    print("\n".join(summary_lines(result.metrics["recipes"])))
+    print("\n".join(summary_lines(result.metrics["recipes"], result.metrics.get("same_count_control"))))
     print(table(result.metrics))
     print(efficiency_table(result.efficiency))
     for line in external_lines(result.metrics):

@@ -1,5 +1,7 @@
-"""``controlbreast generate [--shard i/n]``: the synthetic set → ``paths.synthetic``. Under
-``accelerate launch -m controlbreast generate`` each process (one per GPU) draws its own shard."""
+"""``controlbreast generate [--shard i/n]``: the synthetic set → ``paths.synthetic``; ``controlbreast
+generate-guided``: the same rows real-guided (``generate.guided_strength``) → ``paths.synthetic_guided``
+(an empty set when that strength is null). Under ``accelerate launch -m controlbreast generate`` each
+process (one per GPU) draws its own shard."""
 
 from __future__ import annotations
 
@@ -9,25 +11,39 @@ from pathlib import Path
 import mlflow
 
 from controlbreast.config import load_config
-from controlbreast.generation.generate import generate_set, shortfall, training_rows
+from controlbreast.generation.generate import (
+    generate_set,
+    guided_config,
+    shortfall,
+    training_rows,
+    write_empty_set,
+)
 from controlbreast.generation.staging import Shard
 from controlbreast.tracking import stage_run
 from controlbreast.tuning.tuned import apply_tuned, overrides, tuned_values
 
 
-def main(params: Path, shard: str | None = None) -> None:
-    """Generate the configured set, or one shard of it (with the tuned guidance when
-    ``tune.n_trials`` > 0); log its params (the applied values), counts and timing to MLflow."""
+def main(params: Path, shard: str | None = None, guided: bool = False) -> None:
+    """Generate the configured set (``guided``: the real-guided one), or one shard of it (with the
+    tuned guidance when ``tune.n_trials`` > 0); log its params (the applied values), counts and
+    timing to MLflow."""
     config = load_config(params)
+    if guided and guided_config(config) is None:
+        write_empty_set(Path(config.paths.synthetic_guided), config.controls.channels)
+        print(f"generate-guided: generate.guided_strength is null: no real-guided set "
+              f"({config.paths.synthetic_guided} holds none)")
+        return
+    config = guided_config(config) if guided else config
     part = Shard.parse(shard) if shard else Shard.from_environment()
     tuned = {k: v for k, v in tuned_values(config).items() if k not in ("mix_ratio", "filter_threshold")}
+    name = "generate-guided" if guided else "generate"
     for line in overrides(config, tuned, params):
-        print(f"generate: {line}")
+        print(f"{name}: {line}")
     config = apply_tuned(config, tuned)
     problem = shortfall(config, training_rows(config.paths.prepared))
     if problem:  # a warning, not an error: evaluate-synthetic alone can use a smaller set
-        print(f"generate: warning: {problem}", file=sys.stderr)
-    with stage_run(config, "generate", ("seed", "generate", "sampling", "controls")):
+        print(f"{name}: warning: {problem}", file=sys.stderr)
+    with stage_run(config, name.replace("-", "_"), ("seed", "generate", "sampling", "controls")):
         mlflow.set_tag("tuned", str(bool(tuned)).lower())
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         summary = generate_set(config, shard=part)
@@ -36,8 +52,8 @@ def main(params: Path, shard: str | None = None) -> None:
              f"{summary['chunks']} chunks) in {summary['sampling_seconds']:.1f} s "
              f"({summary['images_per_second']:.1f} images/s)")
     if summary["assembled"]:
-        print(f"generate: {summary['images']} images from {summary['controls_used']} training controls "
-              f"-> {config.paths.synthetic}; {drawn}")
+        print(f"{name}: {summary['images']} images from {summary['controls_used']} training controls "
+              f"-> {config.paths.synthetic} (strength {config.generate.strength:g}); {drawn}")
     else:
-        print(f"generate: shard {part.index}/{part.count}: {drawn} into {summary['staging']}; the set is "
+        print(f"{name}: shard {part.index}/{part.count}: {drawn} into {summary['staging']}; the set is "
               "swapped in when every shard has finished")
