@@ -101,7 +101,7 @@ def classifier(config: Config) -> dict:
         metrics["differences"][f"{a} - real"] = paired_differences(arms[a], arms["real"], val, test, 2,
                                                                    config.evaluate)
     metrics = finite(metrics)
-    metrics = {"recipes": recipe_table(config, metrics, 40), **metrics}
+    metrics = {"recipes": recipe_table(config, metrics, {1.0: 40}), **metrics}
     write_json(Path(config.paths.metrics) / "classifier.json", metrics)
     plots = Path(config.paths.reports) / "classifier"
     write_atomic(plots / "roc.csv", csv_bytes(roc, ["arm", "point", "fpr", "tpr"]))

@@ -92,6 +92,15 @@ def generate_guided(params: Params = Path("params.yaml"),
     _run(lambda: stage.main(params, shard, guided=True))
 
 
+@app.command("train-fraction-generators")
+def train_fraction_generators(params: Params = Path("params.yaml")) -> None:
+    """With classifier.fraction_generator: subset, a generator and a synthetic set per real fraction,
+    from that fraction's images alone (a clean low-data arm)."""
+    from controlbreast.stages import train_fraction_generators as stage
+
+    _run(lambda: stage.main(params))
+
+
 @app.command("train-segmenter")
 def train_segmenter(params: Params = Path("params.yaml")) -> None:
     """Train the lesion segmenter on the real training masks (the judge of lesion placement)."""

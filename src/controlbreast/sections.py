@@ -88,6 +88,7 @@ class PathsConfig(Section):
     reports: Path = Path("reports")
     synthetic: Path = Path("data/synthetic")
     synthetic_guided: Path = Path("data/synthetic-guided")
+    fraction_generators: Path = Path("models/fraction-generators")
     synthetic_filter: Path = Path("data/synthetic-filter")
     models: Path = Path("models")
     checkpoints: Path = Path("models/checkpoints")

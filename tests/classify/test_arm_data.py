@@ -11,10 +11,10 @@ from controlbreast.classify.data import (
     arm_plan,
     check_provenance,
     load_training_data,
-    training_subsets,
 )
 from controlbreast.data.imageio import encode_png, load_png
 from controlbreast.data.manifest import FilterRow, PreparedRow, SyntheticRow, manifest_bytes, read_manifest
+from controlbreast.data.subsets import training_subsets
 from controlbreast.errors import ControlBreastError
 from controlbreast.mixing import synthetic_needed
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from classifier_builders import prepare_phantom, split_ids, write_synthetic
-from controlbreast.classify.data import subset_ids
 from controlbreast.data.imageio import encode_png, load_png
 from controlbreast.data.manifest import FilterRow, SyntheticRow, read_manifest
+from controlbreast.data.subsets import subset_ids
 from controlbreast.evaluation.filtering import filter_folder, filter_synthetic, train_filter
 
 

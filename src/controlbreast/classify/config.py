@@ -85,7 +85,12 @@ class ClassifierConfig(Section):
     ``real+synthetic`` arms are trained again on a nested, group-aware, class-stratified subset of the
     real training split (``data.splits.nested_subsets`` with ``subset_seed``; the same subset for
     every arm and seed), ``real+synthetic`` drawing only synthetic images made from that subset's
-    controls. Fraction 1 is the ordinary arms.
+    controls. Fraction 1 is the ordinary arms. ``fraction_generator``: ``whole``, the one generator
+    (base and ControlNet, class embedding included) trained on the whole training split serves every
+    fraction, so a low-data arm draws on every training label through it; ``subset`` trains a
+    generator per fraction below 1 on that subset alone (``train-fraction-generators``), and the
+    fraction's arms draw its set: "at 42 real images" then means 42 labelled images in all (the
+    recipes then draw ``synthetic: all`` or none).
     """
 
     model: str = "resnet10t"
@@ -107,6 +112,7 @@ class ClassifierConfig(Section):
     real_fractions: tuple[float, ...] = (0.5, 1.0)
     subset_seed: int = 0
     synthetic_draw: Literal["per_class", "pooled"] = "per_class"
+    fraction_generator: Literal["whole", "subset"] = "whole"
     pretrain_epochs: PositiveInt = 5
     recipes: dict[Annotated[str, Field(pattern=RECIPE_NAME)], RecipeConfig] = Field(default_factory=lambda: {
         "real-repeat": RecipeConfig(real="repeat", synthetic="none"),
@@ -125,6 +131,11 @@ class ClassifierConfig(Section):
                 len(set(self.real_fractions)) != len(self.real_fractions):
             raise ValueError("real_fractions must be distinct numbers in (0, 1], got "
                              f"{list(self.real_fractions)}")
+        other_sets = sorted(name for name, r in self.recipes.items() if r.synthetic in ("filtered", "guided"))
+        if self.fraction_generator == "subset" and other_sets:
+            raise ValueError(f"fraction_generator: subset gives each fraction its own synthetic set, but "
+                             f"recipes {other_sets} draw the filtered or real-guided set of the whole split: "
+                             "remove them or use fraction_generator: whole")
         if self.model.lower().startswith(("hf-hub:", "hf_hub:")):
             raise ValueError(f"model {self.model!r} would be fetched from the Hugging Face Hub; give a timm "
                              "architecture name and a local `pretrained` weights file")

@@ -44,8 +44,9 @@ from controlbreast.classify.config import RecipeConfig
 from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.data.manifest import FilterRow, PreparedRow, SyntheticRow, read_manifest
-from controlbreast.data.splits import nested_subsets
+from controlbreast.data.subsets import subset_ids
 from controlbreast.errors import DataError, MissingInputError
+from controlbreast.generation.fractions import fraction_config
 from controlbreast.mixing import FRACTION_ARMS, NO_AUGMENTATION, fraction_arm, per_class_draws
 
 # the built-in arms as recipes: ``synthetic`` draws as many synthetic images per class as the real split has
@@ -129,26 +130,6 @@ def input_view(config: Config) -> InputView:
     modalities = {row.modality for row in rows}
     return InputView(modalities.pop() if len(modalities) == 1 else "mixed",
                      any(row.patch_kind != "image" for row in rows))
-
-
-def training_subsets(config: Config) -> dict[float, frozenset[str]]:
-    """The nested subsets of the real training split, one per ``classifier.real_fractions``."""
-    rows = [row for row in read_manifest(Path(config.paths.prepared) / "manifest.csv", PreparedRow)
-            if row.split == "train"]
-    return nested_subsets([r.id for r in rows], [r.group for r in rows], [r.label for r in rows],
-                          config.classifier.real_fractions, config.classifier.subset_seed)
-
-
-def subset_ids(config: Config, fraction: float) -> frozenset[str]:
-    """The real training ids of ``fraction`` (all of them at 1)."""
-    if fraction == 1.0:
-        rows = read_manifest(Path(config.paths.prepared) / "manifest.csv", PreparedRow)
-        return frozenset(r.id for r in rows if r.split == "train")
-    subsets = training_subsets(config)
-    if fraction not in subsets:
-        raise DataError(f"fraction {fraction:g} is not one of classifier.real_fractions "
-                        f"{list(config.classifier.real_fractions)}")
-    return subsets[fraction]
 
 
 def synthetic_rows(folder: Path, train_ids: set[str], control_ids: set[str]) -> list[int]:
@@ -261,9 +242,12 @@ def arm_plan(config: Config, arm: str, seed: int, fraction: float = 1.0) -> ArmP
     return ArmPlan(found, tuple(real_ids), tuple(real_labels), positions, tuple(synthetic_labels), ratio)
 
 
-def synthetic_folder(config: Config, found: RecipeConfig) -> Path:
-    """The set a recipe draws its synthetic images from: the real-guided one for ``synthetic:
-    guided``, else ``paths.synthetic``."""
+def synthetic_folder(config: Config, found: RecipeConfig, fraction: float = 1.0) -> Path:
+    """The set a recipe draws its synthetic images from at ``fraction``: below 1 with
+    ``classifier.fraction_generator: subset``, the fraction's own (``generation.fractions``); else
+    the real-guided one for ``synthetic: guided``, or ``paths.synthetic``."""
+    if fraction < 1.0 and config.classifier.fraction_generator == "subset":
+        return Path(fraction_config(config, fraction).paths.synthetic)
     return Path(config.paths.synthetic_guided if found.synthetic == "guided" else config.paths.synthetic)
 
 
@@ -271,7 +255,7 @@ def _eligible(config: Config, found: RecipeConfig, whole: list[PreparedRow], sub
               fraction: float) -> tuple[list[int], list[str]]:
     """Manifest positions the arm may draw from (made from the subset's controls; kept by the
     fraction's filter for ``synthetic: filtered``) and their labels."""
-    folder = synthetic_folder(config, found)
+    folder = synthetic_folder(config, found, fraction)
     eligible = synthetic_rows(folder, {r.id for r in whole}, {r.id for r in subset})
     kept = kept_ids(config, fraction) if found.synthetic == "filtered" else None
     return kept_positions(folder, eligible, kept)
@@ -317,8 +301,8 @@ def load_training_data(config: Config, arm: str, seed: int, fraction: float = 1.
     train = train.subset([position[i] for i in plan.real_ids])
     if not len(plan.synthetic):
         return TrainingData(train, val, len(train), 0)
-    extra = load_image_set(synthetic_folder(config, plan.recipe), config.data.classes, schema=SyntheticRow,
-                           select=plan.synthetic)
+    extra = load_image_set(synthetic_folder(config, plan.recipe, fraction), config.data.classes,
+                           schema=SyntheticRow, select=plan.synthetic)
     if plan.recipe.schedule == "pretrain":
         return TrainingData(train, val, len(train), len(extra), pretrain=extra)
     return TrainingData(concatenate(train, extra) if len(train) else extra, val, len(train), len(extra))

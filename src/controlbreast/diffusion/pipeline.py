@@ -125,10 +125,14 @@ def _base_trainee(backend: Backend) -> Trainee:
                    save_parts, load_parts, use_control=False)
 
 
-def train_base(config: Config, resume: bool = False) -> dict:
-    """Train the class-conditional base model on the training split; write ``models/base``."""
+def train_base(config: Config, resume: bool = False, subset: frozenset[str] | None = None) -> dict:
+    """Train the class-conditional base model on the training split (only its ids in ``subset``
+    when given: a fraction's own generator); write ``models/base`` with the encoded images it saw,
+    which is all ``train_controlnet`` then trains on."""
     prepared = load_image_set(config.paths.prepared, config.data.classes, ("train", "val"))
     trainset, val = prepared.split("train"), prepared.split("val")
+    if subset is not None:
+        trainset = trainset.subset([k for k, image_id in enumerate(trainset.ids) if image_id in subset])
     torch.manual_seed(config.seed)
     backend = new_backend(config)
     latents = encode_images(backend.codec, trainset.images)

@@ -55,7 +55,6 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from controlbreast.classify.data import subset_ids
 from controlbreast.classify.models import CARD, set_threads
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import auc, macro_auc
@@ -80,7 +79,7 @@ from controlbreast.evaluation.classification import (
 from controlbreast.evaluation.config import EvaluateConfig
 from controlbreast.evaluation.efficiency import data_efficiency
 from controlbreast.evaluation.external import excluded_ids
-from controlbreast.evaluation.recipes import control_recipe, recipe_names, recipe_table
+from controlbreast.evaluation.recipes import control_recipe, generator_images, recipe_names, recipe_table
 from controlbreast.mixing import ARMS, FRACTION_ARMS, FRACTIONS, RECIPES, fraction_arm
 
 COMPARISONS = (("real+synthetic", "real"), ("synthetic", "real"), ("real", "real-noaug"),
@@ -443,7 +442,7 @@ def evaluate_arms(config: Config) -> Evaluation:
         metrics["external"][external.name], rows = on_external(config, external.name, arms, val, positive)
         external_roc += rows
     control = control_recipe(config)
-    recipes = recipe_table(config, finite(metrics), len(subset_ids(config, 1.0)))
+    recipes = recipe_table(config, finite(metrics), generator_images(config))
     metrics = {"recipes": recipes, **({"same_count_control": control} if control else {}), **metrics}
     return Evaluation(finite(metrics), roc, calibration, probabilities, test,
                       [finite(row) for row in efficiency], external_roc)

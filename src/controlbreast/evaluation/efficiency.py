@@ -7,8 +7,8 @@ reader sees where on the curve synthetic images help, if anywhere.
 
 from __future__ import annotations
 
-from controlbreast.classify.data import training_subsets
 from controlbreast.config import Config
+from controlbreast.data.subsets import training_subsets
 from controlbreast.evaluation.bootstrap import format_interval
 from controlbreast.mixing import FRACTION_ARMS, fraction_arm
 

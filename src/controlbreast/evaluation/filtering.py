@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from controlbreast.classify.data import subset_ids, synthetic_rows, verdicts_table
+from controlbreast.classify.data import synthetic_rows, verdicts_table
 from controlbreast.classify.models import save_classifier, set_threads
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.train import fit_epochs, new_model
 from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.data.manifest import FilterRow, SyntheticRow, manifest_bytes
+from controlbreast.data.subsets import subset_ids
 from controlbreast.evaluation.config import SyntheticFilterConfig
 from controlbreast.evaluation.fidelity import FeatureSpace
 from controlbreast.evaluation.memorisation import nearest_cosine, nearest_ssim

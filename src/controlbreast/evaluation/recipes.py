@@ -10,14 +10,16 @@ fraction, averaged over the training seeds with an interval over seeds and test 
 (``evaluation.arms``), and, for a recipe that adds images, the same difference against the
 same-count control (``vs_control``): a recipe helps only when it beats both ``real`` and the
 control, which trains as many steps on the real images drawn again. Every fraction row says how
-many labelled images the generator was trained on (the whole training split: a low-data row borrows
-the labels outside its subset through the generator). ``verdict`` is the one reading of a cell for
+many labelled images the generator was trained on: the whole training split by default (a low-data
+row then borrows the labels outside its subset through the generator), the subset itself with
+``classifier.fraction_generator: subset``. ``verdict`` is the one reading of a cell for
 the README, the report and the stage's output.
 """
 
 from __future__ import annotations
 
 from controlbreast.config import Config
+from controlbreast.data.subsets import subset_ids
 from controlbreast.evaluation.headline import MAIN, set_metric
 from controlbreast.mixing import fraction_arm
 
@@ -82,10 +84,21 @@ def _cell(differences: dict, recipe: str, fraction: float, metric: str, control:
     return cell if against is None else {**cell, "vs_control": against}
 
 
-def recipe_table(config: Config, metrics: dict, generator_images: int) -> dict:
+def generator_images(config: Config) -> dict[float, int]:
+    """Per fraction (1 included), the labelled real images the generator its arms draw from was
+    trained on: the whole training split, or the fraction's own subset with
+    ``classifier.fraction_generator: subset``."""
+    whole = len(subset_ids(config, 1.0))
+    own = config.classifier.fraction_generator == "subset"
+    return {f: len(subset_ids(config, f)) if own else whole
+            for f in sorted({*config.classifier.real_fractions, 1.0})}
+
+
+def recipe_table(config: Config, metrics: dict, trained_on: dict[float, int]) -> dict:
     """``{recipe: {fraction: {"real_images": n, "generator_images": m, "test": cell, "<external>":
     cell}}}`` (cells as ``_cell``; a set or fraction without both arms is left out).
-    ``generator_images``: the labelled images the diffusion models were trained on."""
+    ``trained_on``: per fraction, the labelled images its generator was trained on
+    (``generator_images``)."""
     sets = {INTERNAL: (metrics["differences"], MAIN),
             **{name: (found["differences"], set_metric(found))
                for name, found in metrics.get("external", {}).items()}}
@@ -100,7 +113,7 @@ def recipe_table(config: Config, metrics: dict, generator_images: int) -> dict:
                      if (cell := _cell(differences, recipe, fraction, metric, theirs)) is not None}
             if cells:
                 rows[f"{fraction:g}"] = {"real_images": images.get(f"{fraction:g}"),
-                                         "generator_images": generator_images, **cells}
+                                         "generator_images": trained_on.get(fraction), **cells}
         if rows:
             table[recipe] = rows
     return table

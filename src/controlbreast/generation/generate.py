@@ -273,14 +273,17 @@ def set_sampling(config: Config) -> SamplingConfig:
     return config.generate.sampling or config.sampling
 
 
-def generate_set(config: Config, progress: bool = True, shard: Shard = WHOLE) -> dict:
+def generate_set(config: Config, progress: bool = True, shard: Shard = WHOLE,
+                 subset: frozenset[str] | None = None) -> dict:
     """Draw ``shard``'s chunks of the configured set into staging, and swap the set into
-    ``paths.synthetic`` if that completed it (``staging.py``); returns counts and timings.
+    ``paths.synthetic`` if that completed it (``staging.py``); returns counts and timings. Controls
+    (and, with ``auto``, the counts per class) come from the training rows, only those in
+    ``subset`` when given.
 
     Memory holds one chunk (one sampling batch) at a time, whatever the set's size.
     """
     start = time.perf_counter()
-    train = training_rows(config.paths.prepared)
+    train = [row for row in training_rows(config.paths.prepared) if subset is None or row.id in subset]
     generator = load_generator(config)
     rows = [{**row, "model_hash": generator.model_hash} for row in plan(config, train)]
     sampling, destination = set_sampling(config), Path(config.paths.synthetic)
