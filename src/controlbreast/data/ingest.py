@@ -244,16 +244,16 @@ def source_name(cfg: DataConfig) -> str:
     return {"csv": f"manifest {cfg.manifest}", "busi": f"folder {cfg.root}"}.get(cfg.source, "the phantom")
 
 
-def check_classes(candidates: list[Candidate], cfg: DataConfig) -> None:
-    """Every ``data.classes`` entry must be matched by a source label (itself, or through
+def check_classes(source_labels: Iterable[str], cfg: DataConfig) -> None:
+    """Every ``data.classes`` entry must be matched by a label of the source (itself, or through
     ``data.label_map``); a typo (``malignnat``) would leave a whole class out, listed only as
     unmapped labels. Patches supply ``patches.background_label`` themselves."""
-    found = {cfg.to_class(c.source_label) for c in candidates}
+    labels = sorted(set(source_labels))
+    found = {cfg.to_class(label) for label in labels}
     if cfg.patches.enabled:
         found.add(cfg.patches.background_label)
     missing = [name for name in cfg.classes if name not in found]
-    if candidates and missing:
-        labels = sorted({c.source_label for c in candidates})
+    if labels and missing:
         raise ConfigError(f"data.classes entr{'y' if len(missing) == 1 else 'ies'} "
                           f"{', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''} no "
                           f"label in {source_name(cfg)} (labels found: {', '.join(labels)}); fix the "
@@ -531,7 +531,7 @@ def run_ingest(config: Config, every_class: bool = True) -> IngestResult:
     candidates, errors = discover(cfg, config.phantom)
     _fail_on(errors, cfg, " found while listing the inputs")
     if every_class:
-        check_classes(candidates, cfg)
+        check_classes((c.source_label for c in candidates), cfg)
     rename = path_renamer(cfg, [c.source_path for c in candidates] + [e.source_path for e in errors])
     candidates, excluded = exclude_unmapped(candidates, cfg)
     with atomic_folder(Path(config.paths.prepared)) as build:
