@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from controlbreast.cli import app
 from controlbreast.config import load_config, read_params
 from controlbreast.errors import ConfigError
 from controlbreast.overlay import apply_overlay, parse_assignment
@@ -88,23 +90,30 @@ def test_a_changed_value_loses_the_old_values_comment_and_takes_the_overlays(tmp
                                   "  # the masks:\n  min_mask_coverage: 0.01\n")
 
 
+def overlay_cli(params: Path, *assignments: str):
+    """``controlbreast overlay --set ...`` on ``params``, as a user runs it."""
+    sets = [arg for assignment in assignments for arg in ("--set", assignment)]
+    return CliRunner().invoke(app, ["overlay", "--params", str(params), *sets])
+
+
 def test_a_class_no_source_label_matches_is_refused_before_writing(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text())
     before = params.read_text()
-    with pytest.raises(ConfigError, match=r"data\.classes entry 'malignent' matches no label in the phantom "
-                                          r"\(labels found: benign, malignant, normal\)"):
-        apply_overlay(params, [], ["data.classes=[normal, benign, malignent]"])
+    result = overlay_cli(params, "data.classes=[normal, benign, malignent]")
+    assert result.exit_code == 2 and result.stderr.startswith(
+        "error: data.classes entry 'malignent' matches no label in the phantom (labels found: benign, "
+        "malignant, normal)")
     assert params.read_text() == before
     (tmp_path / "set").mkdir()
     (tmp_path / "m.csv").write_text("path,label\na.png,B\nb.png,M\n")
     csv_source = f"data={{source: csv, root: {tmp_path / 'set'}, manifest: {tmp_path / 'm.csv'}}}"
-    with pytest.raises(ConfigError, match=r"entries 'normal', 'benign', 'malignant' match no label in "
-                                          r"manifest .*m\.csv \(labels found: B, M\)"):
-        apply_overlay(params, [], [csv_source])
-    apply_overlay(params, [], [csv_source, "data.classes=[benign, malignant]",
-                               "data.label_map={B: benign, M: malignant}"])
-    assert load_config(params).data.label_map == {"B": "benign", "M": "malignant"}
+    result = overlay_cli(params, csv_source)
+    assert result.exit_code == 2 and re.search(r"entries 'normal', 'benign', 'malignant' match no label in "
+                                               r"manifest .*m\.csv \(labels found: B, M\)", result.stderr)
+    result = overlay_cli(params, csv_source, "data.classes=[benign, malignant]",
+                         "data.label_map={B: benign, M: malignant}")
+    assert result.exit_code == 0 and load_config(params).data.label_map == {"B": "benign", "M": "malignant"}
 
 
 def test_the_training_stages_do_not_share_their_knobs(tmp_path):

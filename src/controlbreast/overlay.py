@@ -2,7 +2,8 @@
 merged into ``params.yaml``, so recipes, CI and retraining change knobs without editing it by hand.
 
 The merged params are validated like any params file (unknown keys and bad values are errors),
-and ``data.classes`` against the source's labels, before anything is written. The file is edited
+and by the caller's check (the CLI's: ``data.classes`` against the source's labels), before
+anything is written. The file is edited
 round-trip (ruamel.yaml, as DVC's ``--set-param`` does): only the keys an overlay names change, a
 changed value takes the overlay's comment in place of the old value's, and every other comment,
 the key order and the layout of the rest stay, so ``git diff params.yaml`` shows exactly what a
@@ -12,7 +13,7 @@ recipe changed.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,6 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
 from controlbreast.config import Config, parse_config, parse_value, read_params
-from controlbreast.data.ingest import check_classes
-from controlbreast.data.sources import source_labels
 from controlbreast.errors import ConfigError
 from controlbreast.outputs import write_atomic
 
@@ -120,19 +119,12 @@ def _set_changed(document: CommentedMap, merged: Mapping[str, Any], sources: Seq
             _recomment(document, key, next((source for source in reversed(sources) if key in source), None))
 
 
-def check_sources(config: Config) -> None:
-    """What ingest would refuse later, refused now: a ``data.classes`` entry that no label of the
-    source (read where it is here, see ``source_labels``) matches, itself or through
-    ``data.label_map`` (``malignent`` for ``malignant``)."""
-    labels = source_labels(config.data)
-    if labels is not None:
-        check_classes(labels, config.data)
-
-
-def apply_overlay(params: Path, overlays: Sequence[Path] = (), assignments: Sequence[str] = ()
-                  ) -> dict[str, Any]:
-    """Merge the ``overlays`` files, then the ``assignments``, into ``params``; validate; write
-    only the values that changed. Returns the merged mapping."""
+def apply_overlay(params: Path, overlays: Sequence[Path] = (), assignments: Sequence[str] = (),
+                  check: Callable[[Config], None] | None = None) -> dict[str, Any]:
+    """Merge the ``overlays`` files, then the ``assignments``, into ``params``; validate (the
+    loader, then ``check``: the CLI passes what ingest would refuse later, see
+    ``data.ingest.check_source_classes``); write only the values that changed. Returns the merged
+    mapping."""
     if not overlays and not assignments:
         raise ConfigError(f"{params}: no overlay file and no KEY=VALUE given: nothing to apply")
     merged = read_params(params)
@@ -143,7 +135,9 @@ def apply_overlay(params: Path, overlays: Sequence[Path] = (), assignments: Sequ
     for assignment in assignments:
         merged = deep_merge(merged, parse_assignment(assignment))
         sources.append(_node(parse_assignment(assignment)))
-    check_sources(parse_config(merged, f"{params} with {', '.join(map(str, [*overlays, *assignments]))}"))
+    config = parse_config(merged, f"{params} with {', '.join(map(str, [*overlays, *assignments]))}")
+    if check is not None:
+        check(config)
     document = rt.load(Path(params).read_text()) or CommentedMap()
     _set_changed(document, merged, sources)
     text = io.StringIO()

@@ -44,7 +44,7 @@ from controlbreast.data.preprocess import fit_mask_to_square, fit_to_square
 from controlbreast.data.privacy import group_key
 from controlbreast.data.privacy import path_renamer as renamer
 from controlbreast.data.records import REASONS, Candidate, RawSample, Rejection
-from controlbreast.data.sources import busi_candidates, csv_candidates
+from controlbreast.data.sources import busi_candidates, csv_candidates, source_labels
 from controlbreast.data.splits import (
     IDENTITY_SIDE,
     assign_splits,
@@ -258,6 +258,15 @@ def check_classes(source_labels: Iterable[str], cfg: DataConfig) -> None:
                           f"{', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''} no "
                           f"label in {source_name(cfg)} (labels found: {', '.join(labels)}); fix the "
                           "entry or map a label to it with data.label_map")
+
+
+def check_source_classes(config: Config) -> None:
+    """``check_classes`` against the labels of the source where it is found here (without
+    building candidates, see ``source_labels``; nothing when it is not here): what ``overlay``
+    checks before it writes params that ingest would refuse (``malignent`` for ``malignant``)."""
+    labels = source_labels(config.data)
+    if labels is not None:
+        check_classes(labels, config.data)
 
 
 def exclude_unmapped(candidates: list[Candidate], cfg: DataConfig) -> tuple[
