@@ -99,6 +99,13 @@ def make_config(tmp_path: Path, **sections: dict) -> Config:
     return parse_config(raw, "test-params")
 
 
+def hospital_external(tmp_path: Path) -> dict:
+    """An ``evaluate`` section with one external csv set whose paths name a site and a patient."""
+    site = tmp_path / "st-mary-site" / "patient-jane-doe"
+    return {"external": [{"name": "site_b", "source": "csv", "root": str(site),
+                          "manifest": str(site / "labels.csv")}]}
+
+
 def write_dicom(path, pixels: np.ndarray, photometric: str = "MONOCHROME2", patient: str = "P-42",
                 window: tuple[float, float] | None = None, **tags) -> None:
     """A DICOM of ``pixels`` ((H, W), or (F, H, W) for a multi-frame file) with a name, birth and

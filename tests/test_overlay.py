@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from controlbreast.cli import app
 from controlbreast.config import load_config, read_params
 from controlbreast.errors import ConfigError
 from controlbreast.overlay import apply_overlay, parse_assignment
@@ -65,12 +67,53 @@ def test_a_recipe_changes_only_the_keys_it_names_and_keeps_every_comment(tmp_pat
     merged = apply_overlay(params, [profile])
     after = params.read_text()
     changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines())
-               if line[:2] in ("- ", "+ ")]
+               if line[:2] in ("- ", "+ ") and not line[2:].lstrip().startswith("#")]
     named = _keys(read_params(profile))
     assert bool(changed) == bool(named) and len(changed) <= 2 * len(named)
     assert {re.match(r"\s*([\w.-]+):", line[2:]).group(1) for line in changed} <= set(named)
-    assert _comments(after) == _comments(before)
+    new = [line[2:] for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:2] == "+ "]
+    old = [line[2:] for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:2] == "- "]
+    assert set(_comments("\n".join(new))) <= set(_comments(profile.read_text()))  # the profile's own
+    assert not set(_comments("\n".join(old))) & set(_comments(after))  # no old value's comment stays
+    assert [c for c in _comments(before) if c not in _comments("\n".join(old))] == [
+        c for c in _comments(after) if c not in _comments("\n".join(new))]  # every other comment kept
     assert read_params(params) == merged
+
+
+def test_a_changed_value_loses_the_old_values_comment_and_takes_the_overlays(tmp_path):
+    params, overlay = tmp_path / "params.yaml", tmp_path / "overlay.yaml"
+    params.write_text("quality:\n  max_saturated_fraction: 0.1   # a tenth of the image burned out\n"
+                      "  # the masks:\n  min_mask_coverage: 0.001  # lesion masks\n")
+    overlay.write_text("quality:\n  max_saturated_fraction: 0.15  # ControlNet burns out a few\n")
+    apply_overlay(params, [overlay], ["quality.min_mask_coverage=0.01"])
+    assert params.read_text() == ("quality:\n  max_saturated_fraction: 0.15  # ControlNet burns out a few\n"
+                                  "  # the masks:\n  min_mask_coverage: 0.01\n")
+
+
+def overlay_cli(params: Path, *assignments: str):
+    """``controlbreast overlay --set ...`` on ``params``, as a user runs it."""
+    sets = [arg for assignment in assignments for arg in ("--set", assignment)]
+    return CliRunner().invoke(app, ["overlay", "--params", str(params), *sets])
+
+
+def test_a_class_no_source_label_matches_is_refused_before_writing(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    before = params.read_text()
+    result = overlay_cli(params, "data.classes=[normal, benign, malignent]")
+    assert result.exit_code == 2 and result.stderr.startswith(
+        "error: data.classes entry 'malignent' matches no label in the phantom (labels found: benign, "
+        "malignant, normal)")
+    assert params.read_text() == before
+    (tmp_path / "set").mkdir()
+    (tmp_path / "m.csv").write_text("path,label\na.png,B\nb.png,M\n")
+    csv_source = f"data={{source: csv, root: {tmp_path / 'set'}, manifest: {tmp_path / 'm.csv'}}}"
+    result = overlay_cli(params, csv_source)
+    assert result.exit_code == 2 and re.search(r"entries 'normal', 'benign', 'malignant' match no label in "
+                                               r"manifest .*m\.csv \(labels found: B, M\)", result.stderr)
+    result = overlay_cli(params, csv_source, "data.classes=[benign, malignant]",
+                         "data.label_map={B: benign, M: malignant}")
+    assert result.exit_code == 0 and load_config(params).data.label_map == {"B": "benign", "M": "malignant"}
 
 
 def test_the_training_stages_do_not_share_their_knobs(tmp_path):
@@ -88,7 +131,7 @@ def test_new_keys_are_written_in_the_files_style(tmp_path):
     params.write_text("tune:  # searched\n  n_trials: 0\n  controlnet_scale: null  # off\n")
     apply_overlay(params, [], ["tune.controlnet_scale={low: 1.0, high: 3.0}", "classifier.seeds=[0, 1]"])
     assert params.read_text() == ("tune:  # searched\n  n_trials: 0\n"
-                                  "  controlnet_scale: {low: 1.0, high: 3.0} # off\n"
+                                  "  controlnet_scale: {low: 1.0, high: 3.0}\n"  # "off" no longer holds
                                   "classifier:\n  seeds: [0, 1]\n")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import mlflow
 
-from builders import make_config
+from builders import hospital_external, make_config
 from controlbreast.tracking import (
     EXPERIMENT_KIND_TAG,
     QUIET_ARTIFACTS,
@@ -142,6 +142,19 @@ def test_params_carry_no_secret_and_no_absolute_path(tmp_path, monkeypatch):
     assert params["data.root"].startswith("busi#") and len(params["data.root"]) == len("busi#") + 8
     assert not [value for value in params.values() if str(tmp_path) in value]
     assert loggable_params({"a": {"api_secret": "x", "b": str(repo / "x")}}, repo) == {"a.b": "x"}
+
+
+def test_external_sets_paths_are_logged_as_data_root_is(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    monkeypatch.chdir(repo)
+    config = make_config(repo, evaluate=hospital_external(tmp_path))
+    with stage_run(config, "ingest_external", ("evaluate",)) as run:
+        pass
+    logged = mlflow.get_run(run.info.run_id).data.params["evaluate.external"]
+    assert "st-mary-site" not in logged and str(tmp_path) not in logged
+    assert "'root': 'patient-jane-doe#" in logged and "'manifest': 'labels.csv#" in logged
 
 
 def test_nested_runs_land_in_the_projects_experiment(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 
 import optuna
@@ -38,13 +39,31 @@ def hang_first(trial: optuna.Trial) -> float:
     return quick(trial, values)
 
 
-OBJECTIVES = {"quick": quick, "hang_first": hang_first}
+def die_first(trial: optuna.Trial) -> float:
+    """Trial 0 takes its point, then its worker is killed (SIGKILL, as a preempted machine's); the
+    others are ``quick``."""
+    values = suggest(trial, parse_config({}))
+    if trial.number == 0:
+        time.sleep(0.5)  # a heartbeat first: a trial killed before its first one never goes stale
+        os.kill(os.getpid(), signal.SIGKILL)
+    return quick(trial, values)
 
 
-def cheap_worker(url: str, name: str, n_trials: int, tune: dict, objective: str = "quick") -> None:
-    """What ``tuning.run.worker`` does, with a cheap objective: join the study, run trials."""
+def die(trial: optuna.Trial) -> float:
+    """Every worker killed in its first trial: no study can finish."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0.0
+
+
+OBJECTIVES = {"quick": quick, "hang_first": hang_first, "die_first": die_first, "die": die}
+
+
+def cheap_worker(url: str, name: str, n_trials: int, tune: dict, objective: str = "quick",
+                 index: int = 0) -> None:
+    """What ``tuning.run.worker`` does, with a cheap objective: join the study as worker ``index``,
+    run trials."""
     config = tune_config(**tune, n_trials=n_trials)
-    study = open_study(config, open_storage(url, config), name, STEPS)
+    study = open_study(config, open_storage(url, config), name, STEPS, worker=index)
     optimize(study, OBJECTIVES[objective], n_trials)
 
 

@@ -301,10 +301,12 @@ def overlay(files: Annotated[list[Path] | None, typer.Argument(
             set_: Annotated[list[str] | None, typer.Option(
                 "--set", "-S", help="KEY=VALUE with a dotted key (repeat), applied after the files.")
             ] = None) -> None:
-    """Merge params overlays and KEY=VALUE overrides into the params file (validated first)."""
+    """Merge params overlays and KEY=VALUE overrides into the params file (validated first, and
+    data.classes against the source's labels)."""
+    from controlbreast.data.ingest import check_source_classes
     from controlbreast.overlay import apply_overlay
 
-    _run(lambda: apply_overlay(params, files or [], set_ or []))
+    _run(lambda: apply_overlay(params, files or [], set_ or [], check_source_classes))
 
 
 @app.command("dvc-deps")

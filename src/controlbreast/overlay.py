@@ -1,23 +1,28 @@
 """Params overlays: a small YAML file (e.g. ``profiles/busi-cpu.yaml``) and ``key=value`` overrides
 merged into ``params.yaml``, so recipes, CI and retraining change knobs without editing it by hand.
 
-The merged params are validated like any params file (unknown keys and bad values are errors)
-before anything is written. The file is edited round-trip (ruamel.yaml, as DVC's ``--set-param``
-does): only the keys an overlay names change, and every comment, the key order and the layout of
-the rest stay, so ``git diff params.yaml`` shows exactly what a recipe changed.
+The merged params are validated like any params file (unknown keys and bad values are errors),
+and by the caller's check (the CLI's: ``data.classes`` against the source's labels), before
+anything is written. The file is edited
+round-trip (ruamel.yaml, as DVC's ``--set-param`` does): only the keys an overlay names change, a
+changed value takes the overlay's comment in place of the old value's, and every other comment,
+the key order and the layout of the rest stay, so ``git diff params.yaml`` shows exactly what a
+recipe changed.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.tokens import CommentToken
 
-from controlbreast.config import parse_config, parse_value, read_params
+from controlbreast.config import Config, parse_config, parse_value, read_params
 from controlbreast.errors import ConfigError
 from controlbreast.outputs import write_atomic
 
@@ -71,32 +76,70 @@ def _node(value: Any) -> Any:
     return node
 
 
-def _set_changed(document: CommentedMap, merged: Mapping[str, Any]) -> None:
+def _split_comment(mapping: CommentedMap, key: str) -> tuple[str, str]:
+    """The comment after ``mapping[key]``'s value as (its own part: the end-of-line comment and
+    the lines continuing it further right, the rest: blank lines and comments at or left of the
+    key, which head what follows); ruamel keeps both in one token."""
+    tokens = mapping.ca.items.get(key)
+    if not tokens or len(tokens) < 3 or tokens[2] is None:
+        return "", ""
+    column = mapping.lc.key(key)[1] if mapping.lc.data and key in mapping.lc.data else 0
+    first, _, rest = tokens[2].value.partition("\n")
+    lines = rest.split("\n")
+    own = next((i for i, line in enumerate(lines)
+                if not line.strip() or len(line) - len(line.lstrip()) <= column), len(lines))
+    return "\n".join([first, *lines[:own]]), "\n".join(lines[own:])
+
+
+def _recomment(document: CommentedMap, key: str, source: CommentedMap | None) -> None:
+    """After ``document[key]`` changed: drop the comment that described the old value, put the
+    overlay's own comment on that key (``source``, None for ``--set``) in its place, and keep the
+    comments that head the next keys."""
+    _, rest = _split_comment(document, key)
+    own, _ = _split_comment(source, key) if source is not None else ("", "")
+    column = source.ca.items[key][2].column if own else 0  # where the overlay's file put it
+    document.ca.items.pop(key, None)
+    if own or rest:
+        token = CommentToken(f"{own}\n{rest}", CommentMark(column), None)
+        document.ca.items[key] = [None, None, token, None]
+
+
+def _set_changed(document: CommentedMap, merged: Mapping[str, Any], sources: Sequence[CommentedMap]) -> None:
     """Write into ``document`` (in place) each value of ``merged`` that differs from it, descending
-    into mappings both hold, so untouched keys keep their nodes, comments and styles."""
+    into block mappings both hold, so untouched keys keep their nodes, comments and styles; a changed
+    value (a one-line ``{low: 1, high: 3}`` as a whole) takes the comment of the last of ``sources``
+    (the overlays, then ``--set`` ones) naming it."""
     for key, value in merged.items():
         current = document.get(key)
-        if isinstance(value, Mapping) and isinstance(current, CommentedMap):
-            _set_changed(current, value)
+        if isinstance(value, Mapping) and isinstance(current, CommentedMap) and not current.fa.flow_style():
+            inner = [source[key] for source in sources if isinstance(source.get(key), CommentedMap)]
+            _set_changed(current, value, inner)
         elif key not in document or current != value:
             document[key] = _node(value)
+            _recomment(document, key, next((source for source in reversed(sources) if key in source), None))
 
 
-def apply_overlay(params: Path, overlays: Sequence[Path] = (), assignments: Sequence[str] = ()
-                  ) -> dict[str, Any]:
-    """Merge the ``overlays`` files, then the ``assignments``, into ``params``; validate; write
-    only the values that changed. Returns the merged mapping."""
+def apply_overlay(params: Path, overlays: Sequence[Path] = (), assignments: Sequence[str] = (),
+                  check: Callable[[Config], None] | None = None) -> dict[str, Any]:
+    """Merge the ``overlays`` files, then the ``assignments``, into ``params``; validate (the
+    loader, then ``check``: the CLI passes what ingest would refuse later, see
+    ``data.ingest.check_source_classes``); write only the values that changed. Returns the merged
+    mapping."""
     if not overlays and not assignments:
         raise ConfigError(f"{params}: no overlay file and no KEY=VALUE given: nothing to apply")
     merged = read_params(params)
+    rt = round_trip_yaml()
+    sources = [rt.load(Path(overlay).read_text()) or CommentedMap() for overlay in overlays]
     for overlay in overlays:
         merged = deep_merge(merged, read_params(overlay))
     for assignment in assignments:
         merged = deep_merge(merged, parse_assignment(assignment))
-    parse_config(merged, f"{params} with {', '.join(map(str, [*overlays, *assignments]))}")
-    rt = round_trip_yaml()
+        sources.append(_node(parse_assignment(assignment)))
+    config = parse_config(merged, f"{params} with {', '.join(map(str, [*overlays, *assignments]))}")
+    if check is not None:
+        check(config)
     document = rt.load(Path(params).read_text()) or CommentedMap()
-    _set_changed(document, merged)
+    _set_changed(document, merged, sources)
     text = io.StringIO()
     rt.dump(document, text)
     if parse_value(text.getvalue()) != merged:  # an alias would carry the change to another section

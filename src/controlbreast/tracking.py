@@ -125,7 +125,13 @@ def repository_root() -> Path:
 
 def portable_value(value: Any, root: Path) -> Any:
     """An absolute path as it may be logged: relative to ``root`` when inside it, else its file name
-    and a short hash of the full path (which tells two files apart without naming the folders)."""
+    and a short hash of the full path (which tells two files apart without naming the folders).
+    Lists and mappings (``evaluate.external``'s entries, each with its ``root`` and ``manifest``)
+    are walked, so a path inside them is logged the same way; their secret keys are left out."""
+    if isinstance(value, list):
+        return [portable_value(item, root) for item in value]
+    if isinstance(value, Mapping):
+        return {key: portable_value(item, root) for key, item in value.items() if not secret(key)}
     if not isinstance(value, str) or not os.path.isabs(value):
         return value
     path = Path(value)
@@ -139,7 +145,12 @@ def loggable_params(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     MLflow-safe (a recipe named ``real+filtered``): MLflow params are shown to everyone who reads
     the store and copied wherever it goes."""
     return {safe_key(key): portable_value(value, root) for key, value in flatten(params).items()
-            if not any(word in key.lower() for word in SECRET_WORDS)}
+            if not secret(key)}
+
+
+def secret(key: str) -> bool:
+    """Whether a param's name says it holds a secret or a salt (never logged)."""
+    return any(word in key.lower() for word in SECRET_WORDS)
 
 
 def use_store(config: Config) -> str:

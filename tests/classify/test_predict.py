@@ -263,3 +263,31 @@ def test_the_served_model_answers_a_corrupt_image_with_one_line_and_no_trace(ser
     assert reason.startswith("Error: row 1: ") and ("corrupt" in reason or "not a readable image" in reason)
     assert "stack_trace" not in answer and "Traceback" not in body
     assert "/src/" not in body and ".py" not in body
+
+
+def test_only_the_projects_mlflow_models_are_loaded(tmp_path):
+    """Loading an MLflow model unpickles: any other URI or MLflow folder is refused, saying so."""
+    from builders import make_config
+    from classifier_builders import write_params
+    from controlbreast.tracking import stage_run
+
+    image = tmp_path / "scan.png"
+    cv2.imwrite(str(image), np.zeros((20, 20), np.uint8))
+    downloaded = tmp_path / "downloaded"
+    downloaded.mkdir()
+    (downloaded / "MLmodel").write_text("flavors: {}\n")
+    for source in ("s3://bucket/model", "models:/someone-elses-model/1", str(downloaded)):
+        result = run_predict(str(image), "--model", source)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.stderr.startswith(f"error: {source}: not this project's model. Loading an MLflow "
+                                        "model runs its code and unpickles its objects")
+    config = make_config(tmp_path / "project")
+    params = write_params(config, tmp_path / "params.yaml")
+    with stage_run(config, "train_classifier", ()) as run:
+        pass
+    stranger = "0" * 32
+    result = run_predict(str(image), "--params", str(params), "--model", f"runs:/{stranger}/model")
+    assert result.exit_code == 1
+    assert f"run '{stranger}' is not in this project's MLflow store" in result.stderr
+    result = run_predict(str(image), "--params", str(params), "--model", f"runs:/{run.info.run_id}/model")
+    assert "cannot load the model" in result.stderr  # the project's run is loaded (it holds no model)

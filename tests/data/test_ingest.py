@@ -271,6 +271,44 @@ def test_sixteen_bit_source_is_resized_then_scaled(tmp_path):
     assert np.abs(image[8:24].astype(int) - expected).max() <= 1  # absolute 12-bit scale kept
 
 
+def test_a_twelve_bit_image_in_a_sixteen_bit_file_is_named_and_percentile_windowing_keeps_it_bright(
+        tmp_path, capsys):
+    root = tmp_path / "set"
+    root.mkdir()
+    ramp = np.tile(np.linspace(0, 4095, 256), (128, 1)).astype(np.uint16)  # 12 bits, no sBIT chunk
+    cv2.imwrite(str(root / "deep.tif"), ramp)
+    cv2.imwrite(str(root / "other.png"), smooth_image(4))
+    (tmp_path / "m.csv").write_text("path,label\ndeep.tif,normal\nother.png,benign\n")
+    data = {"source": "csv", "root": str(root), "manifest": str(tmp_path / "m.csv"), "image_size": 32,
+            "classes": ["normal", "benign"], "require_lesion_masks": False}
+    config = make_config(tmp_path, data=data)
+    ingest(config)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("WARNING")]
+    assert warnings == ["WARNING: deep.tif: declares 16-bit but its largest value 4095 fits in 12 bits: "
+                        "scaled by 16 bits it comes out 16x too dark; set data.bit_depth: 12 (the "
+                        "detector's depth) or data.intensity: percentile"]
+    dark = cv2.imread(str(config.paths.prepared / "images" / "img-000000.png"), cv2.IMREAD_UNCHANGED)
+    rows, _ = ingest(make_config(tmp_path, data={**data, "intensity": "percentile"}))
+    bright = cv2.imread(str(config.paths.prepared / "images" / "img-000000.png"), cv2.IMREAD_UNCHANGED)
+    assert "WARNING" not in capsys.readouterr().err and rows[0]["bit_depth"] == 16  # as declared
+    assert dark[8:24].max() <= 16 and bright[8:24].min() <= 8 and bright[8:24].max() >= 247
+    assert bright[8:24].mean() == pytest.approx(127.5, abs=4)
+
+
+def test_a_mask_with_lesion_pixels_on_a_class_without_lesions_names_the_file(tmp_path):
+    images = {f"{n}.png": smooth_image(n) for n in range(3)}
+    images["m.png"] = disc_mask((96, 128), (40, 40), 10)
+    images["empty.png"] = np.zeros((96, 128), np.uint8)
+    data = {**write_csv_set(tmp_path, ["0.png,benign,m.png", "1.png,normal,m.png", "2.png,normal,empty.png"],
+                            images), "classes": ["normal", "benign"]}
+    with pytest.raises(IngestError, match=r"\n  1\.png: label 'normal' is not a lesion label "
+                                          r"\(data\.lesion_labels\) but its mask marks \d+ lesion pixels"):
+        ingest(make_config(tmp_path, data=data))
+    rows, rejected = ingest(make_config(tmp_path, data={**data, "on_error": "skip"}))
+    assert [r["source_path"] for r in rows] == ["0.png", "2.png"]  # an empty mask on normal is fine
+    assert [r.source_path for r in rejected] == ["1.png"]
+
+
 def test_labels_left_out_of_classes_are_excluded_and_listed(tmp_path, small_phantom):
     config = make_config(tmp_path, phantom=small_phantom, data={"classes": ["normal", "malignant"]})
     rows, rejected = ingest(config)  # on_error: fail, and nothing failed

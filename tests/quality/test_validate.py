@@ -71,7 +71,7 @@ def test_exact_duplicate_across_train_and_test(data):
     failed, message = failing(config)
     assert failed["no exact duplicate images"] == {a, b}
     assert failed["no near-duplicate across splits"] == {a, b}
-    assert f"FAILED no exact duplicate images: {a} (pixel_sha256=" in message
+    assert f"FAILED no exact duplicate images: {a} [" in message and "] (pixel_sha256=" in message
 
 
 @pytest.mark.parametrize("change", ["reencoded", "shifted", "resized"])
@@ -99,6 +99,15 @@ def test_blank_image(data):
     failed, message = failing(config)
     assert failed["images are not blank"] == {b}
     assert "[threshold: quality.min_std]" in message
+
+
+def test_a_failure_names_the_source_file_beside_the_prepared_id(data):
+    config, manifest = data
+    b = one(manifest, "train")
+    source = manifest.loc[manifest["id"] == b, "source_path"].item()
+    cv2.imwrite(str(image_path(config, b)), np.full((64, 64), 90, np.uint8))
+    _, message = failing(config)
+    assert f"FAILED images are not blank: {b} [{source}] (std_intensity=0)" in message
 
 
 def test_mask_of_the_wrong_size(data):

@@ -201,3 +201,16 @@ def test_separability_shows_the_discriminators_auc_overall_and_per_class():
                           ("benign", "0.900 [0.800, 0.970]", "12", "20"))
     [note] = separability_blocks({})
     assert "not measured" in note.text
+
+
+def test_the_provenance_table_shows_external_paths_as_mlflow_does(tmp_path, monkeypatch):
+    from builders import hospital_external, make_config
+    from controlbreast.report.markdown import block_markdown
+    from controlbreast.report.provenance import provenance_section
+
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")  # not a git work tree: the repository is the working folder
+    config = make_config(tmp_path / "repo", evaluate=hospital_external(tmp_path))
+    section = provenance_section(config, {}, None, None, [])
+    text = "\n".join(block_markdown(block, "") for block in section.blocks)
+    assert "patient-jane-doe#" in text and "st-mary-site" not in text

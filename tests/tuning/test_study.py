@@ -5,6 +5,7 @@ worker's trial, the pruner, and the errors of a bad setup."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,8 +17,15 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from controlbreast.errors import ConfigError
-from controlbreast.tuning.study import open_storage, open_study, optimize, run_workers, wait_for
+from controlbreast.errors import ConfigError, ControlBreastError
+from controlbreast.tuning.study import (
+    check_finished,
+    open_storage,
+    open_study,
+    optimize,
+    run_workers,
+    wait_for,
+)
 from tuning_builders import STEPS, cheap_worker, scripted, tune_config
 
 FAST = {"heartbeat_interval": 1, "grace_period": 2}
@@ -57,6 +65,40 @@ def test_two_worker_processes_complete_exactly_n_trials_of_one_study(storage_url
     create(storage_url, "shared")
     run_workers(cheap_worker, (storage_url, "shared", 10, FAST), workers=2)
     assert_recorded_once(load(storage_url, "shared"), 10, workers=2)
+
+
+def points(study: optuna.Study) -> list[tuple]:
+    return [tuple(sorted(t.params.items())) for t in study.get_trials()]
+
+
+def test_two_workers_never_ask_for_the_same_point(tmp_path):
+    """The same seed in both workers drew the same sequence: trials 0 and 1 asked for one point."""
+    url = sqlite_url(tmp_path)
+    create(url, "distinct")
+    run_workers(cheap_worker, (url, "distinct", 6, FAST), workers=2)
+    asked = points(load(url, "distinct"))
+    assert len(asked) == 6 and len(set(asked)) == 6
+
+
+def test_a_lost_worker_is_named_and_the_study_still_finishes(tmp_path):
+    url = sqlite_url(tmp_path)
+    create(url, "preempted")
+    lost = run_workers(cheap_worker, (url, "preempted", 4, FAST, "die_first"), workers=2)
+    assert len(lost) == 1 and re.fullmatch(r"tune-worker-[01] \(exit code -9\)", lost[0])
+    study = load(url, "preempted")
+    check_finished(study, 4, lost)  # the other worker finished the study: no error
+    states = [t.state for t in study.get_trials()]
+    assert states[0] == TrialState.FAIL and states[1:] == [TrialState.COMPLETE] * 4
+
+
+def test_workers_lost_before_the_study_finishes_are_an_error_naming_them(tmp_path):
+    url = sqlite_url(tmp_path)
+    create(url, "lost")
+    lost = run_workers(cheap_worker, (url, "lost", 4, FAST, "die"), workers=2)
+    assert sorted(lost) == ["tune-worker-0 (exit code -9)", "tune-worker-1 (exit code -9)"]
+    with pytest.raises(ControlBreastError, match=r"tune: the study holds 0 of 4 finished trials: "
+                                                 r"workers tune-worker-0 \(exit code -9\), tune-worker-1"):
+        check_finished(load(url, "lost"), 4, lost)
 
 
 def free_port() -> int:

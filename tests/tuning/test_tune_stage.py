@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -22,9 +23,12 @@ from controlbreast.errors import MissingInputError
 from controlbreast.evaluation.filtering import train_filter
 from controlbreast.outputs import read_csv
 from controlbreast.stages import filter_synthetic, generate, train_classifier, tune
-from controlbreast.tracking import tracking_uri
+from controlbreast.tracking import stage_run, tracking_uri
 from controlbreast.tuning.objective import Objective, cache_entries, prune_cache
+from controlbreast.tuning.study import open_storage, open_study, run_workers, summarise
+from controlbreast.tuning.tracking import log_summary, summary_line
 from controlbreast.tuning.tuned import apply_tuned, tuned_values
+from tuning_builders import STEPS, cheap_worker, tune_config
 
 TUNE = {"n_trials": 3, "per_class": 4, "guidance_scale": {"low": 1.0, "high": 2.0, "step": 1.0},
         "mix_ratio": {"low": 0.05, "high": 0.1, "log": True}, "filter_threshold": {"low": 0.2, "high": 0.6},
@@ -187,3 +191,31 @@ def test_the_cli_names_an_unopenable_storage_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1:] == [
         "error: tune.storage: cannot open 'nosuchdialect://x': NoSuchModuleError: Can't load plugin: "
         "sqlalchemy.dialects:nosuchdialect"]
+
+
+def test_a_mix_ratio_no_set_can_serve_is_refused_before_the_study_exists(tmp_path, small_phantom):
+    url = f"sqlite:///{tmp_path / 'optuna' / 'tune.db'}"
+    tune = {"n_trials": 2, "per_class": 2, "storage": url, "mix_ratio": {"low": 1, "high": 5}}
+    config = make_config(tmp_path, phantom=small_phantom, tune=tune)
+    ingest(config)
+    params = write_params(config, tmp_path / "params.yaml")
+    result = CliRunner().invoke(app, ["tune", "--params", str(params)])
+    assert result.exit_code == 2 and "tune.mix_ratio.high 5 needs" in result.stderr
+    assert not (tmp_path / "optuna" / "tune.db").exists()  # no empty study left behind
+
+
+def test_a_lost_worker_is_named_in_mlflow_and_in_the_printed_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    fast = {"heartbeat_interval": 1, "grace_period": 2}
+    config = tune_config(**fast, n_trials=4)
+    open_study(config, open_storage(url, config), "preempted", STEPS)
+    lost = run_workers(cheap_worker, (url, "preempted", 4, fast, "die_first"), workers=2)
+    summary = {**summarise(optuna.load_study(study_name="preempted", storage=url), 3.0),
+               "lost_workers": lost, "figures": []}
+    store = make_config(tmp_path)
+    with stage_run(store, "tune", ("tune",)) as run:
+        log_summary(summary, tmp_path)
+    logged = client(store).get_run(run.info.run_id).data
+    assert logged.tags["tune.lost_workers"] == lost[0] and logged.metrics["trials_fail"] == 1
+    line = summary_line(summary, tmp_path / "tune.json")
+    assert f"lost {lost[0]}, the others finished the study" in line and "'fail': 1" in line

@@ -114,3 +114,36 @@ def candidate_version() -> str:
     except MlflowException:
         raise ModelError(f"no {REGISTERED_NAME!r} version has the alias {CANDIDATE!r} "
                          "(run train-classifier with classifier.registry: true)") from None
+
+
+FOLDER_INSTEAD = ("give a classifier folder instead (safetensors weights and a JSON card: nothing of it "
+                  "is executed)")
+
+
+def refuse_foreign_model(source: str) -> None:
+    """Refuse an MLflow model URI or folder that is not this project's: loading one
+    (``mlflow.pyfunc.load_model``) imports its code and unpickles what it saved, so only the
+    project's registered classifier (``models:/controlbreast-classifier/VERSION`` or ``@ALIAS``)
+    and ``runs:/RUN/PATH`` (checked by ``check_project_run`` once the store is open) pass."""
+    if not source.startswith((f"models:/{REGISTERED_NAME}/", f"models:/{REGISTERED_NAME}@", "runs:/")):
+        raise ModelError(f"{source}: not this project's model. Loading an MLflow model runs its code and "
+                         "unpickles its objects, so predict loads only the project's registered classifier "
+                         f"(an alias, models:/{REGISTERED_NAME}/VERSION or @ALIAS) and runs:/RUN/model of "
+                         f"the project's store; {FOLDER_INSTEAD}")
+
+
+def check_project_run(source: str) -> None:
+    """A ``runs:/RUN/PATH`` source must name a run of the active tracking store (the project's,
+    opened by the caller); other sources pass."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if not source.startswith("runs:/"):
+        return
+    run = source.removeprefix("runs:/").split("/", 1)[0]
+    try:
+        mlflow.MlflowClient().get_run(run)
+    except MlflowException:
+        raise ModelError(f"{source}: run {run!r} is not in this project's MLflow store "
+                         f"({mlflow.get_tracking_uri()}); loading a model runs its code and unpickles "
+                         f"its objects, so predict loads runs of that store only; {FOLDER_INSTEAD}") from None

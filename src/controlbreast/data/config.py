@@ -87,7 +87,11 @@ class DataConfig(Section):
     mode) as a mammogram, anything else as ultrasound; mammograms are cropped to the breast and
     turned one way (``mammography``) and may be cut into patches (``patches``). ``bit_depth`` is
     the depth 16-bit rasters are scaled by (e.g. 12 for 12-bit films in 16-bit PNGs); None takes
-    the file's own declaration (PNG sBIT, else 16), never an image's own maximum. Near-duplicates
+    the file's own declaration (PNG sBIT, else 16), never an image's own maximum; a 16-bit raster
+    whose values fill under a quarter of that range is warned about at ingest, naming the file.
+    ``intensity``: ``depth`` maps each image by that depth (one grey level per raw value across a
+    scanner's films); ``percentile`` stretches each image between its own
+    ``intensity_percentiles`` (low, high), whatever its depth, DICOM included. Near-duplicates
     are hash pairs within ``near_duplicate_bits`` whose pixels also correlate at least
     ``near_duplicate_similarity`` (``splits.similarity``).
     """
@@ -109,6 +113,9 @@ class DataConfig(Section):
     max_pixels: Annotated[int, Field(ge=1024, le=1_000_000_000)] = 100_000_000
     min_side: Annotated[int, Field(ge=1, le=4096)] = 32
     bit_depth: Annotated[int, Field(ge=1, le=16)] | None = None
+    intensity: Literal["depth", "percentile"] = "depth"
+    intensity_percentiles: tuple[Annotated[float, Field(ge=0.0, le=100.0)],
+                                 Annotated[float, Field(ge=0.0, le=100.0)]] = (0.5, 99.5)
     mammography: MammographyConfig = MammographyConfig()
     patches: PatchConfig = PatchConfig()
     allow_unkeyed_groups: bool = False
@@ -137,6 +144,9 @@ class DataConfig(Section):
             raise ValueError("source 'busi' needs data.root (the folder with benign/ malignant/ normal/)")
         if self.source == "csv" and (self.root is None or self.manifest is None):
             raise ValueError("source 'csv' needs data.root and data.manifest")
+        if self.intensity_percentiles[0] >= self.intensity_percentiles[1]:
+            raise ValueError(f"intensity_percentiles must be (low, high) with low < high, got "
+                             f"{list(self.intensity_percentiles)}; e.g. [0.5, 99.5]")
         if self.patches.enabled and self.patches.background_label not in self.classes:
             raise ValueError(f"patches.background_label {self.patches.background_label!r} is not "
                              f"in classes {list(self.classes)}")

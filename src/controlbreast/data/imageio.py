@@ -76,6 +76,30 @@ def to_uint8(pixels: np.ndarray, bits: int | None = None) -> tuple[np.ndarray, i
     return _min_max(pixels.astype(np.float64), 255, np.uint8), 32
 
 
+def percentile_window(pixels: np.ndarray, low: float, high: float) -> np.ndarray:
+    """(H, W) ``pixels`` of any depth stretched from their own ``low``..``high`` percentiles to the
+    full uint16 range (below and above clipped): the usual intensity rule for mammograms, whose
+    detectors fill 10 to 14 bits of a 16-bit file and whose files rarely say which."""
+    floor, ceiling = np.percentile(pixels, (low, high))
+    if ceiling <= floor:  # a nearly flat image: its full range instead
+        floor, ceiling = float(pixels.min()), float(pixels.max())
+    scale = np.float32(65535.0 / max(ceiling - floor, 1e-9))
+    values = (pixels.astype(np.float32) - np.float32(floor)) * scale
+    return np.clip(np.rint(values, out=values), 0, 65535).astype(np.uint16)
+
+
+def depth_mismatch(pixels: np.ndarray, bits: int) -> str | None:
+    """Why a raster's declared depth ``bits`` looks wrong, or None: its largest value fills under a
+    quarter of the range (a 12-bit detector in a 16-bit file, no PNG sBIT chunk), so scaling by
+    ``bits`` darkens it (by 16 for 12 of 16 bits). 8-bit images are never flagged."""
+    used = scale_bits(pixels)
+    if bits <= 8 or used > bits - 2:
+        return None
+    return (f"declares {bits}-bit but its largest value {int(pixels.max())} fits in {used} bits: "
+            f"scaled by {bits} bits it comes out {2 ** (bits - used)}x too dark; set data.bit_depth: "
+            f"{used} (the detector's depth) or data.intensity: percentile")
+
+
 def _min_max(values: np.ndarray, top: int, dtype: type) -> np.ndarray:
     low, high = float(values.min()), float(values.max())
     if high <= low:

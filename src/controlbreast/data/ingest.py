@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from controlbreast.config import Config
 from controlbreast.data.config import GROUP_SECRET_ENV, GROUP_SECRET_FILE_ENV, DataConfig, PhantomConfig
-from controlbreast.data.imageio import encode_png, to_uint8
+from controlbreast.data.imageio import depth_mismatch, encode_png, percentile_window, to_uint8
 from controlbreast.data.mammo import BreastView, breast_region, orient
 from controlbreast.data.manifest import PreparedRow, manifest_bytes
 from controlbreast.data.patches import cut, patch_side, plan_patches
@@ -44,7 +44,7 @@ from controlbreast.data.preprocess import fit_mask_to_square, fit_to_square
 from controlbreast.data.privacy import group_key
 from controlbreast.data.privacy import path_renamer as renamer
 from controlbreast.data.records import REASONS, Candidate, RawSample, Rejection
-from controlbreast.data.sources import busi_candidates, csv_candidates
+from controlbreast.data.sources import busi_candidates, csv_candidates, source_labels
 from controlbreast.data.splits import (
     IDENTITY_SIDE,
     assign_splits,
@@ -79,7 +79,8 @@ class Prepared:
     """One candidate after its worker loaded, oriented and wrote it; only this metadata travels
     back. ``thumbnail`` is its (64, 64) ``splits.identity_thumbnail``; ``view`` how a mammogram
     was cropped and turned (None for ultrasound); ``lesions_kept`` counts masks that a 0.5
-    threshold would have lost in resizing and the area rule kept."""
+    threshold would have lost in resizing and the area rule kept; ``depth_warning`` why its
+    declared bit depth looks wrong (``imageio.depth_mismatch``), None when it does not."""
 
     candidate: Candidate
     image_id: str
@@ -94,6 +95,7 @@ class Prepared:
     view: BreastView | None = None
     spacing_mm: float | None = None
     lesions_kept: int = 0
+    depth_warning: str | None = None
 
     @property
     def has_mask(self) -> bool:
@@ -137,7 +139,24 @@ def _checked(candidate: Candidate, needs_mask: bool, lesion: bool, min_side: int
     if lesion and raw.mask is not None and not raw.mask.any():
         raise SampleError(candidate.source_path, f"label {candidate.source_label!r} is a lesion "
                           "label but its mask is empty (no lesion pixel)")
+    if not lesion and raw.mask is not None and raw.mask.any():
+        raise SampleError(candidate.source_path, f"label {candidate.source_label!r} is not a lesion "
+                          f"label (data.lesion_labels) but its mask marks {int(raw.mask.sum())} lesion "
+                          "pixels: fix the label, or remove the mask (mask_path)")
     return raw
+
+
+def intensity(raw: RawSample, cfg: DataConfig) -> tuple[np.ndarray, int, str | None]:
+    """``raw.image`` as the rest of ``prepare`` scales it, the depth to scale it by, and why the
+    file's declared depth looks wrong (None when it does not): ``data.intensity: percentile``
+    stretches it between its own percentiles into 16 bits; ``depth`` keeps it, scaled by its
+    declared depth (``data.bit_depth`` overrides a raster's), the same scale for every film."""
+    if cfg.intensity == "percentile":
+        return percentile_window(raw.image, *cfg.intensity_percentiles), 16, None
+    if raw.scale_bits:  # a DICOM: its window output spread over 16 bits
+        return raw.image, raw.scale_bits, None
+    bits = cfg.bit_depth or raw.bit_depth
+    return raw.image, bits, depth_mismatch(raw.image, bits)
 
 
 def _write_mask(build: Path, name: str, mask: np.ndarray, size: int, mode: str) -> int:
@@ -187,8 +206,8 @@ def prepare(candidate: Candidate, index: int, cfg: DataConfig, build: Path,
         raw = _checked(candidate, needs_mask, lesion, cfg.min_side)
     except SampleError as error:
         return error
-    name, bits = image_id(index), raw.scale_bits or cfg.bit_depth or raw.bit_depth
-    modality, image, mask, view = modality_of(cfg, raw), raw.image, raw.mask, None
+    name, (image, bits, warning) = image_id(index), intensity(raw, cfg)
+    modality, mask, view = modality_of(cfg, raw), raw.mask, None
     if modality == "mammography":
         image, mask, view = orient(image, mask, bits, cfg.mammography, raw.laterality)
     identity = to_uint8(fit_to_square(image, IDENTITY_SIDE, "pad"), bits)[0]
@@ -201,10 +220,10 @@ def prepare(candidate: Candidate, index: int, cfg: DataConfig, build: Path,
     else:
         record, small, kept = _write_image(build, name, image, mask, bits, cfg)
         written = [record]
-    depth = raw.bit_depth if raw.scale_bits else bits
+    depth = raw.bit_depth if raw.scale_bits or cfg.intensity == "percentile" else bits
     return Prepared(candidate, name, tuple(written), raw.sha256, depth, raw.image.shape,
                     perceptual_hash(small), raw.group, identity_thumbnail(identity), modality, view,
-                    raw.spacing_mm, kept)
+                    raw.spacing_mm, kept, warning)
 
 
 def discover(cfg: DataConfig, phantom_cfg: PhantomConfig) -> tuple[list[Candidate], list[SampleError]]:
@@ -225,20 +244,29 @@ def source_name(cfg: DataConfig) -> str:
     return {"csv": f"manifest {cfg.manifest}", "busi": f"folder {cfg.root}"}.get(cfg.source, "the phantom")
 
 
-def check_classes(candidates: list[Candidate], cfg: DataConfig) -> None:
-    """Every ``data.classes`` entry must be matched by a source label (itself, or through
+def check_classes(source_labels: Iterable[str], cfg: DataConfig) -> None:
+    """Every ``data.classes`` entry must be matched by a label of the source (itself, or through
     ``data.label_map``); a typo (``malignnat``) would leave a whole class out, listed only as
     unmapped labels. Patches supply ``patches.background_label`` themselves."""
-    found = {cfg.to_class(c.source_label) for c in candidates}
+    labels = sorted(set(source_labels))
+    found = {cfg.to_class(label) for label in labels}
     if cfg.patches.enabled:
         found.add(cfg.patches.background_label)
     missing = [name for name in cfg.classes if name not in found]
-    if candidates and missing:
-        labels = sorted({c.source_label for c in candidates})
+    if labels and missing:
         raise ConfigError(f"data.classes entr{'y' if len(missing) == 1 else 'ies'} "
                           f"{', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''} no "
                           f"label in {source_name(cfg)} (labels found: {', '.join(labels)}); fix the "
                           "entry or map a label to it with data.label_map")
+
+
+def check_source_classes(config: Config) -> None:
+    """``check_classes`` against the labels of the source where it is found here (without
+    building candidates, see ``source_labels``; nothing when it is not here): what ``overlay``
+    checks before it writes params that ingest would refuse (``malignent`` for ``malignant``)."""
+    labels = source_labels(config.data)
+    if labels is not None:
+        check_classes(labels, config.data)
 
 
 def exclude_unmapped(candidates: list[Candidate], cfg: DataConfig) -> tuple[
@@ -471,6 +499,7 @@ def _load_checked(candidates: list[Candidate], cfg: DataConfig, build: Path) -> 
         list[Prepared], list[Rejection]]:
     loaded, bad = _partition(load_all(candidates, cfg, build))
     _check(loaded, bad, cfg)
+    warn_depths(loaded)
     good, dropped = drop_exact_duplicates(loaded, cfg)
     good, conflicting = resolve_near_duplicate_conflicts(good, cfg)
     if not good:
@@ -478,6 +507,17 @@ def _load_checked(candidates: list[Candidate], cfg: DataConfig, build: Path) -> 
     _remove(build, (prepared for prepared, _ in dropped + conflicting))
     rejected = [Rejection(e.source_path, e.problem) for e in bad]
     return good, rejected + [reason for _, reason in dropped + conflicting]
+
+
+def warn_depths(loaded: list[Prepared], shown: int = 20) -> None:
+    """One warning line per file whose declared depth looks wrong (the first ``shown``), on stderr:
+    the image is kept, scaled as declared, and ``validate`` would only see it as dark."""
+    flagged = [p for p in loaded if p.depth_warning]
+    for prepared in flagged[:shown]:
+        print(f"WARNING: {prepared.candidate.source_path}: {prepared.depth_warning}", file=sys.stderr)
+    if len(flagged) > shown:
+        print(f"WARNING: ... and {len(flagged) - shown} more file(s) whose declared bit depth looks wrong",
+              file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -500,7 +540,7 @@ def run_ingest(config: Config, every_class: bool = True) -> IngestResult:
     candidates, errors = discover(cfg, config.phantom)
     _fail_on(errors, cfg, " found while listing the inputs")
     if every_class:
-        check_classes(candidates, cfg)
+        check_classes((c.source_label for c in candidates), cfg)
     rename = path_renamer(cfg, [c.source_path for c in candidates] + [e.source_path for e in errors])
     candidates, excluded = exclude_unmapped(candidates, cfg)
     with atomic_folder(Path(config.paths.prepared)) as build:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from controlbreast.data.config import DataConfig
 from controlbreast.data.imageio import read_mask, read_source
+from controlbreast.data.phantom import PHANTOM_LABELS
 from controlbreast.data.privacy import group_key, keyed_group
 from controlbreast.data.records import Candidate, RawSample
 from controlbreast.errors import ConfigError, ManifestError, SampleError
@@ -152,6 +153,22 @@ def _csv_row(cfg: DataConfig, key: bytes | None, root: Path, number: int, row: d
         raise SampleError(f"row {number}", f"laterality {side!r} is not L, R, left or right")
     return _candidate(cfg, key, image, label, masks, keyed_group(group, key, where) if group else None,
                       LATERALITIES.get(side.lower()))
+
+
+def source_labels(cfg: DataConfig) -> set[str] | None:
+    """The labels the configured source holds, read without building candidates or decoding an
+    image (what ``overlay`` checks ``data.classes`` against): the phantom's three, a BUSI root's
+    subfolders, a CSV manifest's ``label`` column; None when the folder or manifest is not here."""
+    if cfg.source == "phantom":
+        return set(PHANTOM_LABELS)
+    if cfg.source == "busi":
+        root = Path(cfg.root)
+        return {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} \
+            if root.is_dir() else None
+    if not Path(cfg.manifest).is_file():
+        return None
+    rows = csv.DictReader(io.StringIO(read_manifest_text(Path(cfg.manifest)), newline=""))
+    return {label for row in rows if (label := (row.get("label") or "").strip())}
 
 
 def read_manifest_text(manifest: Path) -> str:

@@ -24,6 +24,7 @@ from controlbreast.outputs import csv_bytes, read_csv
 from controlbreast.quality.gate import failure_summary, record_checks, run_checks
 from controlbreast.quality.stats import image_table
 from controlbreast.quality.validate import read_manifest as read_table
+from controlbreast.quality.validate import source_files
 
 DUPLICATES = "near_duplicates.csv"
 DUPLICATE_COLUMNS = ["id", "training_id", "training_split", "bits"]
@@ -64,7 +65,7 @@ def gate(config: Config, folder: Path) -> list[dict]:
                           config.quality.max_listed_ids)
     if not all(o["passed"] for o in outcomes):
         raise DataQualityError(f"data-quality gate failed on external set {folder}:\n"
-                               f"{failure_summary(outcomes)}")
+                               f"{failure_summary(outcomes, source_files(manifest))}")
     return outcomes
 
 

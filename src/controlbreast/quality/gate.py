@@ -13,6 +13,7 @@ readable name and the params key that relaxes it when it is a threshold. Tables:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,12 +203,14 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def failure_summary(outcomes: list[dict]) -> str:
-    """Short readable lines for the failed expectations (empty when all passed)."""
-    lines = []
+def failure_summary(outcomes: list[dict], sources: Mapping[str, str] | None = None) -> str:
+    """Short readable lines for the failed expectations (empty when all passed); an offending id
+    found in ``sources`` (prepared id -> source file) is shown with the file the user must fix,
+    ``img-000003 [benign/b12.png] (std=0)``."""
+    lines, sources = [], sources or {}
     for outcome in (o for o in outcomes if not o["passed"]):
-        ids = ", ".join(f"{i} ({outcome['column']}={_short(v)})" for i, v in
-                        zip(outcome["offending_ids"], outcome["offending_values"], strict=True))
+        ids = ", ".join(f"{i}{f' [{sources[i]}]' if i in sources else ''} ({outcome['column']}={_short(v)})"
+                        for i, v in zip(outcome["offending_ids"], outcome["offending_values"], strict=True))
         more = (outcome["unexpected_count"] or 0) - len(outcome["offending_ids"])
         line = f"FAILED {outcome['expectation']}"
         if ids:

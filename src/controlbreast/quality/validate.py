@@ -78,6 +78,14 @@ def synthetic_tables(config: Config) -> dict[str, pd.DataFrame]:
     return {"images": images}
 
 
+def source_files(manifest: pd.DataFrame | None) -> dict[str, str]:
+    """Prepared id -> the source file it was made from (a mammogram's patches share their
+    image's), for naming the file to fix beside an id; empty without a ``source_path`` column."""
+    if manifest is None or "source_path" not in manifest.columns:
+        return {}
+    return dict(zip(manifest["id"], manifest["source_path"], strict=True))
+
+
 def validate(config: Config, target: str) -> dict:
     """Run the gate on ``target`` ("prepared" or "synthetic"); write the report and data docs.
 
@@ -98,6 +106,7 @@ def validate(config: Config, target: str) -> dict:
     write_atomic(Path(config.paths.metrics) / f"data_quality{suffix}.json",
                  json.dumps(report, indent=2).encode())
     if not report["passed"]:
-        raise DataQualityError(f"data-quality gate failed on {target}:\n{failure_summary(outcomes)}")
+        sources = source_files(tables.get("manifest"))
+        raise DataQualityError(f"data-quality gate failed on {target}:\n{failure_summary(outcomes, sources)}")
     return report
 

@@ -1,6 +1,7 @@
 """``controlbreast predict IMAGE...``: per-class probabilities (CSV on stdout) from a registry
-alias, a model folder or an MLflow model URI; one row per file, a file that cannot be read gets
-its reason in the ``error`` column instead of stopping the others."""
+alias, a model folder or an MLflow model URI of the project (``models:/`` of its registered
+classifier, ``runs:/`` of its store: loading an MLflow model unpickles); one row per file, a file
+that cannot be read gets its reason in the ``error`` column instead of stopping the others."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from controlbreast.classify.predict import image_files, load_predictor
-from controlbreast.classify.registry import REGISTERED_NAME
+from controlbreast.classify.registry import REGISTERED_NAME, check_project_run, refuse_foreign_model
 from controlbreast.config import load_config
 from controlbreast.errors import DataError, ModelError
 from controlbreast.outputs import csv_bytes
@@ -18,7 +19,7 @@ from controlbreast.tracking import use_store
 
 
 def open_store(model: str, params: Path) -> None:
-    """Point MLflow at the project's store, which a registry alias or ``models:/`` URI needs."""
+    """Point MLflow at the project's store, which a registry alias, ``models:/`` or ``runs:/`` URI needs."""
     needs = (f"--model {model} names a model of the project's registry, which needs the project's "
              "params and MLflow store: run from the project folder, give --params PATH, or give "
              "--model DIR (a classifier folder, e.g. models/classifiers/real/seed-0)")
@@ -34,9 +35,12 @@ def open_store(model: str, params: Path) -> None:
 def model_source(model: str, params: Path) -> str:
     """A folder or URI as given; an alias becomes ``models:/<registered name>@<alias>`` in the
     project's store (read from ``params``)."""
-    if Path(model).is_dir() or ":/" in model:
-        if model.startswith("models:/"):
-            open_store(model, params)
+    if Path(model).is_dir() and not (Path(model) / "MLmodel").is_file():
+        return model
+    if ":/" in model or Path(model).is_dir():
+        refuse_foreign_model(model)  # before the store is opened: it is not needed to refuse
+        open_store(model, params)
+        check_project_run(model)
         return model
     open_store(model, params)
     return f"models:/{REGISTERED_NAME}@{model}"

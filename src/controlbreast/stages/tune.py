@@ -12,6 +12,7 @@ import mlflow
 from controlbreast.config import load_config
 from controlbreast.outputs import write_atomic
 from controlbreast.tracking import stage_run
+from controlbreast.tuning.tracking import log_summary, summary_line
 from controlbreast.tuning.tuned import tune_json
 
 SECTIONS = ("tune", "classifier", "generate", "sampling")
@@ -32,34 +33,13 @@ def main(params: Path, workers: int | None = None, storage: str | None = None) -
                               mlflow.get_tracking_uri(), run.info.experiment_id,
                               run.info.run_id, workers or config.tune.workers)
             summary = run_tune(config, args, report)
-            _log(summary, report)
+            log_summary(summary, report)
         # never an empty folder: DVC does not restore an empty output on checkout or pull, and the
         # report stage depends on this one
         write_atomic(report / "README.txt", (f"Figures of the tuning study; the numbers are in "
                                              f"{tune_json(config)}. {summary.get('note', '')}\n").encode())
         write_atomic(tune_json(config), json.dumps(summary, indent=2).encode())
-    _print(summary, tune_json(config))
-
-
-def _log(summary: dict, report: Path) -> None:
-    mlflow.log_params({f"best.{key}": value for key, value in summary["best_params"].items()})
-    mlflow.set_tag("optuna.study", summary["study"])
-    metrics = {f"trials_{state}": count for state, count in summary["trials"].items()}
-    metrics |= {"trials_per_minute": summary["trials_per_minute"], "seconds": summary["seconds"]}
-    if summary["best_val_auc"] is not None:
-        metrics["best_val_auc"] = summary["best_val_auc"]
-    mlflow.log_metrics(metrics)
-    for name in summary["figures"]:
-        mlflow.log_artifact(str(report / name), artifact_path="tune")
-
-
-def _print(summary: dict, path: Path) -> None:
-    if not summary["best_params"]:
-        print(f"tune: {summary['note']} -> {path}")
-        return
-    best = ", ".join(f"{key} {value:.3g}" for key, value in summary["best_params"].items())
-    print(f"tune: study {summary['study']}: {summary['trials']}, {summary['trials_per_minute']:.2f} "
-          f"trials/min; best {best}: validation AUC {summary['best_val_auc']:.3f} (optimistic) -> {path}")
+    print(summary_line(summary, tune_json(config)))
 
 
 def cache(params: Path, prune: bool = False) -> None:

@@ -21,7 +21,15 @@ from controlbreast.errors import ConfigError
 from controlbreast.generation.generate import model_hash, training_rows
 from controlbreast.tuning import plots
 from controlbreast.tuning.objective import Objective, check_mix_fits
-from controlbreast.tuning.study import finished, open_storage, open_study, optimize, run_workers, summarise
+from controlbreast.tuning.study import (
+    check_finished,
+    finished,
+    open_storage,
+    open_study,
+    optimize,
+    run_workers,
+    summarise,
+)
 from controlbreast.tuning.tracking import TrialLogger
 
 
@@ -56,12 +64,12 @@ def steps(config: Config) -> int:
     return config.classifier.epochs * len(config.tune.seeds)
 
 
-def worker(args: WorkerArgs) -> None:
-    """One worker: build the objective, join the study, run trials until it holds ``n_trials``."""
+def worker(args: WorkerArgs, index: int = 0) -> None:
+    """Worker ``index``: build the objective, join the study, run trials until it holds ``n_trials``."""
     config = load_config(args.params)
     set_threads(config.tune.threads)  # sampling too, not only the classifiers
     tune = config.tune.model_copy(update={"storage": args.storage})
-    study = open_study(tune, open_storage(args.storage, tune), args.study_name, steps(config))
+    study = open_study(tune, open_storage(args.storage, tune), args.study_name, steps(config), index)
     logger = TrialLogger(args.tracking_uri, args.experiment_id, args.parent_run_id)
     optimize(study, Objective.build(config), tune.n_trials, callbacks=[logger])
 
@@ -70,16 +78,20 @@ def run_tune(config: Config, args: WorkerArgs, report_folder: Path) -> dict:
     """Run the study with ``args.workers`` workers (1: in this process); returns ``tune.json``."""
     if args.workers > 1 and ":memory:" in args.storage:
         raise ConfigError("tune.storage: an in-memory database cannot be shared by workers")
+    check_mix_fits(config, len(training_rows(config.paths.prepared)))  # before the study exists
     tune = config.tune.model_copy(update={"storage": args.storage})
     study = open_study(tune, open_storage(args.storage, tune), args.study_name, steps(config))
-    check_mix_fits(config, len(training_rows(config.paths.prepared)))
     before, start = finished(study), time.perf_counter()
+    lost: list[str] = []
     if args.workers == 1:
         worker(args)
     else:
-        run_workers(worker, (args,), args.workers)
+        lost = run_workers(worker, (args,), args.workers)
+        check_finished(study, tune.n_trials, lost)
     seconds = time.perf_counter() - start
     summary = summarise(study, seconds)
+    if args.workers > 1:
+        summary["lost_workers"] = lost
     summary["trials_this_run"] = finished(study) - before
     summary["trials_per_minute"] = summary["trials_this_run"] / max(seconds, 1e-9) * 60
     summary["figures"] = [path.name for path in plots.render_all(study, report_folder)]

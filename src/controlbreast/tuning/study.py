@@ -136,9 +136,14 @@ def make_pruner(tune: TuneConfig, steps: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(tune: TuneConfig, storage: BaseStorage, name: str, steps: int) -> optuna.Study:
-    """Create or load study ``name``; one created with other dimensions is a ``ConfigError``."""
-    sampler = optuna.samplers.TPESampler(seed=tune.sampler_seed, n_startup_trials=3)
+def open_study(tune: TuneConfig, storage: BaseStorage, name: str, steps: int,
+               worker: int = 0) -> optuna.Study:
+    """Create or load study ``name`` as worker ``worker`` of a run; one created with other
+    dimensions is a ``ConfigError``. Each worker's sampler is seeded ``tune.sampler_seed + worker``:
+    one seed would draw one sequence in every worker, so workers started together would ask for the
+    same points (TPE's constant liar keeps the later, model-guided trials apart)."""
+    sampler = optuna.samplers.TPESampler(seed=tune.sampler_seed + worker, n_startup_trials=3,
+                                         constant_liar=True)
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                 sampler=sampler, pruner=make_pruner(tune, steps), load_if_exists=True)
     spec = dimension_spec(tune)
@@ -176,19 +181,29 @@ def finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def run_workers(target: Callable[..., Any], args: tuple, workers: int) -> None:
-    """Run ``target(*args)`` in ``workers`` fresh processes (spawn: no forked torch or SQLite state)
-    and wait for all; one that fails is an error after the others end."""
+def run_workers(target: Callable[..., Any], args: tuple, workers: int) -> list[str]:
+    """Run ``target(*args, index=i)`` in ``workers`` fresh processes (spawn: no forked torch or
+    SQLite state) and wait for all; returns the workers that ended with an error or a signal, as
+    ``"tune-worker-0 (exit code -9)"``. A lost worker is not itself an error: its running trial
+    turns FAILED by heartbeat and the others finish the study (``check_finished`` decides)."""
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=target, args=args, name=f"tune-worker-{i}") for i in range(workers)]
+    processes = [context.Process(target=target, args=args, kwargs={"index": i}, name=f"tune-worker-{i}")
+                 for i in range(workers)]
     for process in processes:
         process.start()
     for process in processes:
         process.join()
-    failed = [p.name for p in processes if p.exitcode != 0]
-    if failed:
-        raise ControlBreastError(f"tune: workers {failed} failed (exit codes "
-                                 f"{[p.exitcode for p in processes if p.exitcode]}); see their output above")
+    return [f"{p.name} (exit code {p.exitcode})" for p in processes if p.exitcode != 0]
+
+
+def check_finished(study: optuna.Study, n_trials: int, lost: Sequence[str]) -> None:
+    """The run failed only when the study holds fewer than ``n_trials`` finished trials; then the
+    error names the workers that were lost (a preempted worker of a study that finished is not)."""
+    held = finished(study)
+    if held < n_trials:
+        raise ControlBreastError(f"tune: the study holds {held} of {n_trials} finished trials: workers "
+                                 f"{', '.join(lost) or 'none'} ended early (see their output above); run "
+                                 "`controlbreast tune` again to add the missing trials")
 
 
 def summarise(study: optuna.Study, seconds: float) -> dict:

@@ -1,12 +1,15 @@
 """Each finished trial as a nested MLflow run under the study's parent run, logged with MLflow's
 client directly (optuna-integration's ``MLflowCallback`` is deprecated), so worker processes log
-under the parent that the ``tune`` stage opened."""
+under the parent that the ``tune`` stage opened; the study's summary on the parent run, and as the
+stage's one printed line."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+import mlflow
 import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -48,3 +51,31 @@ class TrialLogger:
 def _millis(moment: datetime) -> int:
     """A trial's datetime as MLflow's epoch milliseconds, so the run shows when the trial ran."""
     return int(moment.timestamp() * 1000)
+
+
+def log_summary(summary: dict, report: Path) -> None:
+    """``tune.json`` on the active (parent) run: best params, trial counts by state (``trials_fail``
+    counts trials of lost workers), speed, figures; the lost workers as tag ``tune.lost_workers``."""
+    mlflow.log_params({f"best.{key}": value for key, value in summary["best_params"].items()})
+    mlflow.set_tag("optuna.study", summary["study"])
+    if summary.get("lost_workers"):
+        mlflow.set_tag("tune.lost_workers", ", ".join(summary["lost_workers"]))
+    metrics = {f"trials_{state}": count for state, count in summary["trials"].items()}
+    metrics |= {"trials_per_minute": summary["trials_per_minute"], "seconds": summary["seconds"]}
+    if summary["best_val_auc"] is not None:
+        metrics["best_val_auc"] = summary["best_val_auc"]
+    mlflow.log_metrics(metrics)
+    for name in summary["figures"]:
+        mlflow.log_artifact(str(report / name), artifact_path="tune")
+
+
+def summary_line(summary: dict, path: Path) -> str:
+    """What ``tune`` prints: the study, its trials by state, speed, the best point, lost workers."""
+    if not summary["best_params"]:
+        return f"tune: {summary['note']} -> {path}"
+    best = ", ".join(f"{key} {value:.3g}" for key, value in summary["best_params"].items())
+    lost = summary.get("lost_workers")
+    lost_text = f"; lost {', '.join(lost)}, the others finished the study" if lost else ""
+    return (f"tune: study {summary['study']}: {summary['trials']}, {summary['trials_per_minute']:.2f} "
+            f"trials/min{lost_text}; best {best}: validation AUC {summary['best_val_auc']:.3f} "
+            f"(optimistic) -> {path}")
