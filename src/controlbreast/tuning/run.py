@@ -19,8 +19,9 @@ from controlbreast.classify.models import set_threads
 from controlbreast.config import Config, load_config
 from controlbreast.errors import ConfigError
 from controlbreast.generation.generate import model_hash, training_rows
+from controlbreast.mixing import check_mix_fits
 from controlbreast.tuning import plots
-from controlbreast.tuning.objective import Objective, check_mix_fits
+from controlbreast.tuning.objective import Objective
 from controlbreast.tuning.study import finished, open_storage, open_study, optimize, run_workers, summarise
 from controlbreast.tuning.tracking import TrialLogger
 
@@ -72,7 +73,7 @@ def run_tune(config: Config, args: WorkerArgs, report_folder: Path) -> dict:
         raise ConfigError("tune.storage: an in-memory database cannot be shared by workers")
     tune = config.tune.model_copy(update={"storage": args.storage})
     study = open_study(tune, open_storage(args.storage, tune), args.study_name, steps(config))
-    check_mix_fits(config, len(training_rows(config.paths.prepared)))
+    check_mix_fits(config.tune, len(config.data.classes), len(training_rows(config.paths.prepared)))
     before, start = finished(study), time.perf_counter()
     if args.workers == 1:
         worker(args)
