@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from controlbreast.config import Config
 from controlbreast.errors import ConfigError, DataError
 from controlbreast.tuning.config import TuneConfig
 
@@ -75,3 +76,31 @@ def check_mix_fits(tune: TuneConfig, n_classes: int, real_images: int) -> None:
     """``tune_mix_problem`` as a ``ConfigError``."""
     if problem := tune_mix_problem(tune, n_classes, real_images):
         raise ConfigError(problem)
+
+
+def generate_shortfall(config: Config, counts: Mapping[str, int]) -> str | None:
+    """Why a fixed ``generate.per_class`` gives fewer images than a classifier arm will draw (the
+    arms fail then, after this stage's whole run), or None when it is enough or ``auto``. The
+    ``synthetic`` arm draws as many images as the real training split has, ``real+synthetic``
+    ``round(mix_ratio x n)``: of each class with ``classifier.synthetic_draw: per_class``, of the
+    whole set with ``pooled``. ``counts``: real training images per class."""
+    per_class, classes = config.generate.per_class, config.data.classes
+    if per_class == "auto":
+        return None
+    n_real = sum(counts.values())
+    ratio = max(1.0, config.classifier.mix_ratio)
+    mix = f"classifier.mix_ratio {config.classifier.mix_ratio:g}"
+    if config.classifier.synthetic_draw == "pooled":
+        needed = round(ratio * n_real)
+        if per_class * len(classes) >= needed:
+            return None
+        return (f"generate.per_class {per_class} x {len(classes)} classes = {per_class * len(classes)} "
+                f"images, but the arms draw up to {needed} from the whole set (synthetic: the {n_real} real "
+                f"training images' count; real+synthetic: round({mix} x {n_real})); set "
+                f"generate.per_class: auto (or at least {-(-needed // len(classes))})")
+    short = {c: n for c, n in per_class_draws(counts, ratio).items() if n > per_class}
+    if not short:
+        return None
+    return (f"generate.per_class {per_class}, but the arms draw up to {short} images of these classes "
+            f"(synthetic: as many as the real training split has of each class; real+synthetic: "
+            f"round({mix} x that)); set generate.per_class: auto (or at least {max(short.values())})")

@@ -51,8 +51,9 @@ class PatchConfig(Section):
     With ``enabled``, ingest writes patches of ``data.image_size`` px instead of whole images: one
     centred on each lesion (plus a uniform jitter of up to ``jitter`` of the patch side) and
     ``background`` from tissue away from every lesion, labelled ``background_label``. A patch spans
-    ``image_size * mm_per_px`` mm where the pixel spacing is known (and ``mm_per_px`` set), else
-    ``breast_fraction`` of the breast's width.
+    ``image_size * mm_per_px`` mm, which needs every image's pixel spacing (an image without one is
+    a bad input, never sized another way); with ``mm_per_px`` null, ``breast_fraction`` of the
+    breast's width instead.
     """
 
     enabled: bool = False
@@ -87,7 +88,9 @@ class DataConfig(Section):
     mode) as a mammogram, anything else as ultrasound; mammograms are cropped to the breast and
     turned one way (``mammography``) and may be cut into patches (``patches``). ``bit_depth`` is
     the depth 16-bit rasters are scaled by (e.g. 12 for 12-bit films in 16-bit PNGs); None takes
-    the file's own declaration (PNG sBIT, else 16), never an image's own maximum. Near-duplicates
+    the file's own declaration (PNG sBIT, else 16), never an image's own maximum.
+    ``pixel_spacing_mm`` is the spacing of images that state none (a CSV ``pixel_spacing_mm``
+    column, else DICOM PixelSpacing / ImagerPixelSpacing, wins); null: unknown. Near-duplicates
     are hash pairs within ``near_duplicate_bits`` whose pixels also correlate at least
     ``near_duplicate_similarity`` (``splits.similarity``).
     """
@@ -109,6 +112,7 @@ class DataConfig(Section):
     max_pixels: Annotated[int, Field(ge=1024, le=1_000_000_000)] = 100_000_000
     min_side: Annotated[int, Field(ge=1, le=4096)] = 32
     bit_depth: Annotated[int, Field(ge=1, le=16)] | None = None
+    pixel_spacing_mm: Annotated[float, Field(gt=0.0, le=5.0)] | None = None
     mammography: MammographyConfig = MammographyConfig()
     patches: PatchConfig = PatchConfig()
     allow_unkeyed_groups: bool = False

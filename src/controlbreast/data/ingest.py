@@ -36,7 +36,7 @@ from controlbreast.data.config import GROUP_SECRET_ENV, GROUP_SECRET_FILE_ENV, D
 from controlbreast.data.imageio import encode_png, to_uint8
 from controlbreast.data.mammo import BreastView, breast_region, orient
 from controlbreast.data.manifest import PreparedRow, manifest_bytes
-from controlbreast.data.patches import cut, patch_side, plan_patches
+from controlbreast.data.patches import SPACING_UNKNOWN, cut, patch_side, plan_patches
 from controlbreast.data.phantom import phantom_candidates
 from controlbreast.data.phantom_mammo import mammo_phantom_candidates
 from controlbreast.data.pool import worker_pool
@@ -159,11 +159,11 @@ def _write_image(build: Path, name: str, image: np.ndarray, mask: np.ndarray | N
 
 
 def _write_patches(build: Path, name: str, image: np.ndarray, mask: np.ndarray | None, bits: int,
-                   raw: RawSample, cfg: DataConfig) -> tuple[list[Written], int]:
+                   spacing_mm: float | None, sha256: str, cfg: DataConfig) -> tuple[list[Written], int]:
     """Lesion and background patches of one oriented mammogram, each at ``data.image_size``."""
-    side = patch_side(cfg.patches, cfg.image_size, raw.spacing_mm, image.shape[1])
+    side = patch_side(cfg.patches, cfg.image_size, spacing_mm, image.shape[1])
     breast = breast_region(image, bits, cfg.mammography)
-    boxes = plan_patches(breast, mask, side, cfg.patches, int(raw.sha256[:16], 16))
+    boxes = plan_patches(breast, mask, side, cfg.patches, int(sha256[:16], 16))
     written, kept = [], 0
     for box in boxes:
         stem = name + box.suffix
@@ -189,11 +189,15 @@ def prepare(candidate: Candidate, index: int, cfg: DataConfig, build: Path,
         return error
     name, bits = image_id(index), raw.scale_bits or cfg.bit_depth or raw.bit_depth
     modality, image, mask, view = modality_of(cfg, raw), raw.image, raw.mask, None
+    spacing = raw.spacing_mm or cfg.pixel_spacing_mm
+    patched = modality == "mammography" and cfg.patches.enabled
+    if patched and cfg.patches.mm_per_px is not None and not spacing:
+        return SampleError(candidate.source_path, SPACING_UNKNOWN)
     if modality == "mammography":
         image, mask, view = orient(image, mask, bits, cfg.mammography, raw.laterality)
     identity = to_uint8(fit_to_square(image, IDENTITY_SIDE, "pad"), bits)[0]
-    if modality == "mammography" and cfg.patches.enabled:
-        written, kept = _write_patches(build, name, image, mask, bits, raw, cfg)
+    if patched:
+        written, kept = _write_patches(build, name, image, mask, bits, spacing, raw.sha256, cfg)
         if not written:
             return SampleError(candidate.source_path, "no patch fits: no lesion and no tissue "
                                "away from one (lower data.patches.mm_per_px or breast_fraction)")
@@ -204,7 +208,7 @@ def prepare(candidate: Candidate, index: int, cfg: DataConfig, build: Path,
     depth = raw.bit_depth if raw.scale_bits else bits
     return Prepared(candidate, name, tuple(written), raw.sha256, depth, raw.image.shape,
                     perceptual_hash(small), raw.group, identity_thumbnail(identity), modality, view,
-                    raw.spacing_mm, kept)
+                    spacing, kept)
 
 
 def discover(cfg: DataConfig, phantom_cfg: PhantomConfig) -> tuple[list[Candidate], list[SampleError]]:
