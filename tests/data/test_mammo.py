@@ -230,7 +230,8 @@ def png_films(tmp_path, spacing_column: list[str] | None = None):
         lines.append(f"m{n}.png,{('benign', 'malignant')[n % 2]},m{n}_mask.png{spacing}")
     (tmp_path / "set.csv").write_text("\n".join(lines) + "\n")
     return {"source": "csv", "root": str(root), "manifest": str(tmp_path / "set.csv"),
-            "modality": "mammography", "bit_depth": 12, "image_size": 32, "classes": ["normal", "benign", "malignant"],
+            "modality": "mammography", "bit_depth": 12, "image_size": 32,
+            "classes": ["normal", "benign", "malignant"],
             "patches": {"enabled": True, "mm_per_px": 0.5, "background": 1}}
 
 
