@@ -85,6 +85,26 @@ def mammogram(seed: int, side: str = "L", shape: tuple[int, int] = (160, 120),
     return np.clip(film, 0, 4095).astype(np.uint16), np.ascontiguousarray(mask)
 
 
+def write_png_films(tmp_path: Path, spacing_column: list[str] | None = None) -> dict:
+    """Four 12-bit PNG films with lesion masks (benign, malignant alternately) and ``set.csv``
+    (path,label,mask_path[,pixel_spacing_mm]) under ``tmp_path``; returns the ``data`` section that
+    reads them as mammograms cut into 32 px patches at 0.5 mm/px."""
+    root = tmp_path / "png"
+    root.mkdir(parents=True)
+    lines = ["path,label,mask_path" + (",pixel_spacing_mm" if spacing_column else "")]
+    for n in range(4):
+        film, mask = mammogram(60 + n, "L")
+        cv2.imwrite(str(root / f"m{n}.png"), film)
+        cv2.imwrite(str(root / f"m{n}_mask.png"), mask.astype(np.uint8) * 255)
+        spacing = f",{spacing_column[n]}" if spacing_column else ""
+        lines.append(f"m{n}.png,{('benign', 'malignant')[n % 2]},m{n}_mask.png{spacing}")
+    (tmp_path / "set.csv").write_text("\n".join(lines) + "\n")
+    return {"source": "csv", "root": str(root), "manifest": str(tmp_path / "set.csv"),
+            "modality": "mammography", "bit_depth": 12, "image_size": 32,
+            "classes": ["normal", "benign", "malignant"],
+            "patches": {"enabled": True, "mm_per_px": 0.5, "background": 1}}
+
+
 def make_config(tmp_path: Path, **sections: dict) -> Config:
     """A Config whose outputs go under ``tmp_path``; ``sections`` override params sections."""
     paths = PathsConfig.model_fields  # every path under tmp_path: a test never writes into the repo

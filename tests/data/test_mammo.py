@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from builders import make_config, mammogram, write_dicom
+from builders import make_config, mammogram, write_dicom, write_png_films
 from controlbreast.data.config import MammographyConfig, PatchConfig
 from controlbreast.data.ingest import run_ingest
 from controlbreast.data.mammo import orient
@@ -217,38 +217,20 @@ def test_png_films_with_a_laterality_column_and_declared_depth(tmp_path):
     assert image.max() > 150  # scaled by 12 bits, not 16 (which would leave it below 70)
 
 
-def png_films(tmp_path, spacing_column: list[str] | None = None):
-    """Four 12-bit PNG films with lesion masks and a CSV (path,label,mask_path[,pixel_spacing_mm])."""
-    root = tmp_path / "png"
-    root.mkdir(parents=True)
-    lines = ["path,label,mask_path" + (",pixel_spacing_mm" if spacing_column else "")]
-    for n in range(4):
-        film, mask = mammogram(60 + n, "L")
-        cv2.imwrite(str(root / f"m{n}.png"), film)
-        cv2.imwrite(str(root / f"m{n}_mask.png"), mask.astype(np.uint8) * 255)
-        spacing = f",{spacing_column[n]}" if spacing_column else ""
-        lines.append(f"m{n}.png,{('benign', 'malignant')[n % 2]},m{n}_mask.png{spacing}")
-    (tmp_path / "set.csv").write_text("\n".join(lines) + "\n")
-    return {"source": "csv", "root": str(root), "manifest": str(tmp_path / "set.csv"),
-            "modality": "mammography", "bit_depth": 12, "image_size": 32,
-            "classes": ["normal", "benign", "malignant"],
-            "patches": {"enabled": True, "mm_per_px": 0.5, "background": 1}}
-
-
 def test_png_films_take_their_pixel_spacing_from_params_or_the_manifest(tmp_path):
     """PNG has no spacing tag: data.pixel_spacing_mm gives one for the whole set, a manifest column
     one per film (it wins); patches then span image_size x mm_per_px mm (32 x 0.5 / 0.25 = 64 px)."""
-    data = png_films(tmp_path / "a")
+    data = write_png_films(tmp_path / "a")
     rows = run_ingest(make_config(tmp_path / "a", data={**data, "pixel_spacing_mm": 0.25})).rows
     assert {r["pixel_spacing_mm"] for r in rows} == {0.25} and {r["patch_side"] for r in rows} == {64}
-    data = png_films(tmp_path / "b", ["0.5", "0.5", "0.25", "0.5"])
+    data = write_png_films(tmp_path / "b", ["0.5", "0.5", "0.25", "0.5"])
     rows = run_ingest(make_config(tmp_path / "b", data={**data, "pixel_spacing_mm": 0.25})).rows
     assert sorted({(r["pixel_spacing_mm"], r["patch_side"]) for r in rows}) == [(0.25, 64), (0.5, 32)]
 
 
 def test_patches_in_mm_of_films_without_a_spacing_are_an_error_not_another_size(tmp_path):
     """Before: mm_per_px was silently ignored and patches spanned a fraction of each breast."""
-    data = png_films(tmp_path)
+    data = write_png_films(tmp_path)
     with pytest.raises(IngestError, match=r"m0\.png: pixel spacing unknown, and data\.patches\.mm_per_px "
                                           r"needs it: set data\.pixel_spacing_mm"):
         run_ingest(make_config(tmp_path, data=data))

@@ -229,20 +229,27 @@ def source_name(cfg: DataConfig) -> str:
     return {"csv": f"manifest {cfg.manifest}", "busi": f"folder {cfg.root}"}.get(cfg.source, "the phantom")
 
 
-def check_classes(candidates: list[Candidate], cfg: DataConfig) -> None:
-    """Every ``data.classes`` entry must be matched by a source label (itself, or through
-    ``data.label_map``); a typo (``malignnat``) would leave a whole class out, listed only as
-    unmapped labels. Patches supply ``patches.background_label`` themselves."""
+def missing_classes(candidates: list[Candidate], cfg: DataConfig) -> str | None:
+    """Why a ``data.classes`` entry matches no source label (itself, or through
+    ``data.label_map``), or None: a typo (``malignnat``) would leave a whole class out, listed
+    only as unmapped labels. Patches supply ``patches.background_label`` themselves."""
     found = {cfg.to_class(c.source_label) for c in candidates}
     if cfg.patches.enabled:
         found.add(cfg.patches.background_label)
     missing = [name for name in cfg.classes if name not in found]
-    if candidates and missing:
-        labels = sorted({c.source_label for c in candidates})
-        raise ConfigError(f"data.classes entr{'y' if len(missing) == 1 else 'ies'} "
-                          f"{', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''} no "
-                          f"label in {source_name(cfg)} (labels found: {', '.join(labels)}); fix the "
-                          "entry or map a label to it with data.label_map")
+    if not candidates or not missing:
+        return None
+    labels = sorted({c.source_label for c in candidates})
+    return (f"data.classes entr{'y' if len(missing) == 1 else 'ies'} "
+            f"{', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''} no "
+            f"label in {source_name(cfg)} (labels found: {', '.join(labels)}); fix the "
+            "entry or map a label to it with data.label_map")
+
+
+def check_classes(candidates: list[Candidate], cfg: DataConfig) -> None:
+    """``missing_classes`` as a ``ConfigError``."""
+    if problem := missing_classes(candidates, cfg):
+        raise ConfigError(problem)
 
 
 def exclude_unmapped(candidates: list[Candidate], cfg: DataConfig) -> tuple[
