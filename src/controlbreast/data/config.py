@@ -92,7 +92,11 @@ class DataConfig(Section):
     ``pixel_spacing_mm`` is the spacing of images that state none (a CSV ``pixel_spacing_mm``
     column, else DICOM PixelSpacing / ImagerPixelSpacing, wins); null: unknown. Near-duplicates
     are hash pairs within ``near_duplicate_bits`` whose pixels also correlate at least
-    ``near_duplicate_similarity`` (``splits.similarity``).
+    ``near_duplicate_similarity`` (``splits.similarity``), or
+    ``near_duplicate_similarity_across_patients`` when the source gives both images patients and
+    they differ (calibrated on a public set of 318 PNG films: different women score up to 0.76);
+    they join groups only by complete linkage (``splits.linked_groups``). Conflicting labels
+    dropping more than ``near_duplicate_max_drop`` of the images stop ingest instead.
     """
 
     source: Literal["phantom", "busi", "csv"] = "phantom"
@@ -107,6 +111,8 @@ class DataConfig(Section):
     split: SplitConfig = SplitConfig()
     near_duplicate_bits: Annotated[int, Field(ge=0, le=32)] = 6
     near_duplicate_similarity: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.6
+    near_duplicate_similarity_across_patients: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
+    near_duplicate_max_drop: Fraction = 0.05
     near_duplicate_conflicts: Literal["drop", "keep", "fail"] = "drop"
     require_lesion_masks: bool = True
     max_pixels: Annotated[int, Field(ge=1024, le=1_000_000_000)] = 100_000_000

@@ -23,6 +23,7 @@ because another file was bad. Same params and inputs give byte-identical files.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from controlbreast.data.splits import (
     assign_splits,
     confirmed_pairs,
     identity_thumbnail,
-    merge_groups,
+    linked_groups,
     near_duplicate_pairs,
     perceptual_hash,
 )
@@ -334,7 +335,8 @@ def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
 
 
 def near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> list[list[Prepared]]:
-    """Sets of near-duplicates (joined through ``data.near_duplicate_bits``) whose labels disagree.
+    """Sets of mutual near-duplicates (``splits.linked_groups`` of images: each pair of a set
+    confirmed directly, no chains) whose labels disagree, largest first.
 
     A lesion saved twice, once as benign and once as malignant, is a label conflict as much as a
     byte-identical copy is (BUSI has such pairs: one frame with calipers, one without).
@@ -343,10 +345,28 @@ def near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> list[list
     if not pairs:
         return []
     members: dict[str, list[Prepared]] = {}
-    for prepared, group in zip(good, merge_groups([p.image_id for p in good], pairs), strict=True):
+    for prepared, group in zip(good, linked_groups([p.image_id for p in good], pairs), strict=True):
         members.setdefault(group, []).append(prepared)
-    return [group for group in members.values()
-            if len({cfg.to_class(p.candidate.source_label) for p in group}) > 1]
+    conflicting = [group for group in members.values()
+                   if len({cfg.to_class(p.candidate.source_label) for p in group}) > 1]
+    return sorted(conflicting, key=len, reverse=True)
+
+
+def _check_drop(conflicts: list[list[Prepared]], described: list[str], total: int, cfg: DataConfig) -> None:
+    """Refuse to drop more than ``data.near_duplicate_max_drop`` of the images as conflicts: that
+    many look-alikes with different labels are different patients, not copies."""
+    dropped = sum(len(group) for group in conflicts)
+    if dropped <= cfg.near_duplicate_max_drop * total:
+        return
+    listed = "\n".join(f"  {len(group)} images: {text}" for group, text in zip(conflicts[:5], described[:5],
+                                                                                 strict=False))
+    raise IngestError(
+        f"near-duplicate label conflicts would drop {dropped} of {total} images ({dropped / total:.0%}), "
+        f"above data.near_duplicate_max_drop {cfg.near_duplicate_max_drop:g}. If these are different "
+        "patients' look-alikes, raise data.near_duplicate_similarity (now "
+        f"{cfg.near_duplicate_similarity:g}) or give patient ids (group_id); if they are copies, set "
+        f"data.near_duplicate_max_drop: {math.ceil(dropped / total * 100 - 1e-9) / 100:g}; to keep them, "
+        "data.near_duplicate_conflicts: keep. The largest sets:\n" + listed)
 
 
 def resolve_near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> tuple[
@@ -365,6 +385,7 @@ def resolve_near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> t
             print(f"WARNING: kept {len(conflicts)} set(s) of near-duplicates with conflicting labels "
                   "(data.near_duplicate_conflicts: keep)", file=sys.stderr)
         return good, []
+    _check_drop(conflicts, described, len(good), cfg)
     dropped = [(p, Rejection(p.candidate.source_path, "near-duplicate images with conflicting "
                              f"labels: {text}", "near_duplicate_conflict"))
                for group, text in zip(conflicts, described, strict=True) for p in group]
@@ -375,9 +396,15 @@ def resolve_near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> t
 def near_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
         list[tuple[int, int]], list[tuple[int, int]]]:
     """Index pairs of ``good`` within ``data.near_duplicate_bits`` of each other (candidates), and
-    those whose pixels agree too (``data.near_duplicate_similarity``, see ``splits.similarity``)."""
+    those whose pixels agree too (``splits.similarity``), strongest first: at least
+    ``data.near_duplicate_similarity``, or ``near_duplicate_similarity_across_patients`` for two
+    images whose source gives different patients (different women's films score up to 0.76)."""
     pairs = near_duplicate_pairs([p.phash for p in good], cfg.near_duplicate_bits)
-    return pairs, confirmed_pairs(pairs, [p.thumbnail for p in good], cfg.near_duplicate_similarity)
+    patients = [p.candidate.group or p.group for p in good]
+    bounds = [cfg.near_duplicate_similarity_across_patients
+              if patients[i] and patients[j] and patients[i] != patients[j] else cfg.near_duplicate_similarity
+              for i, j in pairs]
+    return pairs, confirmed_pairs(pairs, [p.thumbnail for p in good], bounds)
 
 
 def merge_report(good: list[Prepared], cfg: DataConfig) -> dict:
@@ -386,7 +413,7 @@ def merge_report(good: list[Prepared], cfg: DataConfig) -> dict:
     or sources, and the images of the largest merged group."""
     candidates, confirmed = near_duplicates(good, cfg)
     own = [p.candidate.group or p.group or p.image_id for p in good]
-    groups = merge_groups(own, confirmed)
+    groups = linked_groups(own, confirmed)
     sizes: dict[str, int] = {}
     for group in groups:
         sizes[group] = sizes.get(group, 0) + 1
@@ -423,7 +450,7 @@ def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int,
     ``rename`` maps a source path to what the manifest shows (see ``data.anonymise_paths``).
     Groups and splits are decided per source image; its patches inherit them."""
     own_groups = [p.candidate.group or p.group or p.image_id for p in good]
-    groups = merge_groups(own_groups, near_duplicates(good, cfg)[1])
+    groups = linked_groups(own_groups, near_duplicates(good, cfg)[1])
     labels = [cfg.to_class(p.candidate.source_label) for p in good]
     fractions = (cfg.split.train, cfg.split.val, cfg.split.test)
     splits = assign_splits(groups, labels, fractions, seed)

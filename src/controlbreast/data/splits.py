@@ -39,24 +39,6 @@ def _dct_rows(n: int) -> np.ndarray:
     return scale * portable.cos(math.pi * (2 * j + 1) * k / (2 * n))
 
 
-class _UnionFind:
-    def __init__(self, size: int) -> None:
-        self.parent = np.arange(size)
-
-    def find(self, item: int) -> int:
-        root = item
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[item] != root:
-            self.parent[item], item = root, self.parent[item]
-        return int(root)
-
-    def union(self, first: int, second: int) -> None:
-        a, b = self.find(first), self.find(second)
-        if a != b:
-            self.parent[max(a, b)] = min(a, b)
-
-
 def near_duplicate_pairs(hashes: Sequence[int], max_bits: int,
                          chunk: int = 1024) -> list[tuple[int, int]]:
     """Index pairs (i < j) whose hashes differ in at most ``max_bits`` bits.
@@ -75,17 +57,29 @@ def near_duplicate_pairs(hashes: Sequence[int], max_bits: int,
     return pairs
 
 
-def merge_groups(groups: Sequence[str], pairs: Sequence[tuple[int, int]]) -> list[str]:
-    """Group of each item after joining items that share a group or form a pair.
+def linked_groups(groups: Sequence[str], pairs: Sequence[tuple[int, int]]) -> list[str]:
+    """Group of each item after joining groups that are near-duplicates *of each other*.
 
-    A merged group is named after its smallest member group, so names are deterministic.
+    Items of one group (a patient) stay together. Two groups join only by complete linkage: every
+    group of the one must pair directly with every group of the other, so a chain of look-alikes
+    (a~b, b~c, c~d...) never joins a and d through the others (on 318 real films, union-find
+    chains made one group of 79 films of different women). ``pairs`` are taken in their order
+    (strongest first, say). A joined group is named after its smallest member group.
     """
     names = sorted(set(groups))
     index = {name: i for i, name in enumerate(names)}
-    union = _UnionFind(len(names))
+    linked = {frozenset((index[groups[i]], index[groups[j]])) for i, j in pairs if groups[i] != groups[j]}
+    members = {k: {k} for k in range(len(names))}
+    cluster = list(range(len(names)))
     for first, second in pairs:
-        union.union(index[groups[first]], index[groups[second]])
-    return [names[union.find(index[group])] for group in groups]
+        a, b = cluster[index[groups[first]]], cluster[index[groups[second]]]
+        if a == b or not all(frozenset((x, y)) in linked for x in members[a] for y in members[b]):
+            continue
+        keep, gone = min(a, b), max(a, b)
+        members[keep] |= members.pop(gone)
+        for k in members[keep]:
+            cluster[k] = keep
+    return [names[min(members[cluster[index[group]]])] for group in groups]
 
 
 def assign_splits(groups: Sequence[str], labels: Sequence[str], fractions: Sequence[float],
@@ -160,13 +154,17 @@ def similarity(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def confirmed_pairs(pairs: Sequence[tuple[int, int]], thumbnails: Sequence[np.ndarray],
-                    min_similarity: float) -> list[tuple[int, int]]:
-    """The hash pairs whose pixels agree too (``similarity`` at least ``min_similarity``).
+                    min_similarity: float | Sequence[float]) -> list[tuple[int, int]]:
+    """The hash pairs whose pixels agree too (``similarity`` at least ``min_similarity``, one bound
+    for all or one per pair), strongest first (ties in pair order).
 
     A 64-bit hash of a mostly black film says little about who it shows: different women's
     mammograms fall within a few bits of each other. A hash match is only a candidate.
     """
-    return [(i, j) for i, j in pairs if similarity(thumbnails[i], thumbnails[j]) >= min_similarity]
+    bounds = [min_similarity] * len(pairs) if isinstance(min_similarity, float | int) else min_similarity
+    scored = [(similarity(thumbnails[i], thumbnails[j]), (i, j)) for i, j in pairs]
+    kept = [(score, pair) for (score, pair), bound in zip(scored, bounds, strict=True) if score >= bound]
+    return [pair for _, pair in sorted(kept, key=lambda item: -item[0])]
 
 
 def _group_classes(groups: Sequence[str], labels: Sequence[str]) -> dict[str, str]:
