@@ -53,6 +53,8 @@ def test_linked_groups_join_patients_only_by_direct_matches():
     assert linked_groups(groups, [(1, 2), (2, 3), (0, 3)]) == ["p1", "p1", "p1", "p1", "p4"]
     chain = [f"p{k}" for k in range(80)]
     assert len(set(linked_groups(chain, [(k, k + 1) for k in range(79)]))) == 40
+    unnamed = [False, False, False, True, True]  # images the source names no patient of chain on
+    assert linked_groups(groups, [(1, 2), (2, 3)], unnamed) == ["p1", "p1", "p1", "p1", "p4"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -335,8 +335,8 @@ def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
 
 
 def near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> list[list[Prepared]]:
-    """Sets of mutual near-duplicates (``splits.linked_groups`` of images: each pair of a set
-    confirmed directly, no chains) whose labels disagree, largest first.
+    """Sets of near-duplicates (``splits.linked_groups`` of images: no chains between patients the
+    source names) whose labels disagree, largest first.
 
     A lesion saved twice, once as benign and once as malignant, is a label conflict as much as a
     byte-identical copy is (BUSI has such pairs: one frame with calipers, one without).
@@ -345,7 +345,8 @@ def near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> list[list
     if not pairs:
         return []
     members: dict[str, list[Prepared]] = {}
-    for prepared, group in zip(good, linked_groups([p.image_id for p in good], pairs), strict=True):
+    named = [bool(patient) for patient in patients_of(good)]
+    for prepared, group in zip(good, linked_groups([p.image_id for p in good], pairs, named), strict=True):
         members.setdefault(group, []).append(prepared)
     conflicting = [group for group in members.values()
                    if len({cfg.to_class(p.candidate.source_label) for p in group}) > 1]
@@ -393,6 +394,12 @@ def resolve_near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> t
     return [p for p in good if p.image_id not in gone], dropped
 
 
+def patients_of(good: list[Prepared]) -> list[str | None]:
+    """The patient (keyed group) the source names for each sample: its listing's or its DICOM
+    header's; None where it names none (BUSI, a CSV without ``group_id``)."""
+    return [p.candidate.group or p.group for p in good]
+
+
 def near_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
         list[tuple[int, int]], list[tuple[int, int]]]:
     """Index pairs of ``good`` within ``data.near_duplicate_bits`` of each other (candidates), and
@@ -400,7 +407,7 @@ def near_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
     ``data.near_duplicate_similarity``, or ``near_duplicate_similarity_across_patients`` for two
     images whose source gives different patients (different women's films score up to 0.76)."""
     pairs = near_duplicate_pairs([p.phash for p in good], cfg.near_duplicate_bits)
-    patients = [p.candidate.group or p.group for p in good]
+    patients = patients_of(good)
     bounds = [cfg.near_duplicate_similarity_across_patients
               if patients[i] and patients[j] and patients[i] != patients[j] else cfg.near_duplicate_similarity
               for i, j in pairs]
@@ -412,8 +419,9 @@ def merge_report(good: list[Prepared], cfg: DataConfig) -> dict:
     by pixels (and those only the hash matched), confirmed pairs joining two different patients
     or sources, and the images of the largest merged group."""
     candidates, confirmed = near_duplicates(good, cfg)
-    own = [p.candidate.group or p.group or p.image_id for p in good]
-    groups = linked_groups(own, confirmed)
+    patients = patients_of(good)
+    own = [patient or p.image_id for patient, p in zip(patients, good, strict=True)]
+    groups = linked_groups(own, confirmed, [bool(patient) for patient in patients])
     sizes: dict[str, int] = {}
     for group in groups:
         sizes[group] = sizes.get(group, 0) + 1
@@ -449,8 +457,9 @@ def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int,
     """Manifest rows (ids in source-path order), with merged groups and assigned splits.
     ``rename`` maps a source path to what the manifest shows (see ``data.anonymise_paths``).
     Groups and splits are decided per source image; its patches inherit them."""
-    own_groups = [p.candidate.group or p.group or p.image_id for p in good]
-    groups = linked_groups(own_groups, near_duplicates(good, cfg)[1])
+    patients = patients_of(good)
+    own_groups = [patient or p.image_id for patient, p in zip(patients, good, strict=True)]
+    groups = linked_groups(own_groups, near_duplicates(good, cfg)[1], [bool(patient) for patient in patients])
     labels = [cfg.to_class(p.candidate.source_label) for p in good]
     fractions = (cfg.split.train, cfg.split.val, cfg.split.test)
     splits = assign_splits(groups, labels, fractions, seed)

@@ -39,6 +39,24 @@ def _dct_rows(n: int) -> np.ndarray:
     return scale * portable.cos(math.pi * (2 * j + 1) * k / (2 * n))
 
 
+class _UnionFind:
+    def __init__(self, size: int) -> None:
+        self.parent = np.arange(size)
+
+    def find(self, item: int) -> int:
+        root = item
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[item] != root:
+            self.parent[item], item = root, self.parent[item]
+        return int(root)
+
+    def union(self, first: int, second: int) -> None:
+        a, b = self.find(first), self.find(second)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+
 def near_duplicate_pairs(hashes: Sequence[int], max_bits: int,
                          chunk: int = 1024) -> list[tuple[int, int]]:
     """Index pairs (i < j) whose hashes differ in at most ``max_bits`` bits.
@@ -57,21 +75,40 @@ def near_duplicate_pairs(hashes: Sequence[int], max_bits: int,
     return pairs
 
 
-def linked_groups(groups: Sequence[str], pairs: Sequence[tuple[int, int]]) -> list[str]:
-    """Group of each item after joining groups that are near-duplicates *of each other*.
+def chained_groups(groups: Sequence[str], pairs: Sequence[tuple[int, int]]) -> list[str]:
+    """Group of each item after joining items that share a group or form a pair (transitively).
 
-    Items of one group (a patient) stay together. Two groups join only by complete linkage: every
-    group of the one must pair directly with every group of the other, so a chain of look-alikes
-    (a~b, b~c, c~d...) never joins a and d through the others (on 318 real films, union-find
-    chains made one group of 79 films of different women). ``pairs`` are taken in their order
-    (strongest first, say). A joined group is named after its smallest member group.
+    A merged group is named after its smallest member group, so names are deterministic.
     """
     names = sorted(set(groups))
     index = {name: i for i, name in enumerate(names)}
-    linked = {frozenset((index[groups[i]], index[groups[j]])) for i, j in pairs if groups[i] != groups[j]}
+    union = _UnionFind(len(names))
+    for first, second in pairs:
+        union.union(index[groups[first]], index[groups[second]])
+    return [names[union.find(index[group])] for group in groups]
+
+
+def linked_groups(groups: Sequence[str], pairs: Sequence[tuple[int, int]],
+                  named: Sequence[bool] | None = None) -> list[str]:
+    """Group of each item after joining near-duplicates, never chaining named patients together.
+
+    Items of one group stay together. A pair with an item whose patient the source does not name
+    (``named``; default: every item's is) joins transitively (``chained_groups``: one lesion saved
+    three times is one group, as on BUSI). Pairs between named patients join by complete linkage
+    only: every patient of the one side must pair directly with every patient of the other, so a
+    chain of look-alikes (a~b, b~c, c~d...) never joins a and d through the others (on 318 real
+    films union-find chained 79 women into one group). ``pairs`` are taken in their order
+    (strongest first, say). A joined group is named after its smallest member group.
+    """
+    named = [True] * len(groups) if named is None else named
+    groups = chained_groups(groups, [(i, j) for i, j in pairs if not (named[i] and named[j])])
+    direct = [(i, j) for i, j in pairs if named[i] and named[j] and groups[i] != groups[j]]
+    names = sorted(set(groups))
+    index = {name: i for i, name in enumerate(names)}
+    linked = {frozenset((index[groups[i]], index[groups[j]])) for i, j in direct}
     members = {k: {k} for k in range(len(names))}
     cluster = list(range(len(names)))
-    for first, second in pairs:
+    for first, second in direct:
         a, b = cluster[index[groups[first]]], cluster[index[groups[second]]]
         if a == b or not all(frozenset((x, y)) in linked for x in members[a] for y in members[b]):
             continue
