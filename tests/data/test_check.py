@@ -6,18 +6,15 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import yaml
 
 from builders import (
     BUSI_SHARED,
     make_config,
-    mammogram,
-    smooth_image,
     write_busi,
-    write_dicom,
+    write_csv_ultrasound,
+    write_dicom_films,
     write_png_films,
 )
 from controlbreast.config import parse_config
@@ -95,25 +92,8 @@ def test_the_ingest_stage_checks_before_it_reads_an_image(tmp_path, busi_root):
     assert not (tmp_path / "prepared").exists()
 
 
-def csv_ultrasound(root: Path, masks: bool) -> dict:
-    """Six ultrasound PNGs per class in a CSV manifest, with masks for lesions or none."""
-    root.mkdir(parents=True)
-    lines = ["path,label" + (",mask_path" if masks else "")]
-    for n in range(18):
-        label = ("normal", "benign", "malignant")[n % 3]
-        cv2.imwrite(str(root / f"u{n}.png"), smooth_image(100 + n))
-        mask = ""
-        if masks and label != "normal":
-            disc = cv2.circle(np.zeros((96, 128), np.uint8), (40, 40), 9, 255, -1)
-            cv2.imwrite(str(root / f"u{n}_mask.png"), disc)
-            mask = f"u{n}_mask.png"
-        lines.append(f"u{n}.png,{label}" + (f",{mask}" if masks else ""))
-    (root / "set.csv").write_text("\n".join(lines) + "\n")
-    return {"source": "csv", "root": str(root), "manifest": str(root / "set.csv")}
-
-
 def test_lesion_images_without_masks_name_require_lesion_masks(tmp_path):
-    data = csv_ultrasound(tmp_path / "us", masks=False)
+    data = write_csv_ultrasound(tmp_path / "us", masks=False)
     problems = preflight(make_config(tmp_path, data=data)).problems
     assert problems == ["data.require_lesion_masks true: 12 image(s) of lesion labels ['benign', "
                         "'malignant'] have no mask (first u1.png); add their mask_path, or set "
@@ -125,7 +105,7 @@ def test_lesion_images_without_masks_name_require_lesion_masks(tmp_path):
 
 
 def test_a_class_too_small_for_every_split_and_a_starved_mix_ratio(tmp_path):
-    data = csv_ultrasound(tmp_path / "us", masks=True)
+    data = write_csv_ultrasound(tmp_path / "us", masks=True)
     manifest = Path(data["manifest"])
     rows = manifest.read_text().splitlines()
     kept = [row for row in rows if "malignant" not in row or row.startswith("u2.")]  # one malignant image
@@ -148,22 +128,8 @@ def test_films_without_a_pixel_spacing_fail_the_check_where_mm_per_px_needs_one(
     assert problems[1:] == spaced and not [p for p in spaced if "spacing" in p]  # the tiny set's splits
 
 
-def dicom_films(root: Path) -> dict:
-    """Four DICOM mammograms (MG, 0.5 mm PixelSpacing, a PatientID each) and their CSV."""
-    root.mkdir(parents=True)
-    lines = ["path,label,mask_path"]
-    for n in range(4):
-        film, mask = mammogram(70 + n, "L")
-        write_dicom(root / f"f{n}.dcm", film, patient=f"P-{n}", Modality="MG", PixelSpacing=[0.5, 0.5])
-        cv2.imwrite(str(root / f"f{n}_mask.png"), mask.astype(np.uint8) * 255)
-        lines.append(f"f{n}.dcm,{('benign', 'malignant')[n % 2]},f{n}_mask.png")
-    (root / "set.csv").write_text("\n".join(lines) + "\n")
-    return {"source": "csv", "root": str(root), "manifest": str(root / "set.csv"), "image_size": 32,
-            "classes": ["normal", "benign", "malignant"], "patches": {"enabled": True, "mm_per_px": 0.5}}
-
-
 def test_patient_ids_in_dicom_headers_need_the_secret(tmp_path, monkeypatch):
-    data = dicom_films(tmp_path / "films")
+    data = write_dicom_films(tmp_path / "films")
     problems = preflight(make_config(tmp_path, data={**data, "anonymise_paths": True})).problems
     fix = "set CONTROLBREAST_GROUP_SECRET (any secret string) or data.allow_unkeyed_groups: true"
     assert problems[:2] == [f"4 DICOM file(s) carry a PatientID (first f0.dcm) but there is no secret to "
@@ -191,7 +157,7 @@ def test_an_external_set_of_another_modality_fails_check_and_ingest_external(tmp
 
 
 def test_an_external_set_with_none_of_the_classes_is_named(tmp_path):
-    data = csv_ultrasound(tmp_path / "us", masks=True)
+    data = write_csv_ultrasound(tmp_path / "us", masks=True)
     external = ExternalSetConfig(name="site-c", source="csv", root=data["root"], manifest=data["manifest"])
     config = make_config(tmp_path, data={"classes": ["no_cancer", "cancer"],
                                          "label_map": {"normal": "no_cancer", "benign": "no_cancer",
