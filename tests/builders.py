@@ -85,6 +85,59 @@ def mammogram(seed: int, side: str = "L", shape: tuple[int, int] = (160, 120),
     return np.clip(film, 0, 4095).astype(np.uint16), np.ascontiguousarray(mask)
 
 
+def write_png_films(tmp_path: Path, spacing_column: list[str] | None = None, count: int = 4) -> dict:
+    """``count`` 12-bit PNG films with lesion masks (benign, malignant alternately) and ``set.csv``
+    (path,label,mask_path[,pixel_spacing_mm]) under ``tmp_path``; returns the ``data`` section that
+    reads them as mammograms cut into 32 px patches at 0.5 mm/px."""
+    root = tmp_path / "png"
+    root.mkdir(parents=True)
+    lines = ["path,label,mask_path" + (",pixel_spacing_mm" if spacing_column else "")]
+    for n in range(count):
+        film, mask = mammogram(60 + n, "L")
+        cv2.imwrite(str(root / f"m{n}.png"), film)
+        cv2.imwrite(str(root / f"m{n}_mask.png"), mask.astype(np.uint8) * 255)
+        spacing = f",{spacing_column[n]}" if spacing_column else ""
+        lines.append(f"m{n}.png,{('benign', 'malignant')[n % 2]},m{n}_mask.png{spacing}")
+    (tmp_path / "set.csv").write_text("\n".join(lines) + "\n")
+    return {"source": "csv", "root": str(root), "manifest": str(tmp_path / "set.csv"),
+            "modality": "mammography", "bit_depth": 12, "image_size": 32,
+            "classes": ["normal", "benign", "malignant"],
+            "patches": {"enabled": True, "mm_per_px": 0.5, "background": 1}}
+
+
+def write_csv_ultrasound(root: Path, masks: bool) -> dict:
+    """Six ultrasound PNGs per class in ``root`` and its ``set.csv``, with masks for the lesion
+    images or none; returns the ``data`` section that reads them."""
+    root.mkdir(parents=True)
+    lines = ["path,label" + (",mask_path" if masks else "")]
+    for n in range(18):
+        label = ("normal", "benign", "malignant")[n % 3]
+        cv2.imwrite(str(root / f"u{n}.png"), smooth_image(100 + n))
+        mask = ""
+        if masks and label != "normal":
+            disc = cv2.circle(np.zeros((96, 128), np.uint8), (40, 40), 9, 255, -1)
+            cv2.imwrite(str(root / f"u{n}_mask.png"), disc)
+            mask = f"u{n}_mask.png"
+        lines.append(f"u{n}.png,{label}" + (f",{mask}" if masks else ""))
+    (root / "set.csv").write_text("\n".join(lines) + "\n")
+    return {"source": "csv", "root": str(root), "manifest": str(root / "set.csv")}
+
+
+def write_dicom_films(root: Path, count: int = 4) -> dict:
+    """``count`` DICOM mammograms (MG, 0.5 mm PixelSpacing, a PatientID each) with lesion masks and
+    their ``set.csv``; returns the ``data`` section that reads them as 32 px patches."""
+    root.mkdir(parents=True)
+    lines = ["path,label,mask_path"]
+    for n in range(count):
+        film, mask = mammogram(70 + n, "L")
+        write_dicom(root / f"f{n}.dcm", film, patient=f"P-{n}", Modality="MG", PixelSpacing=[0.5, 0.5])
+        cv2.imwrite(str(root / f"f{n}_mask.png"), mask.astype(np.uint8) * 255)
+        lines.append(f"f{n}.dcm,{('benign', 'malignant')[n % 2]},f{n}_mask.png")
+    (root / "set.csv").write_text("\n".join(lines) + "\n")
+    return {"source": "csv", "root": str(root), "manifest": str(root / "set.csv"), "image_size": 32,
+            "classes": ["normal", "benign", "malignant"], "patches": {"enabled": True, "mm_per_px": 0.5}}
+
+
 def make_config(tmp_path: Path, **sections: dict) -> Config:
     """A Config whose outputs go under ``tmp_path``; ``sections`` override params sections."""
     paths = PathsConfig.model_fields  # every path under tmp_path: a test never writes into the repo

@@ -139,3 +139,52 @@ def test_each_provenance_digest_is_the_params_file_at_its_commit():
             assert shown.returncode == 0, f"docs/results/{page}: {path} is not in commit {commit}"
             assert hashlib.sha256(shown.stdout).hexdigest()[:12] == digest, (
                 f"docs/results/{page}: {path} at {commit} does not have digest {digest}")
+
+
+def checklists() -> dict[str, dict]:
+    """docs/own-data.md's checklists: each ``## kind`` section's YAML block, by kind."""
+    import yaml
+
+    text = (REPO / "docs" / "own-data.md").read_text()
+    found = {}
+    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        title, _, body = section.partition("\n")
+        block = re.search(r"```yaml\n(.*?)```", body, flags=re.DOTALL)
+        if "- [ ]" in body and block:
+            found[title] = yaml.safe_load(block.group(1))
+    return found
+
+
+def tiny_example(kind: str, root: Path) -> dict:
+    """A tiny data set of ``kind`` on disk; the ``data`` keys that locate it."""
+    from builders import write_busi, write_csv_ultrasound, write_dicom_films, write_png_films
+
+    if kind == "BUSI folder":
+        return {"root": str(write_busi(root / "busi"))}
+    if kind.startswith("CSV ultrasound"):
+        return write_csv_ultrasound(root / "us", masks=kind.endswith("with masks"))
+    if kind.startswith("PNG"):
+        films = write_png_films(root, count=12)
+    else:
+        films = write_dicom_films(root / "films", count=12)
+    return {key: films[key] for key in ("root", "manifest", "image_size", "classes")}
+
+
+@pytest.mark.parametrize("kind", ["BUSI folder", "CSV ultrasound with masks", "CSV ultrasound without masks",
+                                  "PNG mammograms with a pixel spacing", "DICOM mammograms"])
+def test_each_own_data_checklist_passes_check_and_ingest_on_a_tiny_example(tmp_path, kind, monkeypatch):
+    """The keys a checklist gives, pointed at a tiny example of its kind: `check` finds nothing
+    (its splits, quotas and external sets too) and ingest prepares every image."""
+    from builders import make_config
+    from controlbreast.data.check import preflight
+    from controlbreast.data.ingest import run_ingest
+
+    monkeypatch.setenv("CONTROLBREAST_GROUP_SECRET", "test-secret")
+    sections = checklists()[kind]
+    sections["data"] |= tiny_example(kind, tmp_path)
+    config = make_config(tmp_path, **sections)
+    assert preflight(config).problems == []
+    result = run_ingest(config)
+    assert result.rows and not result.rejected
+    modality = "mammography" if "mammograms" in kind else "ultrasound"
+    assert {row["modality"] for row in result.rows} == {modality}

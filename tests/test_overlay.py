@@ -50,9 +50,14 @@ def test_nothing_to_apply_leaves_the_file_and_its_comments_alone(tmp_path):
 
 
 def _keys(mapping: dict) -> list[str]:
-    """Every key of a nested mapping, at any depth, once per place it is named."""
-    return [name for key, value in mapping.items()
-            for name in [key, *(_keys(value) if isinstance(value, dict) else [])]]
+    """Every key of a nested mapping (and of the mappings in its lists), at any depth, once per place
+    it is named."""
+    def inner(value) -> list[str]:
+        if isinstance(value, dict):
+            return _keys(value)
+        return [name for item in value for name in inner(item)] if isinstance(value, list) else []
+
+    return [name for key, value in mapping.items() for name in [key, *inner(value)]]
 
 
 def _comments(text: str) -> list[str]:
@@ -67,10 +72,11 @@ def test_a_recipe_changes_only_the_keys_it_names_and_keeps_every_comment(tmp_pat
     merged = apply_overlay(params, [profile])
     after = params.read_text()
     changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines())
-               if line[:2] in ("- ", "+ ") and not line[2:].lstrip().startswith("#")]
+               if line[:2] in ("- ", "+ ") and line[2:].strip() and not line[2:].lstrip().startswith("#")]
     named = _keys(read_params(profile))
     assert bool(changed) == bool(named) and len(changed) <= 2 * len(named)
-    assert {re.match(r"\s*([\w.-]+):", line[2:]).group(1) for line in changed} <= set(named)
+    written = [line for line in changed if line.startswith("+ ")]  # a replaced list's old items go whole
+    assert {re.match(r"\s*(?:- )?([\w.-]+):", line[2:]).group(1) for line in written} <= set(named)
     new = [line[2:] for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:2] == "+ "]
     old = [line[2:] for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:2] == "- "]
     assert set(_comments("\n".join(new))) <= set(_comments(profile.read_text()))  # the profile's own

@@ -90,3 +90,11 @@ def test_pip_install_into_an_empty_venv_imports_every_subpackage(tmp_path):
     assert int(imported.stdout) == len(sources) - 2  # all but the top __init__ and __main__
     cli = subprocess.run([str(venv / "bin" / "controlbreast"), "--help"], capture_output=True)
     assert cli.returncode == 0
+
+
+def test_every_package_says_what_it_holds():
+    """DVC warns once per stage and per run about an empty dependency file ("... is empty"): every
+    package's ``__init__.py`` carries a docstring, so none is empty."""
+    empty = [str(path.relative_to(REPO)) for path in (REPO / "src" / "controlbreast").rglob("__init__.py")
+             if not ast.get_docstring(ast.parse(path.read_text()))]
+    assert not empty

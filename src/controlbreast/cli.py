@@ -29,6 +29,14 @@ def _run(stage: Callable[[], None]) -> None:
 
 
 @app.command()
+def check(params: Params = Path("params.yaml")) -> None:
+    """Params x data in seconds, before any training: every problem one line, with a value that works."""
+    from controlbreast.stages import check as stage
+
+    _run(lambda: stage.main(params))
+
+
+@app.command()
 def ingest(params: Params = Path("params.yaml")) -> None:
     """Read the configured source (phantom, busi or csv) into data/prepared with leak-free splits."""
     from controlbreast.stages import ingest as stage

@@ -1,7 +1,8 @@
 """How the classifier arms mix real and synthetic images: what generation must make for them.
 
-A leaf module, so that ``generation`` (which sizes the set) and ``classify`` (which draws from it)
-agree on one rule without one importing the other.
+A leaf module, so that ``generation`` (which sizes the set), ``classify`` (which draws from it),
+``tuning`` (whose trials draw from their own sets) and the preflight ``check`` (which runs before any
+of them) agree on one rule without one importing the other.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from controlbreast.errors import DataError
+from controlbreast.config import Config
+from controlbreast.errors import ConfigError, DataError
+from controlbreast.tuning.config import TuneConfig
 
 ARMS = ("real", "real-noaug", "real+synthetic", "synthetic")
 FRACTION_ARMS = ("real", "real+synthetic")  # trained again on each classifier.real_fractions below 1
@@ -44,3 +47,60 @@ def fraction_arm(arm: str, fraction: float) -> str:
     """The name of ``arm`` trained on ``fraction`` of the real training split: ``real@0.5``; the
     plain arm name at fraction 1."""
     return arm if fraction == 1.0 else f"{arm}@{fraction:g}"
+
+
+def tune_per_class(tune: TuneConfig, n_classes: int, real_images: int) -> int:
+    """Synthetic images per class of a tuning trial's set: ``tune.per_class``, or with ``auto`` the
+    fewest that let ``tune.mix_ratio.high`` draw its ``round(high x real_images)`` images."""
+    if tune.per_class != "auto":
+        return tune.per_class
+    return max(1, math.ceil(round(tune.mix_ratio.high * real_images) / n_classes))
+
+
+def tune_mix_problem(tune: TuneConfig, n_classes: int, real_images: int) -> str | None:
+    """Why the largest mix ratio finds too few images in the smallest trial set (every such trial
+    would fail after both diffusion trainings), naming the values that fit; None when it fits."""
+    mix, count = tune.mix_ratio, tune.synthetic_count
+    per_class = math.ceil(count.low) if count else tune_per_class(tune, n_classes, real_images)
+    needed, available = round(mix.high * real_images), per_class * n_classes
+    if needed <= available:
+        return None
+    knob = "tune.synthetic_count.low" if count else "tune.per_class"
+    return (f"tune.mix_ratio.high {mix.high:g} needs {needed} synthetic images ({real_images} real training "
+            f"images), but a trial's set has {available} ({per_class} x {n_classes} classes): set {knob} "
+            f"to {math.ceil(needed / n_classes)}{'' if count else ' (or auto)'}, or tune.mix_ratio.high "
+            f"to {available / real_images:.3g}")
+
+
+def check_mix_fits(tune: TuneConfig, n_classes: int, real_images: int) -> None:
+    """``tune_mix_problem`` as a ``ConfigError``."""
+    if problem := tune_mix_problem(tune, n_classes, real_images):
+        raise ConfigError(problem)
+
+
+def generate_shortfall(config: Config, counts: Mapping[str, int]) -> str | None:
+    """Why a fixed ``generate.per_class`` gives fewer images than a classifier arm will draw (the
+    arms fail then, after this stage's whole run), or None when it is enough or ``auto``. The
+    ``synthetic`` arm draws as many images as the real training split has, ``real+synthetic``
+    ``round(mix_ratio x n)``: of each class with ``classifier.synthetic_draw: per_class``, of the
+    whole set with ``pooled``. ``counts``: real training images per class."""
+    per_class, classes = config.generate.per_class, config.data.classes
+    if per_class == "auto":
+        return None
+    n_real = sum(counts.values())
+    ratio = max(1.0, config.classifier.mix_ratio)
+    mix = f"classifier.mix_ratio {config.classifier.mix_ratio:g}"
+    if config.classifier.synthetic_draw == "pooled":
+        needed = round(ratio * n_real)
+        if per_class * len(classes) >= needed:
+            return None
+        return (f"generate.per_class {per_class} x {len(classes)} classes = {per_class * len(classes)} "
+                f"images, but the arms draw up to {needed} from the whole set (synthetic: the {n_real} real "
+                f"training images' count; real+synthetic: round({mix} x {n_real})); set "
+                f"generate.per_class: auto (or at least {-(-needed // len(classes))})")
+    short = {c: n for c, n in per_class_draws(counts, ratio).items() if n > per_class}
+    if not short:
+        return None
+    return (f"generate.per_class {per_class}, but the arms draw up to {short} images of these classes "
+            f"(synthetic: as many as the real training split has of each class; real+synthetic: "
+            f"round({mix} x that)); set generate.per_class: auto (or at least {max(short.values())})")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from builders import make_config, mammogram, write_dicom
+from builders import make_config, mammogram, write_dicom, write_png_films
 from controlbreast.data.config import MammographyConfig, PatchConfig
 from controlbreast.data.ingest import run_ingest
 from controlbreast.data.mammo import orient
@@ -215,3 +215,25 @@ def test_png_films_with_a_laterality_column_and_declared_depth(tmp_path):
         ("R", False, 12), ("L", True, 12), ("R", False, 12), ("L", True, 12)]
     image = cv2.imread(str(config.paths.prepared / "images" / f"{rows[0]['id']}.png"), 0)
     assert image.max() > 150  # scaled by 12 bits, not 16 (which would leave it below 70)
+
+
+def test_png_films_take_their_pixel_spacing_from_params_or_the_manifest(tmp_path):
+    """PNG has no spacing tag: data.pixel_spacing_mm gives one for the whole set, a manifest column
+    one per film (it wins); patches then span image_size x mm_per_px mm (32 x 0.5 / 0.25 = 64 px)."""
+    data = write_png_films(tmp_path / "a")
+    rows = run_ingest(make_config(tmp_path / "a", data={**data, "pixel_spacing_mm": 0.25})).rows
+    assert {r["pixel_spacing_mm"] for r in rows} == {0.25} and {r["patch_side"] for r in rows} == {64}
+    data = write_png_films(tmp_path / "b", ["0.5", "0.5", "0.25", "0.5"])
+    rows = run_ingest(make_config(tmp_path / "b", data={**data, "pixel_spacing_mm": 0.25})).rows
+    assert sorted({(r["pixel_spacing_mm"], r["patch_side"]) for r in rows}) == [(0.25, 64), (0.5, 32)]
+
+
+def test_patches_in_mm_of_films_without_a_spacing_are_an_error_not_another_size(tmp_path):
+    """Before: mm_per_px was silently ignored and patches spanned a fraction of each breast."""
+    data = write_png_films(tmp_path)
+    with pytest.raises(IngestError, match=r"m0\.png: pixel spacing unknown, and data\.patches\.mm_per_px "
+                                          r"needs it: set data\.pixel_spacing_mm"):
+        run_ingest(make_config(tmp_path, data=data))
+    by_width = {**data, "patches": {**data["patches"], "mm_per_px": None, "breast_fraction": 0.5}}
+    rows = run_ingest(make_config(tmp_path, data=by_width)).rows
+    assert {r["pixel_spacing_mm"] for r in rows} == {0.0} and len({r["patch_side"] for r in rows}) > 1

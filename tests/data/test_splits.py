@@ -8,7 +8,7 @@ import pytest
 from builders import smooth_image
 from controlbreast.data.splits import (
     assign_splits,
-    merge_groups,
+    linked_groups,
     near_duplicate_pairs,
     nested_subsets,
     perceptual_hash,
@@ -43,10 +43,18 @@ def test_near_duplicate_pairs_matches_brute_force():
     assert (10, 200) in expected and (7, 50) in expected
 
 
-def test_merge_groups_is_transitive_and_deterministic():
+def test_linked_groups_join_patients_only_by_direct_matches():
+    """A chain of look-alikes across patients (p1~p2, p2~p3) joins p1 and p2, never p3 through p2
+    (before: union-find chained them all, 79 films of different women in one group); a patient's
+    own images stay together, and three mutual matches join all three."""
     groups = ["p1", "p1", "p2", "p3", "p4"]
-    merged = merge_groups(groups, [(1, 2), (2, 3)])
-    assert merged == ["p1", "p1", "p1", "p1", "p4"]
+    assert linked_groups(groups, [(1, 2), (2, 3)]) == ["p1", "p1", "p1", "p3", "p4"]
+    assert linked_groups(groups, [(2, 3), (1, 2)]) == ["p1", "p1", "p2", "p2", "p4"]  # strongest first
+    assert linked_groups(groups, [(1, 2), (2, 3), (0, 3)]) == ["p1", "p1", "p1", "p1", "p4"]
+    chain = [f"p{k}" for k in range(80)]
+    assert len(set(linked_groups(chain, [(k, k + 1) for k in range(79)]))) == 40
+    unnamed = [False, False, False, True, True]  # images the source names no patient of chain on
+    assert linked_groups(groups, [(1, 2), (2, 3)], unnamed) == ["p1", "p1", "p1", "p1", "p4"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -185,3 +185,32 @@ def test_shared_busi_copy_passes_the_gate_with_defaults(tmp_path):
     make_controls(config)
     report = validate(config, "prepared")
     assert report["passed"] and report["images"] == 602
+
+
+MAMMO = {"modality": "mammography", "patients_per_class": 4, "max_images_per_patient": 1, "render_size": 256}
+
+
+@pytest.fixture
+def patches(tmp_path):
+    """(config, manifest) of mammography phantom patches with their controls."""
+    config = make_config(tmp_path, phantom=MAMMO, quality={"split_tolerance": 0.3},  # 12 films
+                         data={"image_size": 32, "patches": {"enabled": True, "mm_per_px": 0.5}})
+    ingest(config)
+    make_controls(config)
+    return config, pd.read_csv(tmp_path / "prepared" / "manifest.csv", dtype=str)
+
+
+def test_mammogram_patches_have_their_own_blank_and_coverage_bounds(patches):
+    """Before: a smooth patch of fatty tissue (std 0.012 of the range) failed quality.min_std 0.02
+    and a patch inside a mass larger than itself failed max_mask_coverage 0.7, as 18 and 22 real
+    0.2 mm/px patches did; a constant patch still fails (quality.mammography_min_std)."""
+    config, manifest = patches
+    lesion = manifest[manifest["patch_kind"] == "lesion"]["id"].tolist()
+    smooth = np.tile(np.linspace(100, 110, 32, dtype=np.float32), (32, 1)).astype(np.uint8)
+    cv2.imwrite(str(image_path(config, lesion[0])), smooth)
+    cv2.imwrite(str(config.paths.prepared / "masks" / f"{lesion[1]}.png"), np.full((32, 32), 255, np.uint8))
+    assert validate(config, "prepared")["passed"]
+    cv2.imwrite(str(image_path(config, lesion[0])), np.full((32, 32), 90, np.uint8))
+    failed, message = failing(config)
+    assert failed == {"mammograms are not blank": {lesion[0]}}
+    assert "[threshold: quality.mammography_min_std]" in message

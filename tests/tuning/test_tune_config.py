@@ -6,7 +6,7 @@ import pytest
 
 from controlbreast.config import parse_config
 from controlbreast.errors import ConfigError
-from controlbreast.tuning.objective import check_mix_fits
+from controlbreast.mixing import check_mix_fits, tune_per_class
 
 
 @pytest.mark.parametrize(("tune", "message"), [
@@ -44,9 +44,18 @@ def test_real_guided_strength_is_a_dimension_that_lands_in_generate_and_keys_the
 
 def test_a_mix_ratio_that_no_trial_set_can_feed_is_refused():
     config = parse_config({"tune": {"per_class": 10, "mix_ratio": {"low": 0.1, "high": 0.5}}})
-    check_mix_fits(config, real_images=60)  # 30 needed, 30 made
-    with pytest.raises(ConfigError, match=r"tune\.mix_ratio\.high 0\.5 needs 50 synthetic images"):
-        check_mix_fits(config, real_images=100)
+    check_mix_fits(config.tune, 3, real_images=60)  # 30 needed, 30 made
+    with pytest.raises(ConfigError, match=r"tune\.mix_ratio\.high 0\.5 needs 50 synthetic images .* set "
+                       r"tune\.per_class to 17 \(or auto\), or tune\.mix_ratio\.high to 0\.3"):
+        check_mix_fits(config.tune, 3, real_images=100)
+
+
+def test_an_auto_trial_set_follows_the_training_split():
+    """BUSI's 419 training images at mix_ratio.high 0.15 need 63 images, 21 per class; the phantom's
+    316 need 47, the 16 per class params.yaml fixes."""
+    config = parse_config({"tune": {"per_class": "auto"}})
+    assert tune_per_class(config.tune, 3, 419) == 21 and tune_per_class(config.tune, 3, 316) == 16
+    check_mix_fits(config.tune, 3, real_images=419)
 
 
 def test_a_tuned_value_replacing_a_params_value_is_said_with_its_source():

@@ -51,8 +51,9 @@ class PatchConfig(Section):
     With ``enabled``, ingest writes patches of ``data.image_size`` px instead of whole images: one
     centred on each lesion (plus a uniform jitter of up to ``jitter`` of the patch side) and
     ``background`` from tissue away from every lesion, labelled ``background_label``. A patch spans
-    ``image_size * mm_per_px`` mm where the pixel spacing is known (and ``mm_per_px`` set), else
-    ``breast_fraction`` of the breast's width.
+    ``image_size * mm_per_px`` mm, which needs every image's pixel spacing (an image without one is
+    a bad input, never sized another way); with ``mm_per_px`` null, ``breast_fraction`` of the
+    breast's width instead.
     """
 
     enabled: bool = False
@@ -91,9 +92,16 @@ class DataConfig(Section):
     whose values fill under a quarter of that range is warned about at ingest, naming the file.
     ``intensity``: ``depth`` maps each image by that depth (one grey level per raw value across a
     scanner's films); ``percentile`` stretches each image between its own
-    ``intensity_percentiles`` (low, high), whatever its depth, DICOM included. Near-duplicates
+    ``intensity_percentiles`` (low, high), whatever its depth, DICOM included.
+    ``pixel_spacing_mm`` is the spacing of images that state none (a CSV ``pixel_spacing_mm``
+    column, else DICOM PixelSpacing / ImagerPixelSpacing, wins); null: unknown. Near-duplicates
     are hash pairs within ``near_duplicate_bits`` whose pixels also correlate at least
-    ``near_duplicate_similarity`` (``splits.similarity``).
+    ``near_duplicate_similarity`` (``splits.similarity``), or
+    ``near_duplicate_similarity_across_patients`` when the source gives both images patients and
+    they differ (different women's films scored up to 0.76 on a public set of 318 PNG films; the
+    threshold is set above that, not yet calibrated on more real films);
+    they join groups only by complete linkage (``splits.linked_groups``). Conflicting labels
+    dropping more than ``near_duplicate_max_drop`` of the images stop ingest instead.
     """
 
     source: Literal["phantom", "busi", "csv"] = "phantom"
@@ -108,6 +116,8 @@ class DataConfig(Section):
     split: SplitConfig = SplitConfig()
     near_duplicate_bits: Annotated[int, Field(ge=0, le=32)] = 6
     near_duplicate_similarity: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.6
+    near_duplicate_similarity_across_patients: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
+    near_duplicate_max_drop: Fraction = 0.05
     near_duplicate_conflicts: Literal["drop", "keep", "fail"] = "drop"
     require_lesion_masks: bool = True
     max_pixels: Annotated[int, Field(ge=1024, le=1_000_000_000)] = 100_000_000
@@ -116,6 +126,7 @@ class DataConfig(Section):
     intensity: Literal["depth", "percentile"] = "depth"
     intensity_percentiles: tuple[Annotated[float, Field(ge=0.0, le=100.0)],
                                  Annotated[float, Field(ge=0.0, le=100.0)]] = (0.5, 99.5)
+    pixel_spacing_mm: Annotated[float, Field(gt=0.0, le=5.0)] | None = None
     mammography: MammographyConfig = MammographyConfig()
     patches: PatchConfig = PatchConfig()
     allow_unkeyed_groups: bool = False

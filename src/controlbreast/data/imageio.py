@@ -195,6 +195,17 @@ def _tags(dataset) -> DicomTags:
                      spacing_mm if spacing_mm and spacing_mm > 0 else None)
 
 
+def read_dicom_tags(path: Path) -> DicomTags:
+    """The tags of a DICOM header, its pixel data left unread (a preflight reads thousands in
+    seconds); empty tags when the file cannot be read (ingest reports it then)."""
+    import pydicom
+
+    try:
+        return _tags(pydicom.dcmread(path, stop_before_pixels=True))
+    except Exception:  # pydicom raises many types for bad files; reading pixels names the problem
+        return DicomTags()
+
+
 def dicom_range(dataset) -> tuple[float, float]:
     """The fixed output range of the modality + VOI transforms of ``dataset``, not of its pixels.
 

@@ -23,6 +23,7 @@ because another file was bad. Same params and inputs give byte-identical files.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from controlbreast.data.config import GROUP_SECRET_ENV, GROUP_SECRET_FILE_ENV, D
 from controlbreast.data.imageio import depth_mismatch, encode_png, percentile_window, to_uint8
 from controlbreast.data.mammo import BreastView, breast_region, orient
 from controlbreast.data.manifest import PreparedRow, manifest_bytes
-from controlbreast.data.patches import cut, patch_side, plan_patches
+from controlbreast.data.patches import SPACING_UNKNOWN, cut, patch_side, plan_patches
 from controlbreast.data.phantom import phantom_candidates
 from controlbreast.data.phantom_mammo import mammo_phantom_candidates
 from controlbreast.data.pool import worker_pool
@@ -50,7 +51,7 @@ from controlbreast.data.splits import (
     assign_splits,
     confirmed_pairs,
     identity_thumbnail,
-    merge_groups,
+    linked_groups,
     near_duplicate_pairs,
     perceptual_hash,
 )
@@ -178,11 +179,11 @@ def _write_image(build: Path, name: str, image: np.ndarray, mask: np.ndarray | N
 
 
 def _write_patches(build: Path, name: str, image: np.ndarray, mask: np.ndarray | None, bits: int,
-                   raw: RawSample, cfg: DataConfig) -> tuple[list[Written], int]:
+                   spacing_mm: float | None, sha256: str, cfg: DataConfig) -> tuple[list[Written], int]:
     """Lesion and background patches of one oriented mammogram, each at ``data.image_size``."""
-    side = patch_side(cfg.patches, cfg.image_size, raw.spacing_mm, image.shape[1])
+    side = patch_side(cfg.patches, cfg.image_size, spacing_mm, image.shape[1])
     breast = breast_region(image, bits, cfg.mammography)
-    boxes = plan_patches(breast, mask, side, cfg.patches, int(raw.sha256[:16], 16))
+    boxes = plan_patches(breast, mask, side, cfg.patches, int(sha256[:16], 16))
     written, kept = [], 0
     for box in boxes:
         stem = name + box.suffix
@@ -208,11 +209,15 @@ def prepare(candidate: Candidate, index: int, cfg: DataConfig, build: Path,
         return error
     name, (image, bits, warning) = image_id(index), intensity(raw, cfg)
     modality, mask, view = modality_of(cfg, raw), raw.mask, None
+    spacing = raw.spacing_mm or cfg.pixel_spacing_mm
+    patched = modality == "mammography" and cfg.patches.enabled
+    if patched and cfg.patches.mm_per_px is not None and not spacing:
+        return SampleError(candidate.source_path, SPACING_UNKNOWN)
     if modality == "mammography":
         image, mask, view = orient(image, mask, bits, cfg.mammography, raw.laterality)
     identity = to_uint8(fit_to_square(image, IDENTITY_SIDE, "pad"), bits)[0]
-    if modality == "mammography" and cfg.patches.enabled:
-        written, kept = _write_patches(build, name, image, mask, bits, raw, cfg)
+    if patched:
+        written, kept = _write_patches(build, name, image, mask, bits, spacing, raw.sha256, cfg)
         if not written:
             return SampleError(candidate.source_path, "no patch fits: no lesion and no tissue "
                                "away from one (lower data.patches.mm_per_px or breast_fraction)")
@@ -223,7 +228,7 @@ def prepare(candidate: Candidate, index: int, cfg: DataConfig, build: Path,
     depth = raw.bit_depth if raw.scale_bits or cfg.intensity == "percentile" else bits
     return Prepared(candidate, name, tuple(written), raw.sha256, depth, raw.image.shape,
                     perceptual_hash(small), raw.group, identity_thumbnail(identity), modality, view,
-                    raw.spacing_mm, kept, warning)
+                    spacing, kept, warning)
 
 
 def discover(cfg: DataConfig, phantom_cfg: PhantomConfig) -> tuple[list[Candidate], list[SampleError]]:
@@ -244,20 +249,27 @@ def source_name(cfg: DataConfig) -> str:
     return {"csv": f"manifest {cfg.manifest}", "busi": f"folder {cfg.root}"}.get(cfg.source, "the phantom")
 
 
-def check_classes(source_labels: Iterable[str], cfg: DataConfig) -> None:
-    """Every ``data.classes`` entry must be matched by a label of the source (itself, or through
-    ``data.label_map``); a typo (``malignnat``) would leave a whole class out, listed only as
-    unmapped labels. Patches supply ``patches.background_label`` themselves."""
+def missing_classes(source_labels: Iterable[str], cfg: DataConfig) -> str | None:
+    """Why a ``data.classes`` entry matches no label of the source (itself, or through
+    ``data.label_map``), or None: a typo (``malignnat``) would leave a whole class out, listed only
+    as unmapped labels. Patches supply ``patches.background_label`` themselves."""
     labels = sorted(set(source_labels))
     found = {cfg.to_class(label) for label in labels}
     if cfg.patches.enabled:
         found.add(cfg.patches.background_label)
     missing = [name for name in cfg.classes if name not in found]
-    if labels and missing:
-        raise ConfigError(f"data.classes entr{'y' if len(missing) == 1 else 'ies'} "
-                          f"{', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''} no "
-                          f"label in {source_name(cfg)} (labels found: {', '.join(labels)}); fix the "
-                          "entry or map a label to it with data.label_map")
+    if not labels or not missing:
+        return None
+    return (f"data.classes entr{'y' if len(missing) == 1 else 'ies'} "
+            f"{', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''} no "
+            f"label in {source_name(cfg)} (labels found: {', '.join(labels)}); fix the "
+            "entry or map a label to it with data.label_map")
+
+
+def check_classes(source_labels: Iterable[str], cfg: DataConfig) -> None:
+    """``missing_classes`` as a ``ConfigError``."""
+    if problem := missing_classes(source_labels, cfg):
+        raise ConfigError(problem)
 
 
 def check_source_classes(config: Config) -> None:
@@ -351,7 +363,8 @@ def drop_exact_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
 
 
 def near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> list[list[Prepared]]:
-    """Sets of near-duplicates (joined through ``data.near_duplicate_bits``) whose labels disagree.
+    """Sets of near-duplicates (``splits.linked_groups`` of images: no chains between patients the
+    source names) whose labels disagree, largest first.
 
     A lesion saved twice, once as benign and once as malignant, is a label conflict as much as a
     byte-identical copy is (BUSI has such pairs: one frame with calipers, one without).
@@ -360,10 +373,29 @@ def near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> list[list
     if not pairs:
         return []
     members: dict[str, list[Prepared]] = {}
-    for prepared, group in zip(good, merge_groups([p.image_id for p in good], pairs), strict=True):
+    named = [bool(patient) for patient in patients_of(good)]
+    for prepared, group in zip(good, linked_groups([p.image_id for p in good], pairs, named), strict=True):
         members.setdefault(group, []).append(prepared)
-    return [group for group in members.values()
-            if len({cfg.to_class(p.candidate.source_label) for p in group}) > 1]
+    conflicting = [group for group in members.values()
+                   if len({cfg.to_class(p.candidate.source_label) for p in group}) > 1]
+    return sorted(conflicting, key=len, reverse=True)
+
+
+def _check_drop(conflicts: list[list[Prepared]], described: list[str], total: int, cfg: DataConfig) -> None:
+    """Refuse to drop more than ``data.near_duplicate_max_drop`` of the images as conflicts: that
+    many look-alikes with different labels are different patients, not copies."""
+    dropped = sum(len(group) for group in conflicts)
+    if dropped <= cfg.near_duplicate_max_drop * total:
+        return
+    listed = "\n".join(f"  {len(group)} images: {text}" for group, text in zip(conflicts[:5], described[:5],
+                                                                                 strict=False))
+    raise IngestError(
+        f"near-duplicate label conflicts would drop {dropped} of {total} images ({dropped / total:.0%}), "
+        f"above data.near_duplicate_max_drop {cfg.near_duplicate_max_drop:g}. If these are different "
+        "patients' look-alikes, raise data.near_duplicate_similarity (now "
+        f"{cfg.near_duplicate_similarity:g}) or give patient ids (group_id); if they are copies, set "
+        f"data.near_duplicate_max_drop: {math.ceil(dropped / total * 100 - 1e-9) / 100:g}; to keep them, "
+        "data.near_duplicate_conflicts: keep. The largest sets:\n" + listed)
 
 
 def resolve_near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> tuple[
@@ -382,6 +414,7 @@ def resolve_near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> t
             print(f"WARNING: kept {len(conflicts)} set(s) of near-duplicates with conflicting labels "
                   "(data.near_duplicate_conflicts: keep)", file=sys.stderr)
         return good, []
+    _check_drop(conflicts, described, len(good), cfg)
     dropped = [(p, Rejection(p.candidate.source_path, "near-duplicate images with conflicting "
                              f"labels: {text}", "near_duplicate_conflict"))
                for group, text in zip(conflicts, described, strict=True) for p in group]
@@ -389,12 +422,24 @@ def resolve_near_duplicate_conflicts(good: list[Prepared], cfg: DataConfig) -> t
     return [p for p in good if p.image_id not in gone], dropped
 
 
+def patients_of(good: list[Prepared]) -> list[str | None]:
+    """The patient (keyed group) the source names for each sample: its listing's or its DICOM
+    header's; None where it names none (BUSI, a CSV without ``group_id``)."""
+    return [p.candidate.group or p.group for p in good]
+
+
 def near_duplicates(good: list[Prepared], cfg: DataConfig) -> tuple[
         list[tuple[int, int]], list[tuple[int, int]]]:
     """Index pairs of ``good`` within ``data.near_duplicate_bits`` of each other (candidates), and
-    those whose pixels agree too (``data.near_duplicate_similarity``, see ``splits.similarity``)."""
+    those whose pixels agree too (``splits.similarity``), strongest first: at least
+    ``data.near_duplicate_similarity``, or ``near_duplicate_similarity_across_patients`` for two
+    images whose source gives different patients (different women's films score up to 0.76)."""
     pairs = near_duplicate_pairs([p.phash for p in good], cfg.near_duplicate_bits)
-    return pairs, confirmed_pairs(pairs, [p.thumbnail for p in good], cfg.near_duplicate_similarity)
+    patients = patients_of(good)
+    bounds = [cfg.near_duplicate_similarity_across_patients
+              if patients[i] and patients[j] and patients[i] != patients[j] else cfg.near_duplicate_similarity
+              for i, j in pairs]
+    return pairs, confirmed_pairs(pairs, [p.thumbnail for p in good], bounds)
 
 
 def merge_report(good: list[Prepared], cfg: DataConfig) -> dict:
@@ -402,8 +447,9 @@ def merge_report(good: list[Prepared], cfg: DataConfig) -> dict:
     by pixels (and those only the hash matched), confirmed pairs joining two different patients
     or sources, and the images of the largest merged group."""
     candidates, confirmed = near_duplicates(good, cfg)
-    own = [p.candidate.group or p.group or p.image_id for p in good]
-    groups = merge_groups(own, confirmed)
+    patients = patients_of(good)
+    own = [patient or p.image_id for patient, p in zip(patients, good, strict=True)]
+    groups = linked_groups(own, confirmed, [bool(patient) for patient in patients])
     sizes: dict[str, int] = {}
     for group in groups:
         sizes[group] = sizes.get(group, 0) + 1
@@ -439,8 +485,9 @@ def manifest_rows(good: list[Prepared], cfg: DataConfig, seed: int,
     """Manifest rows (ids in source-path order), with merged groups and assigned splits.
     ``rename`` maps a source path to what the manifest shows (see ``data.anonymise_paths``).
     Groups and splits are decided per source image; its patches inherit them."""
-    own_groups = [p.candidate.group or p.group or p.image_id for p in good]
-    groups = merge_groups(own_groups, near_duplicates(good, cfg)[1])
+    patients = patients_of(good)
+    own_groups = [patient or p.image_id for patient, p in zip(patients, good, strict=True)]
+    groups = linked_groups(own_groups, near_duplicates(good, cfg)[1], [bool(patient) for patient in patients])
     labels = [cfg.to_class(p.candidate.source_label) for p in good]
     fractions = (cfg.split.train, cfg.split.val, cfg.split.test)
     splits = assign_splits(groups, labels, fractions, seed)

@@ -35,12 +35,21 @@ class PatchBox:
         return f"-{self.kind[0]}{self.index}"
 
 
+SPACING_UNKNOWN = ("pixel spacing unknown, and data.patches.mm_per_px needs it: set data.pixel_spacing_mm "
+                   "(e.g. 0.07), or give the manifest a pixel_spacing_mm column, or set "
+                   "data.patches.mm_per_px: null to size patches by data.patches.breast_fraction")
+
+
 def patch_side(cfg: PatchConfig, size: int, spacing_mm: float | None, breast_width: int) -> int:
-    """Side in source pixels of a patch written at ``size`` px: ``size * mm_per_px / spacing``
-    with a known spacing, else ``breast_fraction`` of the breast's width (at least 8 px)."""
-    if spacing_mm and cfg.mm_per_px:
-        return max(8, round(size * cfg.mm_per_px / spacing_mm))
-    return max(8, round(cfg.breast_fraction * breast_width))
+    """Side in source pixels of a patch written at ``size`` px: ``size * mm_per_px / spacing``, or
+    with ``mm_per_px`` null ``breast_fraction`` of the breast's width (at least 8 px). A spacing
+    that ``mm_per_px`` needs and nobody gave is a ``ValueError`` (``SPACING_UNKNOWN``), never
+    another size: patches of 13 to 51 mm on one set would differ in what they show."""
+    if cfg.mm_per_px is None:
+        return max(8, round(cfg.breast_fraction * breast_width))
+    if not spacing_mm:
+        raise ValueError(SPACING_UNKNOWN)
+    return max(8, round(size * cfg.mm_per_px / spacing_mm))
 
 
 def _box(kind: str, index: int, cy: float, cx: float, side: int) -> PatchBox:

@@ -39,12 +39,16 @@ class Candidate:
 
     ``source_path`` is POSIX and relative to the data root; ``group`` is the patient or study the
     source knows it belongs to (None when it knows none); ``load`` raises ``SampleError``.
+    What the listing already tells, for ``data/check.py`` (None: known only once loaded):
+    ``has_mask`` whether a mask file is named, ``spacing_mm`` the pixel spacing the listing gives.
     """
 
     source_path: str
     source_label: str
     group: str | None
     load: Callable[[], RawSample]
+    has_mask: bool | None = None
+    spacing_mm: float | None = None
 
 
 REASONS = ("bad_input", "excluded_label", "duplicate", "label_conflict", "near_duplicate_conflict")

@@ -25,18 +25,19 @@ from controlbreast.errors import ConfigError, ManifestError, SampleError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 _BUSI_NAME = re.compile(r"^(?P<stem>.+?)(?P<mask>_mask(?:_\d+)?)?$")
 CSV_REQUIRED = ("path", "label")
-CSV_OPTIONAL = ("mask_path", "group_id", "laterality")
+CSV_OPTIONAL = ("mask_path", "group_id", "laterality", "pixel_spacing_mm")
 LATERALITIES = {"l": "L", "left": "L", "r": "R", "right": "R"}
 
 
 def load_file_sample(root: Path, image: str, masks: tuple[str, ...], key: bytes | None,
-                     max_pixels: int | None = None, laterality: str | None = None) -> RawSample:
+                     max_pixels: int | None = None, laterality: str | None = None,
+                     spacing_mm: float | None = None) -> RawSample:
     """Read one image at its own depth (and its merged masks, if any) from ``root``; raises
     ``SampleError``, also for an image above ``max_pixels`` (before decoding it).
 
     Of the DICOM header only the keyed PatientID, Modality, laterality and pixel spacing travel
-    on: names, dates and ids never leave this function. ``laterality`` (a CSV column) overrides
-    the header's.
+    on: names, dates and ids never leave this function. ``laterality`` and ``spacing_mm`` (CSV
+    columns) override the header's.
     """
     source = read_source(root / image, image, max_pixels)
     mask = (read_mask([root / m for m in masks], list(masks), source.pixels.shape, max_pixels)
@@ -46,14 +47,16 @@ def load_file_sample(root: Path, image: str, masks: tuple[str, ...], key: bytes 
     scale = source.scale_bits if source.scale_bits != source.bit_depth else None
     return RawSample(image=source.pixels, mask=mask, sha256=source.sha256, bit_depth=source.bit_depth,
                      group=group, scale_bits=scale, modality=tags.modality,
-                     laterality=laterality or tags.laterality, spacing_mm=tags.spacing_mm)
+                     laterality=laterality or tags.laterality, spacing_mm=spacing_mm or tags.spacing_mm)
 
 
 def _candidate(cfg: DataConfig, key: bytes | None, image: str, label: str, masks: tuple[str, ...],
-               group: str | None, laterality: str | None = None) -> Candidate:
+               group: str | None, laterality: str | None = None,
+               spacing_mm: float | None = None) -> Candidate:
     root = Path(cfg.root).resolve()
-    load = partial(load_file_sample, root, image, masks, key, cfg.max_pixels, laterality)
-    return Candidate(source_path=image, source_label=label, group=group, load=load)
+    load = partial(load_file_sample, root, image, masks, key, cfg.max_pixels, laterality, spacing_mm)
+    return Candidate(source_path=image, source_label=label, group=group, load=load, has_mask=bool(masks),
+                     spacing_mm=spacing_mm)
 
 
 def unreadable_name(name: str) -> str | None:
@@ -152,7 +155,20 @@ def _csv_row(cfg: DataConfig, key: bytes | None, root: Path, number: int, row: d
     if side and side.lower() not in LATERALITIES:
         raise SampleError(f"row {number}", f"laterality {side!r} is not L, R, left or right")
     return _candidate(cfg, key, image, label, masks, keyed_group(group, key, where) if group else None,
-                      LATERALITIES.get(side.lower()))
+                      LATERALITIES.get(side.lower()), _spacing(row, number))
+
+
+def _spacing(row: dict, number: int) -> float | None:
+    """The row's ``pixel_spacing_mm`` (mm per pixel, e.g. 0.07 for a digital film), None if empty."""
+    text = (row.get("pixel_spacing_mm") or "").strip()
+    try:
+        spacing = float(text) if text else None
+    except ValueError:
+        spacing = -1.0
+    if spacing is not None and not 0.0 < spacing <= 5.0:
+        raise SampleError(f"row {number}", f"pixel_spacing_mm {text!r} is not a spacing in mm "
+                          "(a number in (0, 5], e.g. 0.07)")
+    return spacing
 
 
 def source_labels(cfg: DataConfig) -> set[str] | None:
@@ -187,7 +203,8 @@ def read_manifest_text(manifest: Path) -> str:
 
 
 def csv_candidates(cfg: DataConfig) -> tuple[list[Candidate], list[SampleError]]:
-    """A manifest ``path,label[,mask_path][,group_id][,laterality]`` with paths relative to ``data.root``.
+    """A manifest ``path,label[,mask_path][,group_id][,laterality][,pixel_spacing_mm]`` with paths
+    relative to ``data.root``.
 
     ``group_id`` (a patient or study) is stored only as a keyed hash (see ``privacy``). Labels
     that map to no class are listed too: ingest leaves them out and says so.

@@ -75,8 +75,8 @@ def near_duplicate_pairs(hashes: Sequence[int], max_bits: int,
     return pairs
 
 
-def merge_groups(groups: Sequence[str], pairs: Sequence[tuple[int, int]]) -> list[str]:
-    """Group of each item after joining items that share a group or form a pair.
+def chained_groups(groups: Sequence[str], pairs: Sequence[tuple[int, int]]) -> list[str]:
+    """Group of each item after joining items that share a group or form a pair (transitively).
 
     A merged group is named after its smallest member group, so names are deterministic.
     """
@@ -86,6 +86,37 @@ def merge_groups(groups: Sequence[str], pairs: Sequence[tuple[int, int]]) -> lis
     for first, second in pairs:
         union.union(index[groups[first]], index[groups[second]])
     return [names[union.find(index[group])] for group in groups]
+
+
+def linked_groups(groups: Sequence[str], pairs: Sequence[tuple[int, int]],
+                  named: Sequence[bool] | None = None) -> list[str]:
+    """Group of each item after joining near-duplicates, never chaining named patients together.
+
+    Items of one group stay together. A pair with an item whose patient the source does not name
+    (``named``; default: every item's is) joins transitively (``chained_groups``: one lesion saved
+    three times is one group, as on BUSI). Pairs between named patients join by complete linkage
+    only: every patient of the one side must pair directly with every patient of the other, so a
+    chain of look-alikes (a~b, b~c, c~d...) never joins a and d through the others (on 318 real
+    films union-find chained 79 women into one group). ``pairs`` are taken in their order
+    (strongest first, say). A joined group is named after its smallest member group.
+    """
+    named = [True] * len(groups) if named is None else named
+    groups = chained_groups(groups, [(i, j) for i, j in pairs if not (named[i] and named[j])])
+    direct = [(i, j) for i, j in pairs if named[i] and named[j] and groups[i] != groups[j]]
+    names = sorted(set(groups))
+    index = {name: i for i, name in enumerate(names)}
+    linked = {frozenset((index[groups[i]], index[groups[j]])) for i, j in direct}
+    members = {k: {k} for k in range(len(names))}
+    cluster = list(range(len(names)))
+    for first, second in direct:
+        a, b = cluster[index[groups[first]]], cluster[index[groups[second]]]
+        if a == b or not all(frozenset((x, y)) in linked for x in members[a] for y in members[b]):
+            continue
+        keep, gone = min(a, b), max(a, b)
+        members[keep] |= members.pop(gone)
+        for k in members[keep]:
+            cluster[k] = keep
+    return [names[min(members[cluster[index[group]]])] for group in groups]
 
 
 def assign_splits(groups: Sequence[str], labels: Sequence[str], fractions: Sequence[float],
@@ -160,13 +191,17 @@ def similarity(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def confirmed_pairs(pairs: Sequence[tuple[int, int]], thumbnails: Sequence[np.ndarray],
-                    min_similarity: float) -> list[tuple[int, int]]:
-    """The hash pairs whose pixels agree too (``similarity`` at least ``min_similarity``).
+                    min_similarity: float | Sequence[float]) -> list[tuple[int, int]]:
+    """The hash pairs whose pixels agree too (``similarity`` at least ``min_similarity``, one bound
+    for all or one per pair), strongest first (ties in pair order).
 
     A 64-bit hash of a mostly black film says little about who it shows: different women's
     mammograms fall within a few bits of each other. A hash match is only a candidate.
     """
-    return [(i, j) for i, j in pairs if similarity(thumbnails[i], thumbnails[j]) >= min_similarity]
+    bounds = [min_similarity] * len(pairs) if isinstance(min_similarity, float | int) else min_similarity
+    scored = [(similarity(thumbnails[i], thumbnails[j]), (i, j)) for i, j in pairs]
+    kept = [(score, pair) for (score, pair), bound in zip(scored, bounds, strict=True) if score >= bound]
+    return [pair for _, pair in sorted(kept, key=lambda item: -item[0])]
 
 
 def _group_classes(groups: Sequence[str], labels: Sequence[str]) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Diffusion models: the class-conditional UNet, its ControlNet, training, checkpoints and sampling."""

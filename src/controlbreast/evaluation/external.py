@@ -12,13 +12,15 @@ of every external figure.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from controlbreast.config import Config
+from controlbreast.data.check import data_modality, external_config, external_problems, list_inputs
 from controlbreast.data.ingest import ingest, rejection_counts, split_counts
 from controlbreast.data.manifest import PreparedRow, manifest_bytes, read_manifest
 from controlbreast.data.splits import near_duplicate_pairs
-from controlbreast.errors import DataQualityError
+from controlbreast.errors import ConfigError, DataQualityError
 from controlbreast.evaluation.config import ExternalSetConfig
 from controlbreast.outputs import csv_bytes, read_csv
 from controlbreast.quality.gate import failure_summary, record_checks, run_checks
@@ -28,15 +30,6 @@ from controlbreast.quality.validate import source_files
 
 DUPLICATES = "near_duplicates.csv"
 DUPLICATE_COLUMNS = ["id", "training_id", "training_split", "bits"]
-
-
-def external_config(config: Config, external: ExternalSetConfig) -> Config:
-    """``config`` with ``data`` pointing at the external source and ``paths.prepared`` at its folder."""
-    data = config.data.model_copy(update={"source": external.source, "root": external.root,
-                                          "manifest": external.manifest,
-                                          "label_map": external.label_map or config.data.label_map})
-    paths = config.paths.model_copy(update={"prepared": Path(config.paths.external) / external.name})
-    return config.model_copy(update={"data": data, "phantom": external.phantom, "paths": paths})
 
 
 def near_duplicates_of_training(folder: Path, prepared: Path, max_bits: int) -> list[dict]:
@@ -69,8 +62,21 @@ def gate(config: Config, folder: Path) -> list[dict]:
     return outcomes
 
 
+def training_modality(config: Config) -> str | None:
+    """The modality most prepared images have; before ingest, what the check lists."""
+    manifest = Path(config.paths.prepared) / "manifest.csv"
+    if not manifest.is_file():
+        return data_modality(list_inputs(config.data, config.phantom))
+    return Counter(row.modality for row in read_manifest(manifest, PreparedRow)).most_common(1)[0][0]
+
+
 def ingest_external(config: Config, external: ExternalSetConfig) -> dict:
-    """Ingest one external set test-only, gate it, list its near-duplicates of the training data."""
+    """Ingest one external set test-only, gate it, list its near-duplicates of the training data.
+    A set of another modality than the training data's, or of none of its classes, is a
+    ``ConfigError`` before any image is read (90 ultrasound frames are no mammography test)."""
+    problems = external_problems(config, external, training_modality(config))
+    if problems:
+        raise ConfigError("\n".join(problems))
     own = external_config(config, external)
     rows, rejected = ingest(own, every_class=False)  # a site may lack a class (BUS-BRA: no normal)
     folder = Path(own.paths.prepared)

@@ -56,7 +56,7 @@ from controlbreast.generation.staging import (
     start_staging,
 )
 from controlbreast.generation.variation import Variation, apply_variation, draw_variation, vary_image
-from controlbreast.mixing import per_class_draws, synthetic_needed
+from controlbreast.mixing import generate_shortfall, synthetic_needed
 from controlbreast.outputs import atomic_folder
 
 SEED_STRIDE = 1_000_000
@@ -140,31 +140,8 @@ def class_counts(config: Config, train: Sequence[PreparedRow]) -> dict[str, int]
 
 
 def shortfall(config: Config, train: Sequence[PreparedRow]) -> str | None:
-    """Why a fixed ``generate.per_class`` gives fewer images than a classifier arm will draw (the
-    arms fail then, after this stage's whole run), or None when it is enough or ``auto``. The
-    ``synthetic`` arm draws as many images as the real training split has, ``real+synthetic``
-    ``round(mix_ratio x n)``: of each class with ``classifier.synthetic_draw: per_class``, of the
-    whole set with ``pooled``."""
-    per_class, classes = config.generate.per_class, config.data.classes
-    if per_class == "auto":
-        return None
-    counts = Counter(row.label for row in train if row.label in classes)
-    ratio = max(1.0, config.classifier.mix_ratio)
-    mix = f"classifier.mix_ratio {config.classifier.mix_ratio:g}"
-    if config.classifier.synthetic_draw == "pooled":
-        needed, n_real = round(ratio * counts.total()), counts.total()
-        if per_class * len(classes) >= needed:
-            return None
-        return (f"generate.per_class {per_class} x {len(classes)} classes = {per_class * len(classes)} "
-                f"images, but the arms draw up to {needed} from the whole set (synthetic: the {n_real} real "
-                f"training images' count; real+synthetic: round({mix} x {n_real})); set "
-                f"generate.per_class: auto (or at least {-(-needed // len(classes))})")
-    short = {c: n for c, n in per_class_draws(counts, ratio).items() if n > per_class}
-    if not short:
-        return None
-    return (f"generate.per_class {per_class}, but the arms draw up to {short} images of these classes "
-            f"(synthetic: as many as the real training split has of each class; real+synthetic: "
-            f"round({mix} x that)); set generate.per_class: auto (or at least {max(short.values())})")
+    """``mixing.generate_shortfall`` of the training rows of the prepared manifest."""
+    return generate_shortfall(config, Counter(row.label for row in train if row.label in config.data.classes))
 
 
 def plan(config: Config, train: Sequence[PreparedRow]) -> list[dict]:

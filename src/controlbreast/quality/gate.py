@@ -41,6 +41,9 @@ class Check:
     relax: str | None = None
 
 
+NOT_MAMMOGRAM = Column("modality") != "mammography"
+
+
 def _is(column: str, value: bool) -> Any:
     return Column(column) == value
 
@@ -57,7 +60,7 @@ def black_checks(config: Config, by_modality: bool) -> list[Check]:
     return [
         Check("images are not mostly black", "images",
               E.ExpectColumnValuesToBeBetween(column="black_fraction", max_value=q.max_black_fraction,
-                                              row_condition=Column("modality") != "mammography"),
+                                              row_condition=NOT_MAMMOGRAM),
               "quality.max_black_fraction"),
         Check("mammograms show some tissue", "images",
               E.ExpectColumnValuesToBeBetween(column="black_fraction",
@@ -67,9 +70,44 @@ def black_checks(config: Config, by_modality: bool) -> list[Check]:
     ]
 
 
-def record_checks(config: Config, by_modality: bool = False) -> list[Check]:
+def blank_checks(config: Config, by_modality: bool, mammograms: bool) -> list[Check]:
+    """Blank images: a mammogram patch of fatty tissue is smooth (real 0.2 mm/px patches fall below
+    ``min_std``), so mammograms have their own bound, checked where the table holds any."""
+    q = config.quality
+    name, key = "images are not blank", "quality.min_std"
+    if not by_modality:
+        return [Check(name, "images", E.ExpectColumnValuesToBeBetween(column="std_intensity",
+                                                                       min_value=q.min_std), key)]
+    checks = [Check(name, "images", E.ExpectColumnValuesToBeBetween(
+        column="std_intensity", min_value=q.min_std, row_condition=NOT_MAMMOGRAM), key)]
+    if mammograms:
+        checks.append(Check("mammograms are not blank", "images", E.ExpectColumnValuesToBeBetween(
+            column="std_intensity", min_value=q.mammography_min_std, row_condition=_is("is_mammogram", True)),
+            "quality.mammography_min_std"))
+    return checks
+
+
+def coverage_checks(config: Config, mammograms: bool) -> list[Check]:
+    """Lesion masks non-empty and plausibly sized; a lesion patch of a mass larger than the patch
+    lies inside it, so a mammogram's mask may cover it all (``mammography_max_mask_coverage``)."""
+    q, lesion = config.quality, _is("is_lesion", True)
+    checks = [Check("lesion masks are non-empty with plausible coverage", "images",
+                    E.ExpectColumnValuesToBeBetween(column="mask_coverage", min_value=q.min_mask_coverage,
+                                                    max_value=q.max_mask_coverage,
+                                                    row_condition=lesion & NOT_MAMMOGRAM),
+                    "quality.min_mask_coverage / quality.max_mask_coverage")]
+    if mammograms:
+        checks.append(Check("mammogram lesion masks are non-empty", "images", E.ExpectColumnValuesToBeBetween(
+            column="mask_coverage", min_value=q.min_mask_coverage, max_value=q.mammography_max_mask_coverage,
+            row_condition=lesion & _is("is_mammogram", True)),
+            "quality.min_mask_coverage / quality.mammography_max_mask_coverage"))
+    return checks
+
+
+def record_checks(config: Config, by_modality: bool = False, mammograms: bool = False) -> list[Check]:
     """Checks shared by real and synthetic images: files, labels, size, mode, exposure, copies.
-    ``by_modality``: the table has a ``modality`` column (see ``black_checks``)."""
+    ``by_modality``: the table has a ``modality`` column (see ``black_checks``); ``mammograms``:
+    some of its rows are mammograms (their own bounds are checked then)."""
     q, size = config.quality, config.data.image_size
     return [
         Check("ids are unique", "images", E.ExpectColumnValuesToBeUnique(column="id")),
@@ -83,9 +121,7 @@ def record_checks(config: Config, by_modality: bool = False) -> list[Check]:
               E.ExpectColumnValuesToBeInSet(column="width", value_set=[size]), "data.image_size"),
         Check("images are 8-bit grayscale (mode L)", "images",
               E.ExpectColumnValuesToBeInSet(column="mode", value_set=["L"])),
-        Check("images are not blank", "images",
-              E.ExpectColumnValuesToBeBetween(column="std_intensity", min_value=q.min_std),
-              "quality.min_std"),
+        *blank_checks(config, by_modality, mammograms),
         *black_checks(config, by_modality),
         Check("images are not saturated", "images",
               E.ExpectColumnValuesToBeBetween(column="saturated_fraction",
@@ -96,8 +132,8 @@ def record_checks(config: Config, by_modality: bool = False) -> list[Check]:
     ]
 
 
-def prepared_checks(config: Config) -> list[Check]:
-    """All checks of the prepared (real) data set."""
+def prepared_checks(config: Config, mammograms: bool = False) -> list[Check]:
+    """All checks of the prepared (real) data set; ``mammograms``: it holds some."""
     q = config.quality
     manifest_types = [("orig_height", "int64"), ("orig_width", "int64"), ("bit_depth", "int64"),
                       ("has_mask", "bool"), ("flipped", "bool"), ("patch_top", "int64"),
@@ -110,14 +146,10 @@ def prepared_checks(config: Config) -> list[Check]:
         *[Check(f"manifest column {column} is {kind}", "manifest",
                 E.ExpectColumnValuesToBeOfType(column=column, type_=kind))
           for column, kind in manifest_types],
-        *record_checks(config, by_modality=True),
+        *record_checks(config, by_modality=True, mammograms=mammograms),
         Check("splits are train/val/test", "images",
               E.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS))),
-        Check("lesion masks are non-empty with plausible coverage", "images",
-              E.ExpectColumnValuesToBeBetween(column="mask_coverage", min_value=q.min_mask_coverage,
-                                              max_value=q.max_mask_coverage,
-                                              row_condition=_is("is_lesion", True)),
-              "quality.min_mask_coverage / quality.max_mask_coverage"),
+        *coverage_checks(config, mammograms),
         *([Check("lesion images have a mask", "images",
                  E.ExpectColumnValuesToBeInSet(column="has_mask", value_set=[True],
                                                row_condition=_is("is_lesion", True)),

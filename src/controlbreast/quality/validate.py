@@ -92,7 +92,8 @@ def validate(config: Config, target: str) -> dict:
     Raises ``DataQualityError`` (after writing both) when an expectation fails.
     """
     tables = prepared_tables(config) if target == "prepared" else synthetic_tables(config)
-    checks = prepared_checks(config) if target == "prepared" else synthetic_checks(config)
+    checks = (prepared_checks(config, bool(tables["images"]["is_mammogram"].any())) if target == "prepared"
+              else synthetic_checks(config))
     suffix = "" if target == "prepared" else "_synthetic"
     with atomic_folder(Path(config.paths.reports) / f"data_quality{suffix}") as docs:
         outcomes = run_checks(tables, checks, f"{target}", docs, config.quality.max_listed_ids)

@@ -9,14 +9,17 @@ from pathlib import Path
 import mlflow
 
 from controlbreast.config import load_config
+from controlbreast.data.check import require_clean
 from controlbreast.data.ingest import rejection_counts, run_ingest, split_counts
 from controlbreast.outputs import write_atomic
 from controlbreast.tracking import stage_run
 
 
 def main(params: Path) -> None:
-    """Ingest the configured source; log counts to MLflow and ``<paths.metrics>/ingest.json``."""
+    """Check params x data (``controlbreast check``), then ingest the configured source; log counts
+    to MLflow and ``<paths.metrics>/ingest.json``."""
     config = load_config(params)
+    require_clean(config, str(params))
     with stage_run(config, "ingest", ("seed", "data", "phantom")):
         start = time.perf_counter()
         result = run_ingest(config)

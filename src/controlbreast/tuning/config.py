@@ -46,7 +46,8 @@ class TuneConfig(Section):
 
     ``n_trials``: finished (complete or pruned) trials the study should hold; 0 turns tuning off and
     ``generate``/``train_classifiers`` keep params.yaml's values. Each trial draws ``per_class``
-    images per class (unless ``synthetic_count`` is searched), trains ``real+synthetic`` with each of
+    images per class (unless ``synthetic_count`` is searched; ``auto``: the fewest that let
+    ``mix_ratio.high`` draw from it, ``mixing.tune_per_class``), trains ``real+synthetic`` with each of
     ``seeds`` and scores the mean validation macro AUC. ``storage``: any SQLAlchemy URL (SQLite by
     default, beside the repository in ``optuna/``, which DVC never deletes; ``postgresql://`` with
     its password in the environment, never in the URL) or ``grpc://HOST:PORT``
@@ -63,7 +64,7 @@ class TuneConfig(Section):
     storage: str = "sqlite:///optuna/tune.db"
     study_name: Annotated[str, Field(min_length=1, max_length=200)] = "controlbreast"
     workers: Annotated[int, Field(ge=1, le=64)] = 1
-    per_class: PositiveInt = 16
+    per_class: PositiveInt | Literal["auto"] = 16
     guidance_scale: RangeConfig = RangeConfig(low=1.0, high=3.0, step=1.0)
     mix_ratio: RangeConfig = RangeConfig(low=0.03, high=0.15, log=True)
     controlnet_scale: RangeConfig | None = None

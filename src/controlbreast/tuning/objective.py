@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +36,10 @@ from controlbreast.classify.train import train_classifier
 from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.data.manifest import SyntheticRow
-from controlbreast.errors import ConfigError, MissingInputError
+from controlbreast.errors import MissingInputError
 from controlbreast.evaluation.filtering import filter_folder, keeps, verdicts
 from controlbreast.generation.generate import generate_set, model_hash, set_sampling
-from controlbreast.tuning.config import RangeConfig
+from controlbreast.mixing import check_mix_fits, tune_per_class
 from controlbreast.tuning.search import reporter, suggest
 from controlbreast.tuning.tuned import apply_tuned
 
@@ -81,23 +80,6 @@ def cached_set(config: Config, models_hash: str) -> Path:
     return folder
 
 
-def smallest_set(config: Config) -> int:
-    """The fewest synthetic images a trial's set can have."""
-    count = config.tune.synthetic_count
-    per_class = math.ceil(count.low) if count else config.tune.per_class
-    return per_class * len(config.data.classes)
-
-
-def check_mix_fits(config: Config, real_images: int) -> None:
-    """The largest mix ratio must find enough images in the smallest set (else every such trial fails)."""
-    mix: RangeConfig = config.tune.mix_ratio
-    needed, available = round(mix.high * real_images), smallest_set(config)
-    if needed > available:
-        raise ConfigError(f"tune.mix_ratio.high {mix.high:g} needs {needed} synthetic images "
-                          f"({real_images} real), but a trial's set has {available}: raise "
-                          "tune.per_class (or synthetic_count.low), or lower tune.mix_ratio.high")
-
-
 @dataclass
 class Objective:
     """``objective(trial) -> mean validation AUC``; real images are loaded once per worker."""
@@ -111,9 +93,11 @@ class Objective:
     @classmethod
     def build(cls, config: Config) -> Objective:
         real = load_image_set(config.paths.prepared, config.data.classes, splits=("train", "val"))
-        objective = cls(config, real.split("train"), real.split("val"), model_hash(config.paths.models))
-        check_mix_fits(config, len(objective.train))
-        return objective
+        train, classes = real.split("train"), len(config.data.classes)
+        check_mix_fits(config.tune, classes, len(train))
+        per_class = tune_per_class(config.tune, classes, len(train))  # auto: as the data needs
+        config = config.model_copy(update={"tune": config.tune.model_copy(update={"per_class": per_class})})
+        return cls(config, train, real.split("val"), model_hash(config.paths.models))
 
     def data(self, config: Config, folder: Path, seed: int) -> TrainingData:
         """Real train + the trial's set drawn as the ``real+synthetic`` arm draws (``mix_ratio``,

@@ -19,8 +19,9 @@ from controlbreast.classify.models import set_threads
 from controlbreast.config import Config, load_config
 from controlbreast.errors import ConfigError
 from controlbreast.generation.generate import model_hash, training_rows
+from controlbreast.mixing import check_mix_fits
 from controlbreast.tuning import plots
-from controlbreast.tuning.objective import Objective, check_mix_fits
+from controlbreast.tuning.objective import Objective
 from controlbreast.tuning.study import (
     check_finished,
     finished,
@@ -78,7 +79,8 @@ def run_tune(config: Config, args: WorkerArgs, report_folder: Path) -> dict:
     """Run the study with ``args.workers`` workers (1: in this process); returns ``tune.json``."""
     if args.workers > 1 and ":memory:" in args.storage:
         raise ConfigError("tune.storage: an in-memory database cannot be shared by workers")
-    check_mix_fits(config, len(training_rows(config.paths.prepared)))  # before the study exists
+    check_mix_fits(config.tune, len(config.data.classes),  # before the study exists
+                   len(training_rows(config.paths.prepared)))
     tune = config.tune.model_copy(update={"storage": args.storage})
     study = open_study(tune, open_storage(args.storage, tune), args.study_name, steps(config))
     before, start = finished(study), time.perf_counter()
