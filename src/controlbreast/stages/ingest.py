@@ -17,7 +17,8 @@ from controlbreast.tracking import stage_run
 def main(params: Path) -> None:
     """Ingest the configured source; log counts to MLflow and ``<paths.metrics>/ingest.json``."""
     config = load_config(params)
-    with stage_run(config, "ingest", ("seed", "data", "phantom")):
+    with stage_run(config, "ingest", ("seed", "data", "phantom"),
+                   data=("training", "validation", "test")):
         start = time.perf_counter()
         result = run_ingest(config)
         rows, rejected = result.rows, result.rejected
