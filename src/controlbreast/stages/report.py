@@ -22,7 +22,7 @@ def main(params: Path) -> None:
     config = load_config(params)
     with stage_run(config, "report", ("report",), data=DATA_ROLES) as run:
         inputs = collect(config)
-        runs = stage_runs(config, run.info.experiment_id)
+        runs = stage_runs(config, run.info.experiment_id, run.info.run_id)
         report = build_report(config, inputs, git_commit(), git_dirty(pipeline_outputs(config)), runs)
         written = write_report(report, inputs, Path(config.paths.reports))
         mlflow.log_artifact(str(written.html), artifact_path="report")
