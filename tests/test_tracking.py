@@ -187,7 +187,9 @@ def test_a_run_logs_each_data_set_it_reads_with_its_role_and_dvc_digest(tmp_path
     synthetic = write_manifest(Path(config.paths.synthetic), "id,label\ns1,benign\ns2,benign\n")
     write_manifest(Path(config.paths.external) / "scanner-b", "id,label,split\ne,normal,test\n")
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  ingest:\n    outs:\n"
-                                       f"    - path: prepared\n      md5: {'a' * 32}.dir\n")
+                                       f"    - path: prepared\n      md5: {'a' * 32}.dir\n"
+                                       "  ingest_external:\n    outs:\n"
+                                       f"    - path: external\n      md5: {'b' * 32}.dir\n")
     monkeypatch.setenv("DVC_STAGE", "train_classifiers")
     roles = ("training", "validation", "synthetic")
     with stage_run(config, "train_classifier", ("seed",), data=roles) as run:
@@ -205,9 +207,9 @@ def test_a_run_logs_each_data_set_it_reads_with_its_role_and_dvc_digest(tmp_path
         "synthetic": {"mlflow.data.context": "synthetic", "images": "2", "class.benign": "2",
                       "digest": f"manifest sha256 {hashlib.sha256(synthetic.read_bytes()).hexdigest()[:16]}",
                       "digest.": hashlib.sha256(synthetic.read_bytes()).hexdigest()[:16]}}
-    assert {i.dataset.name: {t.key: t.value for t in i.tags}["mlflow.data.context"]
+    assert {i.dataset.name: ({t.key: t.value for t in i.tags}["mlflow.data.context"], i.dataset.digest)
             for i in mlflow.get_run(evaluation.info.run_id).inputs.dataset_inputs} == {
-        "prepared/test": "test", "scanner-b": "external"}
+        "prepared/test": ("test", "a" * 32), "scanner-b": ("external", "b" * 32)}  # the folder holding it
     assert not [i for i in logged if str(tmp_path) in i.dataset.source]  # portable paths, as params are
 
 

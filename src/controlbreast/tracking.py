@@ -290,23 +290,28 @@ def data_sets(config: Config, roles: Sequence[str]) -> list[tuple[Path, str | No
 
 def log_data_sets(config: Config, roles: Sequence[str]) -> None:
     """Log the data sets of ``roles`` (``data_sets``) as the active run's inputs, the role as the
-    input's context. A data set's digest is DVC's (``dvc.lock``'s md5 of its folder, ``.dir``
-    dropped) when another stage wrote it; one this stage writes (not locked yet) or one outside DVC
-    gets its manifest's SHA-256 (16 hex); the input's tags say which (``digest``) and count images
-    per class. The source is the folder as logged params give it (relative to the repository)."""
+    input's context. A data set's digest is DVC's (``dvc.lock``'s md5 of its folder, or of the
+    output folder holding it, such as ``data/external``; ``.dir`` dropped) when another stage wrote
+    it; one this stage writes (not locked yet) or one outside DVC gets its manifest's SHA-256 (16
+    hex); the input's tags say which (``digest``) and count images per class. The source is the
+    folder as logged params give it (relative to the repository)."""
     root = repository_root()
     locked, stage = lock_digests(root), dvc_stage()
     for folder, split, role in data_sets(config, roles):
         relative = portable_value(str(folder.resolve()), root)
-        writer, md5 = locked.get(relative, (None, None))
+        holders = (relative, *map(str, Path(relative).parents))
+        output = next((path for path in holders if path in locked), None)
+        writer, md5 = locked.get(output, (None, None))
         own = hashlib.sha256((folder / "manifest.csv").read_bytes()).hexdigest()[:16]
-        digest = f"dvc md5 {md5}" if md5 and writer != stage else f"manifest sha256 {own}"
+        digest = (f"manifest sha256 {own}" if md5 is None or writer == stage else
+                  f"dvc md5 {md5}" + ("" if output == relative else f" ({output})"))
         log_data_set(folder, split, role, relative, digest)
 
 
 def log_data_set(folder: Path, split: str | None, role: str, source: str, digest: str) -> None:
     """Log ``<folder>/manifest.csv`` (its ``split`` rows, or all) as an input of the active run,
-    named ``<folder name>[/<split>]``, with ``digest`` ("dvc md5 <md5>" or "manifest sha256 <hex>")."""
+    named ``<folder name>[/<split>]``, with ``digest`` ("dvc md5 <md5>[ (<output>)]" or "manifest
+    sha256 <hex>")."""
     import mlflow.data
     import pandas as pd
 
@@ -317,7 +322,7 @@ def log_data_set(folder: Path, split: str | None, role: str, source: str, digest
     with warnings.catch_warnings():  # MLflow registers its local source twice ("" and file:)
         warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple")
         dataset = mlflow.data.from_pandas(frame, source=source, name=name,
-                                          digest=digest.rsplit(" ", 1)[-1].removesuffix(".dir"))
+                                          digest=digest.split()[2].removesuffix(".dir"))
     counts = sorted(frame["label"].value_counts().items()) if "label" in frame else []
     mlflow.log_input(dataset, context=role, tags={"digest": digest, "images": str(len(frame)),
                                                   **{f"class.{label}": str(n) for label, n in counts}})
