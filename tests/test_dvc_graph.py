@@ -28,8 +28,8 @@ LAYERS = (
     # with the two leaves they use; every stage imports them, so they import nothing else
     ("errors", "credentials", "sections", "config"),
     # leaves, and the CLI's project-level tools (params overlays, pull, the tracking server)
-    ("digests", "outputs", "grids", "tracking", "mixing", "distributed", "overlay", "depgraph", "versions",
-     "server"),
+    ("digests", "outputs", "grids", "tracking", "run_metrics", "runs_view", "mixing", "distributed",
+     "overlay", "depgraph", "versions", "server"),
     ("data",),
     ("controls",),
     ("quality",),
@@ -149,3 +149,14 @@ def test_the_closure_follows_imports_inside_functions():
     assert {"cli.py", "stages/ingest.py", "data/ingest.py", "errors.py", "diffusion/config.py"} <= ingest
     settings = {"__init__.py", "config.py"}
     assert not any(p.startswith(("diffusion/", "classify/")) and Path(p).name not in settings for p in ingest)
+
+
+def test_the_docs_stage_graph_is_what_dvc_draws():
+    """docs/pipeline/graph.md holds ``dvc dag --md`` as DVC prints it for this dvc.yaml (regenerate
+    the block with that command after a stage's deps or outs change)."""
+    from commands import run
+
+    page = (REPO / "docs" / "pipeline" / "graph.md").read_text()
+    drawn = run("dvc", "dag", "--md", cwd=REPO)
+    assert page[page.index("```mermaid"):].strip() == drawn.strip()
+    assert max(map(len, page.splitlines())) <= 110  # not an 872-column ASCII drawing

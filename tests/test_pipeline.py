@@ -25,9 +25,19 @@ def test_repro_writes_outputs_lock_and_metrics(project):
     assert (project / "data" / "prepared" / "manifest.csv").is_file()
     assert (project / "data" / "controls" / "controls.csv").is_file()
     assert (project / "reports" / "data_quality" / "index.html").is_file()
-    metrics = run("dvc", "metrics", "show", "--json", cwd=project)
-    assert '"images"' in metrics and '"passed": true' in metrics
     assert "Data and pipelines are up to date" in run("dvc", "repro", cwd=project)
+
+
+@pytest.mark.slow
+def test_dvc_metrics_show_is_a_table_that_fits_a_terminal(project):
+    """DVC reads only the headline as metrics: a row per set and arm, four columns."""
+    table = run("dvc", "metrics", "show", cwd=project).splitlines()
+    assert table[0].split() == ["Path", "auc", "diff", "diff_high", "diff_low"]
+    assert any(line.startswith("metrics/headline/test/real+synthetic.json ") for line in table)
+    assert max(map(len, table)) <= 120 and len(table) <= 40
+    assert max(map(len, run("dvc", "metrics", "show", "--md", cwd=project).splitlines())) <= 120
+    full = run("dvc", "metrics", "show", "--json", "metrics/ingest.json", cwd=project)
+    assert '"images"' in full  # any committed metrics file, by name
 
 
 @pytest.mark.slow
@@ -37,17 +47,48 @@ def test_mlflow_store_has_one_run_per_stage(project):
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("controlbreast")
     runs = client.search_runs([experiment.experiment_id])
-    by_stage = {run.data.tags["stage"]: run for run in runs if "mlflow.parentRunId" not in run.data.tags}
+    top = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    by_stage = {run.info.run_name: run for run in top}
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    run_name = {"validate": "validate-prepared", "validate_synthetic": "validate-synthetic",
-                "train_classifiers": "train_classifier"}
-    expected = {run_name.get(name, name) for name in stages}
-    assert set(by_stage) == expected  # every stage logs a run
-    assert by_stage["validate-prepared"].data.metrics["passed"] == 1
+    assert sorted(run.info.run_name for run in top) == sorted(stages)  # a run per stage, named as it
+    assert by_stage["validate"].data.metrics["passed"] == 1
     assert by_stage["ingest"].data.params["data.source"] == "phantom"
     assert by_stage["ingest"].data.metrics["images"] > 0
     artifacts = [a.path for a in client.list_artifacts(by_stage["controls"].info.run_id)]
     assert "controls_preview.png" in artifacts
+
+
+@pytest.mark.slow
+def test_mlflow_runs_are_for_comparing(project):
+    """Read back as a user's client does: every run within the metric cap, headline names on the
+    evaluation, each run's data sets with their role, models named by arm and seed."""
+    from mlflow.tracking import MlflowClient
+
+    from controlbreast.run_metrics import CAP
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("controlbreast")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    keys = {run.info.run_name + ("" if "mlflow.parentRunId" not in run.data.tags else " (nested)"):
+            len(run.data.metrics) for run in runs}
+    assert max(len(run.data.metrics) for run in runs) <= CAP, keys
+    named = {run.info.run_name: run for run in runs if "mlflow.parentRunId" not in run.data.tags}
+    assert {"test_auc_real", "test_diff_real_synthetic_vs_real_low"} <= set(named["evaluate"].data.metrics)
+
+    def inputs(run, key: str = "mlflow.data.context") -> set[str]:
+        return {tag.value for found in run.inputs.dataset_inputs for tag in found.tags if tag.key == key}
+
+    assert inputs(named["evaluate"]) == {"test", "external"}
+    assert inputs(named["train_classifiers"]) == {"training", "validation", "synthetic"}
+    assert inputs(named["train_classifier"]) == {"training", "validation"}
+    assert inputs(named["evaluate_synthetic"]) == {"training", "validation", "synthetic"}
+    digests = inputs(named["evaluate"], "digest")
+    assert digests and all(value.startswith("dvc md5 ") for value in digests)  # read: DVC's hash
+    seeds = [run for run in runs if run.info.run_name.split("/")[-1].startswith("seed-")]
+    assert seeds and all(inputs(run) >= {"training", "validation"} for run in seeds)
+    models = client.search_logged_models([experiment.experiment_id], max_results=1000)
+    names = sorted(model.name for model in models)
+    assert len(names) == len(seeds) == len(set(names)) and "real-seed-0" in names
 
 
 @pytest.mark.slow
@@ -102,7 +143,8 @@ def test_results_are_committed_and_compared_across_commits(project, tmp_path):
     run("git", "add", "-A", cwd=project)
     run("git", "commit", "-qm", "another bootstrap seed", cwd=project)
     diff = json.loads(run("dvc", "metrics", "diff", "--json", "HEAD~1", "HEAD", cwd=project))
-    assert diff["metrics/classifier.json"], "the intervals moved with the bootstrap seed"
+    assert diff["metrics/headline/test/real+synthetic.json"], "the intervals moved with the bootstrap seed"
+    assert max(map(len, run("dvc", "metrics", "diff", "HEAD~1", "HEAD", cwd=project).splitlines())) <= 120
     plots = run("dvc", "plots", "diff", "--json", "HEAD~1", "HEAD", cwd=project)
     assert "reports/classifier/roc.csv" in plots
 

@@ -54,7 +54,7 @@ def test_retrain_then_the_gated_promote_as_the_workflow_runs_them(project, tmp_p
 
     report = summary.read_text()
     assert "### Params diff" in report and "train_base.steps" in report  # the overlay, against main
-    assert "### Metrics diff" in report and "metrics/classifier.json" in report
+    assert "### Metrics diff" in report and "metrics/headline/test/" in report
     assert "would become champion" in report
     candidate = outputs.read_text().strip().removeprefix("candidate=")
     assert candidate_and_champion(project) == {"candidate": candidate, "champion": None}  # not yet

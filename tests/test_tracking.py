@@ -17,10 +17,10 @@ from builders import hospital_external, make_config
 from controlbreast.tracking import (
     EXPERIMENT_KIND_TAG,
     QUIET_ARTIFACTS,
-    data_context,
     git_commit,
     git_dirty,
     loggable_params,
+    pipeline_outputs,
     stage_run,
     use_store,
 )
@@ -184,22 +184,76 @@ def test_the_store_marks_the_experiment_as_model_training_and_quiets_artifact_ba
     assert kind() == "finetuning" and os.environ[QUIET_ARTIFACTS] == "false"
 
 
-def test_a_run_logs_the_prepared_manifest_as_its_input_data_set(tmp_path, monkeypatch):
+def write_manifest(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "manifest.csv").write_text(text)
+    return folder / "manifest.csv"
+
+
+def test_a_run_logs_each_data_set_it_reads_with_its_role_and_dvc_digest(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = make_config(tmp_path)
     with stage_run(config, "ingest", ("seed",)) as before:
         pass  # no manifest yet: nothing to log
-    manifest = Path(config.paths.prepared) / "manifest.csv"
-    manifest.parent.mkdir(parents=True)
-    manifest.write_text("id,label,split\na,benign,train\nb,normal,train\nc,malignant,val\nd,normal,test\n")
-    with stage_run(config, "train_classifier", ("seed",)) as run:
+    write_manifest(Path(config.paths.prepared), "id,label,split\na,benign,train\nb,normal,train\n"
+                                                "c,malignant,val\nd,normal,test\n")
+    synthetic = write_manifest(Path(config.paths.synthetic), "id,label\ns1,benign\ns2,benign\n")
+    write_manifest(Path(config.paths.external) / "scanner-b", "id,label,split\ne,normal,test\n")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  ingest:\n    outs:\n"
+                                       f"    - path: prepared\n      md5: {'a' * 32}.dir\n"
+                                       "  ingest_external:\n    outs:\n"
+                                       f"    - path: external\n      md5: {'b' * 32}.dir\n")
+    monkeypatch.setenv("DVC_STAGE", "train_classifiers")
+    roles = ("training", "validation", "synthetic")
+    with stage_run(config, "train_classifier", ("seed",), data=roles) as run:
+        pass
+    with stage_run(config, "evaluate", ("seed",), data=("test", "external")) as evaluation:
         pass
     assert not mlflow.get_run(before.info.run_id).inputs.dataset_inputs
-    (logged,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
-    tags = {tag.key: tag.value for tag in logged.tags}
-    assert tags == {"mlflow.data.context": "training",
-                    "split.train": "2", "split.val": "1", "split.test": "1"}
-    assert logged.dataset.name == "prepared"
-    assert logged.dataset.digest == hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
-    assert str(tmp_path) not in logged.dataset.source  # a portable path, as params are
-    assert data_context("evaluate_synthetic") == "evaluation" and data_context("tune") == "training"
+    logged = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    found = {i.dataset.name: {t.key: t.value for t in i.tags} | {"digest.": i.dataset.digest} for i in logged}
+    assert found == {
+        "prepared/train": {"mlflow.data.context": "training", "images": "2", "class.benign": "1",
+                           "class.normal": "1", "digest": f"dvc md5 {'a' * 32}.dir", "digest.": "a" * 32},
+        "prepared/val": {"mlflow.data.context": "validation", "images": "1", "class.malignant": "1",
+                         "digest": f"dvc md5 {'a' * 32}.dir", "digest.": "a" * 32},
+        "synthetic": {"mlflow.data.context": "synthetic", "images": "2", "class.benign": "2",
+                      "digest": f"manifest sha256 {hashlib.sha256(synthetic.read_bytes()).hexdigest()[:16]}",
+                      "digest.": hashlib.sha256(synthetic.read_bytes()).hexdigest()[:16]}}
+    assert {i.dataset.name: ({t.key: t.value for t in i.tags}["mlflow.data.context"], i.dataset.digest)
+            for i in mlflow.get_run(evaluation.info.run_id).inputs.dataset_inputs} == {
+        "prepared/test": ("test", "a" * 32), "scanner-b": ("external", "b" * 32)}  # the folder holding it
+    assert not [i for i in logged if str(tmp_path) in i.dataset.source]  # portable paths, as params are
+
+
+def test_a_run_is_named_as_its_dvc_stage(tmp_path, monkeypatch):
+    config = make_config(tmp_path)
+    with stage_run(config, "train_classifier", ("seed",)) as alone:
+        pass
+    monkeypatch.setenv("DVC_STAGE", "dvc.yaml:train_classifiers")  # as `dvc repro` sets it
+    with stage_run(config, "train_classifier", ("seed",)) as run:
+        pass
+    assert mlflow.get_run(alone.info.run_id).info.run_name == "train_classifier"
+    assert mlflow.get_run(run.info.run_id).info.run_name == "train_classifiers"
+
+
+def test_the_pipelines_own_outputs_leave_the_tree_clean(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "metrics").mkdir(parents=True)
+    (repo / "src").mkdir()
+    for name in ("metrics/summary.json", "src/code.py", "dvc.lock"):
+        (repo / name).write_text("a\n")
+    git("init", "-q", cwd=repo)
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "first", cwd=repo)
+    monkeypatch.chdir(repo)
+    config = make_config(repo)
+    (repo / "metrics" / "summary.json").write_text("b\n")  # evaluate rewrote a committed metric
+    assert pipeline_outputs(config)[:3] == ["checkpoints", "classifiers", "controls"]
+    assert "metrics" in pipeline_outputs(config) and "mlruns" in pipeline_outputs(config)
+    with stage_run(config, "report", ("seed",)) as run:
+        pass
+    assert mlflow.get_run(run.info.run_id).data.tags["git_dirty"] == "false"
+    assert git_dirty() is True  # without the outputs named, the same tree reads dirty
+    (repo / "src" / "code.py").write_text("b\n")
+    assert git_dirty(pipeline_outputs(config)) is True  # code is never the pipeline's output

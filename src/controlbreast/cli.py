@@ -356,6 +356,16 @@ def tracking_server(
     _run(lambda: serve(params, backend, artifacts, host, port, workers))
 
 
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1 only).")] = 5000,
+       params: Params = Path("params.yaml")) -> None:
+    """Start the MLflow UI on 127.0.0.1 on the project's store; print the URL of the training runs
+    with the headline columns (each arm's test AUC, the paired differences)."""
+    from controlbreast.server import ui as serve_ui
+
+    _run(lambda: serve_ui(params, port=port))
+
+
 @app.command("readme-results")
 def readme_results(
         files: Annotated[list[str] | None, typer.Option(

@@ -56,3 +56,22 @@ def serve(params: Path, backend: str | None, artifacts: str | None, host: str = 
     print(f"tracking-server: {backend} -> MLFLOW_TRACKING_URI=http://{host}:{port}", file=sys.stderr,
           flush=True)
     os.execve(command[0], command, environment)
+
+
+def ui(params: Path, host: str = LOCALHOST, port: int = 5000) -> None:
+    """Print the URL of the training runs with the headline columns (``runs_view``), then replace
+    this process with ``mlflow server`` on the store the stages log to. With ``MLFLOW_TRACKING_URI``
+    naming a server (already a UI), only the URL on that server is printed."""
+    from controlbreast.config import load_config
+    from controlbreast.runs_view import runs_url, share_view
+    from controlbreast.tracking import configured_uri, use_store
+
+    config = load_config(params)
+    mlruns, experiment_id = Path(config.paths.mlruns), use_store(config)
+    key, backend = share_view(experiment_id), configured_uri(mlruns)
+    if backend.startswith(("http://", "https://")):
+        print(f"ui: {runs_url(backend, experiment_id, key)}", flush=True)
+        return
+    print(f"ui: open {runs_url(f'http://{host}:{port}', experiment_id, key)}", flush=True)
+    command = server_command(backend, default_artifacts(mlruns), host, port)
+    os.execv(command[0], command)

@@ -4,12 +4,14 @@ Every stage logs to the same SQLite store (``<paths.mlruns>/mlflow.db``) with ar
 ``<paths.mlruns>/artifacts``, so ``mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db`` from
 the repository root shows all of them. When the environment variable ``MLFLOW_TRACKING_URI`` is set
 (a shared ``mlflow server``, see ``controlbreast tracking-server``), it wins: runs, models and the
-registry go there, with no change to params or code. Runs are tagged with the stage, the git commit and
-whether the tree had uncommitted changes (``git_dirty``), and with the ``host`` and ``pid`` that ran
-them, so that a run whose process was killed can be closed as ``KILLED`` by the next stage.
+registry go there, with no change to params or code. Runs are tagged with the stage, the git commit
+and whether the tree had uncommitted changes (``git_dirty``, the pipeline's own outputs aside), and
+with the ``host`` and ``pid`` that ran them, so that a run whose process was killed can be closed as
+``KILLED`` by the next stage.
 The experiment is marked as model training (``mlflow.experimentKind``), so MLflow 3's UI treats it
-as runs, not GenAI traces; each run logs the prepared manifest it read as its input data set (digest
-and split counts: the runs table's Dataset column); artifact progress bars are off unless
+as runs, not GenAI traces; each run logs the data sets it read or wrote as its inputs, with their
+role (training, validation, test, synthetic, external) and DVC digest (the runs table's Dataset
+column); a run is named as its DVC stage; artifact progress bars are off unless
 ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` says otherwise.
 Creating or migrating the store is serialised by a file lock beside it (two stages started at once
 would otherwise race in alembic). Params never carry secrets, salts or absolute paths.
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,9 @@ QUIET_ARTIFACTS = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # MLflow 3.17's UI picks an experiment's view from its GenAI / Model training switch (kept per
 # browser, GenAI at first), not from the kind: links into the UI carry the switch's value
 UI_MODEL_TRAINING = "workflowType=machine_learning"
+# a run's input data sets, by what the run did with them (MLflow's input context)
+SPLIT_ROLES = {"train": "training", "val": "validation", "test": "test"}  # the prepared splits
+DATA_ROLES = (*SPLIT_ROLES.values(), "synthetic", "external")
 
 
 def tracking_uri(mlruns: Path) -> str:
@@ -74,17 +79,26 @@ def git_commit() -> str | None:
     return result.stdout.strip() or None
 
 
-def git_dirty() -> bool | None:
-    """Whether tracked files differ from the checked-out commit (``dvc.lock``, which DVC rewrites
-    between stages, aside), or None outside a git repository. A run from a dirty tree cannot be
-    reproduced from its ``git_commit`` alone."""
+def git_dirty(outputs: Sequence[str] = ()) -> bool | None:
+    """Whether tracked files differ from the checked-out commit, the pipeline's own writes aside
+    (``dvc.lock``, which DVC rewrites between stages, and ``outputs``: see ``pipeline_outputs``),
+    or None outside a git repository. A run from a dirty tree cannot be reproduced from its
+    ``git_commit`` alone; the pipeline rewriting its committed metrics does not make it so."""
+    excluded = [f":(exclude){path}" for path in ("dvc.lock", *outputs)]
     try:
         result = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                 ":(exclude)dvc.lock"], capture_output=True, text=True, check=True,
-                                timeout=10)
+                                 *excluded], capture_output=True, text=True, check=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return bool(result.stdout.strip())
+
+
+def pipeline_outputs(config: Config) -> list[str]:
+    """What the stages write, as paths relative to the repository: every ``paths.*`` folder inside
+    it (metrics, reports, data, models, the MLflow store)."""
+    root = repository_root().resolve()
+    found = [Path(value).resolve() for value in config.paths.model_dump().values()]
+    return sorted({path.relative_to(root).as_posix() for path in found if path.is_relative_to(root)})
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -225,8 +239,11 @@ def close_dead_runs(experiment_id: str) -> list[str]:
 
 
 @contextmanager
-def stage_run(config: Config, stage: str, sections: tuple[str, ...]) -> Iterator[Any]:
-    """An MLflow run for one stage, with the params of the ``sections`` it reads logged flat."""
+def stage_run(config: Config, stage: str, sections: tuple[str, ...],
+              data: Sequence[str] = ("training", "validation")) -> Iterator[Any]:
+    """An MLflow run for one stage, named as its DVC stage (``stage`` outside DVC), with the params
+    of the ``sections`` it reads logged flat and the data sets of the roles in ``data`` it reads or
+    writes (``log_data_sets``; logged at the end, so a stage logs what it wrote)."""
     import mlflow
 
     experiment_id = use_store(config)
@@ -238,41 +255,88 @@ def stage_run(config: Config, stage: str, sections: tuple[str, ...]) -> Iterator
     commit = git_commit()
     if commit:
         tags["git_commit"] = commit
-        tags["git_dirty"] = str(git_dirty()).lower()
-    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=tags) as run:
+        tags["git_dirty"] = str(git_dirty(pipeline_outputs(config))).lower()
+    with mlflow.start_run(experiment_id=experiment_id, run_name=dvc_stage() or stage, tags=tags) as run:
         dumped = config.model_dump(mode="json")
         mlflow.log_params(loggable_params({key: dumped[key] for key in sections}, repository_root()))
         yield run
-        log_prepared_data(Path(config.paths.prepared), data_context(stage))
+        log_data_sets(config, data)
 
 
-def data_context(stage: str) -> str:
-    """What a stage did with the prepared data, as MLflow's input context: ``training`` for the
-    training and tuning stages, ``evaluation`` for the evaluations, else the stage's name."""
-    if stage.startswith(("train", "tune")):
-        return "training"
-    return "evaluation" if stage.startswith("evaluate") else stage
+def dvc_stage() -> str | None:
+    """The DVC stage running this process (``DVC_STAGE``, which ``dvc repro`` sets: ``stage`` or
+    ``path/dvc.yaml:stage``), as its bare name; None outside DVC."""
+    found = os.environ.get("DVC_STAGE", "").strip()
+    return found.rsplit(":", 1)[-1] or None
 
 
-def log_prepared_data(prepared: Path, context: str) -> None:
-    """Log ``<prepared>/manifest.csv`` as the active run's input data set, when it exists (after
-    ingest: logged at the end of the run, so ingest logs what it wrote). Its digest is the manifest's
-    bytes' (which images, labels, groups and splits); the input's tags count images per split.
-    The source is the path as logged params give it (relative to the repository)."""
+def lock_digests(root: Path) -> dict[str, tuple[str, str]]:
+    """``{output path: (stage, md5)}`` of ``<root>/dvc.lock`` (a folder's md5 ends in ``.dir``);
+    empty without a lock (or with one that is not DVC's)."""
+    import yaml
+
+    lock = yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").is_file() else None
+    stages = lock.get("stages", {}) if isinstance(lock, dict) else {}
+    return {out["path"]: (name, out["md5"]) for name, stage in stages.items()
+            for out in stage.get("outs", []) if "md5" in out}
+
+
+def data_sets(config: Config, roles: Sequence[str]) -> list[tuple[Path, str | None, str]]:
+    """``(folder, split or None, role)`` of each data set of ``roles`` (``DATA_ROLES``) that exists:
+    the prepared splits, the synthetic set, each external set under ``paths.external``."""
+    found = []
+    for role in roles:
+        if role not in DATA_ROLES:
+            raise ValueError(f"data role {role!r}: one of {', '.join(DATA_ROLES)}")
+        if role in SPLIT_ROLES.values():
+            split = next(split for split, name in SPLIT_ROLES.items() if name == role)
+            found.append((Path(config.paths.prepared), split, role))
+        elif role == "synthetic":
+            found.append((Path(config.paths.synthetic), None, role))
+        elif Path(config.paths.external).is_dir():
+            found.extend((folder, None, role) for folder in sorted(Path(config.paths.external).iterdir())
+                         if (folder / "manifest.csv").is_file())
+    return [(folder, split, role) for folder, split, role in found if (folder / "manifest.csv").is_file()]
+
+
+def log_data_sets(config: Config, roles: Sequence[str]) -> None:
+    """Log the data sets of ``roles`` (``data_sets``) as the active run's inputs, the role as the
+    input's context. A data set's digest is DVC's (``dvc.lock``'s md5 of its folder, or of the
+    output folder holding it, such as ``data/external``; ``.dir`` dropped) when another stage wrote
+    it; one this stage writes (not locked yet) or one outside DVC gets its manifest's SHA-256 (16
+    hex); the input's tags say which (``digest``) and count images per class. The source is the
+    folder as logged params give it (relative to the repository)."""
+    root = repository_root()
+    locked, stage = lock_digests(root), dvc_stage()
+    for folder, split, role in data_sets(config, roles):
+        relative = portable_value(str(folder.resolve()), root)
+        holders = (relative, *map(str, Path(relative).parents))
+        output = next((path for path in holders if path in locked), None)
+        writer, md5 = locked.get(output, (None, None))
+        own = hashlib.sha256((folder / "manifest.csv").read_bytes()).hexdigest()[:16]
+        digest = (f"manifest sha256 {own}" if md5 is None or writer == stage else
+                  f"dvc md5 {md5}" + ("" if output == relative else f" ({output})"))
+        log_data_set(folder, split, role, relative, digest)
+
+
+def log_data_set(folder: Path, split: str | None, role: str, source: str, digest: str) -> None:
+    """Log ``<folder>/manifest.csv`` (its ``split`` rows, or all) as an input of the active run,
+    named ``<folder name>[/<split>]``, with ``digest`` ("dvc md5 <md5>[ (<output>)]" or "manifest
+    sha256 <hex>")."""
     import mlflow.data
     import pandas as pd
 
-    manifest = prepared / "manifest.csv"
-    if not manifest.is_file():
-        return
-    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
-    source = portable_value(str(manifest.resolve()), repository_root())
+    frame = pd.read_csv(folder / "manifest.csv", dtype=str, keep_default_na=False)
+    if split is not None:
+        frame = frame[frame["split"] == split]
+    name = folder.name if split is None else f"{folder.name}/{split}"
     with warnings.catch_warnings():  # MLflow registers its local source twice ("" and file:)
         warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple")
-        dataset = mlflow.data.from_pandas(frame, source=source, name=prepared.name, digest=digest)
-    counts = sorted(frame["split"].value_counts().items())
-    mlflow.log_input(dataset, context=context, tags={f"split.{split}": str(n) for split, n in counts})
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name,
+                                          digest=digest.split()[2].removesuffix(".dir"))
+    counts = sorted(frame["label"].value_counts().items()) if "label" in frame else []
+    mlflow.log_input(dataset, context=role, tags={"digest": digest, "images": str(len(frame)),
+                                                  **{f"class.{label}": str(n) for label, n in counts}})
 
 
 class StepMetrics:

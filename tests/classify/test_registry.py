@@ -15,6 +15,7 @@ from controlbreast.classify.registry import (
     CANDIDATE,
     CHAMPION,
     REGISTERED_NAME,
+    RULE,
     promote_if_better,
     register_candidate,
 )
@@ -56,6 +57,22 @@ def test_champion_moves_only_to_a_better_candidate_on_the_same_validation_images
     version = MlflowClient().get_model_version(REGISTERED_NAME, "2")
     assert version.tags["promotion"].startswith("not promoted: validation AUC 0.7000")
     assert version.tags["val_auc"] == "0.700000" and version.tags["arm"] == "real"
+
+
+def test_the_registry_states_its_rule_and_each_version_what_it_is(trained_classifiers, tmp_path):
+    use_store(make_config(tmp_path))
+    with mlflow.start_run():
+        uri = log_pyfunc(Path(trained_classifiers.config.paths.classifiers) / "real" / "seed-0").model_uri
+    promote_if_better(register_candidate(uri, 0.9, ["a", "b"], {"arm": "real", "seed": "0"}, (0.85, 0.95)))
+    promote_if_better(register_candidate(uri, 0.8, ["a", "b"], {"arm": "synthetic", "seed": "1"}, (0.7, 0.9)))
+    client = MlflowClient()
+    assert client.get_registered_model(REGISTERED_NAME).description == RULE
+    assert "validation" in RULE and "never choose" in RULE
+    first, second = (client.get_model_version(REGISTERED_NAME, v).description for v in ("1", "2"))
+    assert first == ("candidate: validation macro AUC 0.9000 [0.850000, 0.950000] on 2 validation images "
+                     "(arm real, seed 0)\npromoted to champion: no champion yet")
+    assert second.endswith("(arm synthetic, seed 1)\n"
+                           "not promoted: validation AUC 0.8000 <= champion's 0.9000")
 
 
 def test_stage_registers_a_candidate_and_only_promote_moves_the_champion(trained_classifiers, tmp_path):

@@ -115,6 +115,12 @@ def test_mlflow_runs_nest_arms_and_seeds_with_epochs_and_models(config):
     assert [c["name"] for c in info.signature.inputs.to_dict()] == ["image"]
     assert [c["name"] for c in info.signature.outputs.to_dict()] == ["normal", "benign", "malignant"]
     assert info.saved_input_example_info is not None
+    assert client.get_logged_model(info.model_id).name == "real-seed-1"
+    inputs = {found.dataset.name: {t.key: t.value for t in found.tags}["mlflow.data.context"]
+              for found in seed_run.inputs.dataset_inputs}
+    assert inputs == {"prepared/train": "training", "prepared/val": "validation"}
+    mixed = children["real+synthetic/seed-0"].inputs.dataset_inputs
+    assert "synthetic" in {found.dataset.name for found in mixed}
 
 
 def test_the_stage_checks_the_timm_model_before_any_run_or_data(tmp_path):

@@ -19,6 +19,7 @@ from controlbreast.evaluation.arms import (
 )
 from controlbreast.evaluation.classification import youden_threshold
 from controlbreast.outputs import read_csv
+from controlbreast.run_metrics import classifier_headline
 from controlbreast.stages import evaluate as stage
 from controlbreast.tracking import flatten, use_store
 
@@ -148,6 +149,7 @@ def test_stage_writes_dvc_metrics_plots_and_mlflow_figures(trained_classifiers, 
     use_store(config)
     run = mlflow.search_runs(search_all_experiments=True, output_format="list",
                              filter_string="tags.stage = 'evaluate'")[0]
+    gain_vs_real = summary["difference"]["real+synthetic - real"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
     assert artifacts == {"figures/roc.png", "figures/calibration.png", "figures/data_efficiency.png",
                          "figures/recipes.png"}
@@ -159,8 +161,13 @@ def test_stage_writes_dvc_metrics_plots_and_mlflow_figures(trained_classifiers, 
     assert {"real_images", "auc_ovr_macro_low", "auc_ovr_macro_high"} <= set(efficiency[0])
     png = (Path(config.paths.reports) / "classifier" / "data_efficiency.png").read_bytes()
     assert png.startswith(b"\x89PNG")
-    assert run.data.metrics["arms.real_plus_synthetic.ensemble.auc_ovr_macro.estimate"] == pytest.approx(
-        metrics["arms"]["real+synthetic"]["ensemble"]["auc_ovr_macro"]["estimate"])
+    assert run.data.metrics == classifier_headline(summary)  # the headline columns, not every number
+    assert run.data.metrics["test_auc_real_synthetic"] == summary["auc"]["real+synthetic"]
+    tables = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "tables")}
+    assert tables == {"tables/classifier.json"}
+    rows = json.loads((Path(config.paths.metrics) / "headline" / "test" / "real+synthetic.json").read_text())
+    assert rows == {"auc": summary["auc"]["real+synthetic"], "diff": gain_vs_real["estimate"],
+                    "diff_low": gain_vs_real["low"], "diff_high": gain_vs_real["high"]}
 
 
 def test_data_efficiency_has_every_arm_and_fraction_with_the_paired_difference(trained_classifiers,

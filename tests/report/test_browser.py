@@ -1,6 +1,6 @@
-"""The page in headless Chromium from a ``file://`` URL: it loads with no console error and every
-image decodes (non-zero natural size). Skipped, with the reason, where Chromium is not installed
-(``.ci/run`` installs Debian's ``chromium`` when it runs as root)."""
+"""The page in headless Chromium from a ``file://`` URL: it loads with no console error, every
+image decodes (non-zero natural size) and every table fits inside its card. Skipped, with the
+reason, where Chromium is not installed (``.ci/run`` installs Debian's ``chromium`` when it runs as root)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,11 @@ addEventListener("load", () => {
   const images = [...document.images];
   const out = document.createElement("pre");
   out.id = "browser-check";
+  const cut = [...document.querySelectorAll(".scroll")].filter(s => s.scrollWidth > s.clientWidth + 1
+    || s.getBoundingClientRect().right > s.closest("section").getBoundingClientRect().right + 1);
   out.textContent = JSON.stringify({images: images.length, errors: __errors,
-    broken: images.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.dataset.name || i.alt)});
+    broken: images.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.dataset.name || i.alt),
+    cut: cut.map(s => s.querySelector(".caption").textContent)});
   document.body.appendChild(out);
 });
 </script>"""
@@ -43,7 +46,8 @@ def test_page_loads_in_chromium_with_no_error_and_every_image_decoded(built, tmp
     result = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--window-size=960,900",
+         "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120)
     found = re.search(r'<pre id="browser-check">(.*?)</pre>', result.stdout, flags=re.S)
     assert found, f"the page did not finish loading:\n{result.stderr[-2000:]}"
@@ -51,5 +55,6 @@ def test_page_loads_in_chromium_with_no_error_and_every_image_decoded(built, tmp
     assert check["images"] >= 12
     assert check["broken"] == []
     assert check["errors"] == []
+    assert check["cut"] == []  # on a 960-pixel window every table fits its card: cells wrap
     console = [line for line in result.stderr.splitlines() if "CONSOLE" in line]
     assert console == [], console

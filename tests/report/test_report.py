@@ -124,6 +124,8 @@ def test_provenance_links_every_stage_run_and_the_report_run_keeps_the_page(buil
                "?workflowType=machine_learning" in links
     artifacts = [a.path for a in client.list_artifacts(runs["report"].info.run_id, "report")]
     assert artifacts == ["report/index.html", "report/summary.md"]
+    assert [find_row(page(html).tables, stage)[2] for stage in ("ingest", "evaluate", "report")] == [
+        "FINISHED", "FINISHED", "writing this page"]  # the page's own run is not "RUNNING"
     assert "0123456789abcdef0123456789abcdef.dir" in html  # the data hash from dvc.lock
     assert "Git commit unknown" in html
 

@@ -1,5 +1,6 @@
 """Arms over their seeds: train each, save it under ``<paths.classifiers>/<arm>/seed-<k>/``, and
-log it as a nested MLflow run (params, per-epoch metrics, the model as an MLflow pyfunc).
+log it as a nested MLflow run (params, per-epoch metrics, the data sets it read, the model as an
+MLflow pyfunc named by arm and seed).
 
 Arms trained on a fraction of the real training split (``classifier.real_fractions``) go to
 ``<paths.classifiers>/fractions/<arm>@<fraction>/seed-<k>/``; the recipes of ``classifier.recipes``
@@ -28,6 +29,7 @@ from controlbreast.config import Config
 from controlbreast.distributed import is_main_process, world_size
 from controlbreast.mixing import ARMS, FRACTIONS, RECIPES, fraction_arm
 from controlbreast.outputs import atomic_folder, csv_bytes, write_atomic
+from controlbreast.tracking import log_data_sets
 
 
 @dataclass(frozen=True)
@@ -59,15 +61,24 @@ def arm_folder(root: Path, arm: str, fraction: float = 1.0) -> Path:
     return Path(root) / arm if fraction == 1.0 else Path(root) / FRACTIONS / fraction_arm(arm, fraction)
 
 
-def _log_seed(result: TrainResult, folder: Path) -> str:
+def model_name(arm: str, seed: int) -> str:
+    """The logged MLflow model's name: ``real+synthetic-seed-0``, ``real@0_5-seed-1`` (MLflow
+    refuses ``.`` in a model name)."""
+    return f"{arm}-seed-{seed}".replace(".", "_")
+
+
+def _log_seed(config: Config, result: TrainResult, folder: Path, name: str) -> str:
+    """The seed's params, best epoch, data sets (the synthetic set only when it drew from it) and
+    model, named by arm and seed; returns the model's URI."""
     data = result.data
     mlflow.log_params({"arm": result.card.arm, "seed": result.card.seed, "real_images": data.real_images,
                        "synthetic_images": data.synthetic_images, "val_images": len(data.val)})
     mlflow.log_metrics({"best_val_auc": result.card.val_auc, "best_epoch": result.card.epoch})
-    return log_pyfunc(folder).model_uri
+    log_data_sets(config, ("training", "validation", *(("synthetic",) if data.synthetic_images else ())))
+    return log_pyfunc(folder, name=model_name(name, result.card.seed)).model_uri
 
 
-def _record_seed(result: TrainResult, build: Path, name: str) -> SeedModel:
+def _record_seed(config: Config, result: TrainResult, build: Path, name: str) -> SeedModel:
     """Save one trained seed into the arm's ``build`` folder and log it as a nested MLflow run (its
     per-epoch metrics with the epoch as step)."""
     seed = result.card.seed
@@ -79,7 +90,7 @@ def _record_seed(result: TrainResult, build: Path, name: str) -> SeedModel:
         write_atomic(build / folder.name / "history.csv",
                      csv_bytes([{"epoch": i + 1, **h} for i, h in enumerate(result.history)],
                                ["epoch", *result.history[0]]))
-        uri = _log_seed(result, build / folder.name)
+        uri = _log_seed(config, result, build / folder.name, name)
     return SeedModel(name, seed, folder, uri, run.info.run_id, result.card.val_auc, result.card.epoch,
                      result.val_ids, result.data.real_images,
                      (result.card.val_auc_low, result.card.val_auc_high))
@@ -107,7 +118,7 @@ def _record_arm(config: Config, arm: str, fraction: float, results: list[TrainRe
     destination, name = arm_folder(config.paths.classifiers, arm, fraction), fraction_arm(arm, fraction)
     with mlflow.start_run(run_name=name, nested=True), atomic_folder(destination) as build:
         mlflow.set_tag("arm", name)
-        models = [_record_seed(result, build, name) for result in results]
+        models = [_record_seed(config, result, build, name) for result in results]
         mlflow.log_metric("mean_val_auc", sum(m.val_auc for m in models) / len(models))
         summary = [{"seed": m.seed, "val_auc": m.val_auc, "epoch": m.epoch, "run_id": m.run_id,
                     "model_uri": m.model_uri} for m in models]

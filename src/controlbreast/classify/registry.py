@@ -18,6 +18,11 @@ from controlbreast.errors import ModelError
 
 REGISTERED_NAME = "controlbreast-classifier"
 CANDIDATE, CHAMPION = "candidate", "champion"
+RULE = ("Each training stage registers its best seed on the validation split (macro one-vs-rest AUC) as "
+        f"'{CANDIDATE}'. `controlbreast promote --yes` moves '{CHAMPION}' to it when its validation AUC "
+        "beats the champion's on the same validation images (or the champion was validated on other "
+        "images, or there is none) and its 95% interval lies above chance (0.5). The test split and "
+        "the external sets never choose a model: they measure it.")
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,14 @@ def register_candidate(model_uri: str, val_auc: float, val_ids: Sequence[str],
         interval = {"val_auc_low": f"{val_auc_interval[0]:.6f}", "val_auc_high": f"{val_auc_interval[1]:.6f}"}
     version = mlflow.register_model(model_uri, REGISTERED_NAME, tags={
         **tags, **interval, "val_auc": f"{val_auc:.6f}", "val_ids": ids_digest(val_ids)}).version
-    MlflowClient().set_registered_model_alias(REGISTERED_NAME, CANDIDATE, version)
+    client = MlflowClient()
+    client.update_registered_model(REGISTERED_NAME, description=RULE)
+    bounds = f" [{interval['val_auc_low']}, {interval['val_auc_high']}]" if interval else ""
+    origin = ", ".join(f"{key} {value}" for key, value in tags.items())
+    client.update_model_version(REGISTERED_NAME, version, description=(
+        f"{CANDIDATE}: validation macro AUC {val_auc:.4f}{bounds} on {len(val_ids)} validation images "
+        f"({origin})"))
+    client.set_registered_model_alias(REGISTERED_NAME, CANDIDATE, version)
     return str(version)
 
 
@@ -92,15 +104,17 @@ def verdict(version: str) -> Promotion:
 
 def promote_if_better(version: str) -> Promotion:
     """Apply ``verdict``: move ``champion`` to ``version`` when it wins; the verdict and its reason
-    are written to the version's ``promotion`` tag either way."""
+    are written to the version's ``promotion`` tag and appended to its description either way."""
     from mlflow import MlflowClient
 
     decision = verdict(version)
     client = MlflowClient()
     if decision.promoted:
         client.set_registered_model_alias(REGISTERED_NAME, CHAMPION, version)
-    client.set_model_version_tag(REGISTERED_NAME, version, "promotion",
-                                 f"{'promoted' if decision.promoted else 'not promoted'}: {decision.reason}")
+    said = f"{'promoted to ' + CHAMPION if decision.promoted else 'not promoted'}: {decision.reason}"
+    client.set_model_version_tag(REGISTERED_NAME, version, "promotion", said)
+    description = client.get_model_version(REGISTERED_NAME, version).description or ""
+    client.update_model_version(REGISTERED_NAME, version, description=f"{description}\n{said}".strip())
     return decision
 
 

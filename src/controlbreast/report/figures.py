@@ -8,6 +8,7 @@ or in an empty corner so no text overlaps a curve.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from controlbreast.report.palette import arm_colour, class_colours
 
 SPLITS = ("train", "val", "test")
 DPI = 100
+TITLE_WIDTH = 44  # characters of a title line over a 4.8-inch square plot
 
 
 def png(figure: Figure) -> bytes:
@@ -58,14 +60,16 @@ def _lines(rows: Sequence[dict], x: str, y: str) -> dict[str, tuple[list[float],
 def arm_curves(rows: Sequence[dict], x: str, y: str, title: str, labels: tuple[str, str],
                legend: dict[str, str], diagonal: str) -> bytes:
     """One line per arm on the unit square with the diagonal (chance for ROC, perfect
-    calibration for reliability); ``legend`` names each arm (with its AUC)."""
+    calibration for reliability); ``legend`` names each arm (with its AUC). A title longer than
+    the square is wide (an external set's name) wraps instead of being cut at the figure's edge."""
     figure = Figure(figsize=(4.8, 4.6))
     axes = figure.add_subplot()
     axes.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label=diagonal)
     for arm, (xs, ys) in _lines(rows, x, y).items():
         axes.plot(xs, ys, color=arm_colour(arm), linewidth=2, marker="o" if len(xs) < 15 else None,
                   markersize=3, label=legend.get(arm, arm))
-    axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=labels[0], ylabel=labels[1], title=title, aspect="equal")
+    axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=labels[0], ylabel=labels[1], aspect="equal",
+             title="\n".join(textwrap.wrap(title, TITLE_WIDTH)))
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize="small", frameon=False)
     return png(figure)
 

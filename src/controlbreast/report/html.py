@@ -26,7 +26,9 @@ table { border-collapse: collapse; margin: 4px 0 16px; font-size: 12.5px; }
 p.key { font-weight: 600; background: #fff6e0; border-left: 4px solid #E69F00; padding: 8px 12px; }
 th, td { border-bottom: 1px solid #e4e4e4; padding: 4px 7px; text-align: left; vertical-align: top; }
 th { background: #f0f0ee; font-size: 12.5px; } td { font-variant-numeric: tabular-nums; white-space: nowrap; }
-.scroll { overflow-x: auto; display: inline-block; vertical-align: top; margin-right: 32px; max-width: 100%; }
+.scroll { overflow-x: auto; display: inline-block; vertical-align: top; margin-right: 32px;
+          max-width: calc(100% - 32px); }
+.scroll td { white-space: normal; } .scroll td:first-child { white-space: nowrap; }
 figure { display: inline-block; margin: 8px 16px 16px 0; vertical-align: top; max-width: 100%; }
 figure img { max-width: 100%; border: 1px solid #e4e4e4; }
 figure img.pixels { image-rendering: pixelated; min-width: 320px; }

@@ -43,19 +43,23 @@ def output_hashes(lock: dict) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def stage_runs(config: Config, experiment_id: str) -> list[StageRun]:
-    """The newest top-level run of each stage in the project's experiment (nested trial, arm and
-    seed runs left out), oldest stage first."""
+WRITING = "writing this page"  # the status shown for the report's own run, still open as it writes
+
+
+def stage_runs(config: Config, experiment_id: str, current: str | None = None) -> list[StageRun]:
+    """The newest top-level run of each stage in the project's experiment (by run name: the DVC
+    stage; nested trial, arm and seed runs left out), oldest stage first. The run ``current`` (the
+    report's own, unfinished while the page is written) reads ``WRITING``, not RUNNING."""
     from mlflow import MlflowClient
 
     runs = MlflowClient().search_runs([experiment_id], max_results=5000,
                                       order_by=["attributes.start_time DESC"])
     latest: dict[str, StageRun] = {}
     for run in runs:
-        tags = run.data.tags
-        stage = tags.get("stage")
-        if stage and "mlflow.parentRunId" not in tags and stage not in latest:
-            latest[stage] = StageRun(stage, run.info.run_id, run.info.experiment_id, run.info.status,
+        stage = run.info.run_name if "stage" in run.data.tags else None
+        if stage and "mlflow.parentRunId" not in run.data.tags and stage not in latest:
+            status = WRITING if run.info.run_id == current else run.info.status
+            latest[stage] = StageRun(stage, run.info.run_id, run.info.experiment_id, status,
                                      run.info.start_time or 0)
     return sorted(latest.values(), key=lambda r: r.start_ms)
 

@@ -1,13 +1,14 @@
 """``controlbreast evaluate``: every trained arm on the real test split → ``metrics/classifier.json``
-(every number) and ``metrics/summary.json`` (the headline, ``evaluation/headline.py``), ROC and
+(every number), ``metrics/summary.json`` (the headline, ``evaluation/headline.py``) and
+``metrics/headline/<set>/<arm>.json`` (what ``dvc metrics show`` prints), ROC and
 calibration curves for DVC plots (``<paths.reports>/classifier/``; each external set's ROC in
-``roc_external.csv``) and MLflow figures."""
+``roc_external.csv``); to MLflow the headline columns (``run_metrics``), the full tables as artifacts
+and the figures."""
 
 from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 
 import mlflow
@@ -19,15 +20,17 @@ from controlbreast.evaluation.efficiency import efficiency_table
 from controlbreast.evaluation.figures import curve_figure, efficiency_figure, recipe_figure
 from controlbreast.evaluation.headline import PRIMARY, headline, set_metric, travel
 from controlbreast.evaluation.recipes import PLOT_COLUMNS, plot_rows, summary_lines
-from controlbreast.outputs import csv_bytes, write_atomic
-from controlbreast.tracking import flatten, stage_run
+from controlbreast.outputs import atomic_folder, csv_bytes, write_atomic
+from controlbreast.run_metrics import classifier_headline, dvc_headline, log_report
+from controlbreast.tracking import stage_run
 
 
-def mlflow_metrics(metrics: dict) -> dict[str, float]:
-    """The numbers of ``metrics``, flattened, with MLflow-safe keys (``+`` → ``_plus_``)."""
-    flat = flatten(metrics)
-    return {re.sub(r"[^\w./ -]", "_", key.replace("+", "_plus_")): float(value)
-            for key, value in flat.items() if isinstance(value, int | float)}
+def write_headline(summary: dict, folder: Path) -> None:
+    """``<folder>/<set>/<arm>.json``: the rows of ``dvc metrics show`` (``run_metrics.dvc_headline``)."""
+    with atomic_folder(folder) as build:
+        for name, arms in dvc_headline(summary).items():
+            for arm, row in arms.items():
+                write_atomic(build / name / f"{arm}.json", (json.dumps(row, indent=2) + "\n").encode())
 
 
 def write_efficiency(rows: list[dict], plots: Path, positive_auc: str) -> None:
@@ -89,12 +92,14 @@ def log_external_roc(rows: list[dict], metrics: dict, plots: Path, positive: str
 def main(params: Path) -> None:
     """Evaluate, write the metrics and curves, log them and the figures to MLflow, print a table."""
     config = load_config(params)
-    with stage_run(config, "evaluate", ("evaluate",)):
+    with stage_run(config, "evaluate", ("evaluate",), data=("test", "external")):
         result = evaluate_arms(config)
         metrics_file = Path(config.paths.metrics) / "classifier.json"
         write_atomic(metrics_file, (json.dumps(result.metrics, indent=2) + "\n").encode())
         summary_file = Path(config.paths.metrics) / "summary.json"
-        write_atomic(summary_file, (json.dumps(headline(result.metrics), indent=2) + "\n").encode())
+        summary = headline(result.metrics)
+        write_atomic(summary_file, (json.dumps(summary, indent=2) + "\n").encode())
+        write_headline(summary, Path(config.paths.metrics) / "headline")
         plots = Path(config.paths.reports) / "classifier"
         write_atomic(plots / "roc.csv", csv_bytes(result.roc, ["arm", "point", "fpr", "tpr"]))
         write_atomic(plots / "calibration.csv",
@@ -105,8 +110,9 @@ def main(params: Path) -> None:
         auc_key = f"auc_{positive}"
         aucs = {arm: m["ensemble"][auc_key]["estimate"] for arm, m in result.metrics["arms"].items()}
         legend = {arm: f"{arm} (AUC {value:.3f})" for arm, value in aucs.items() if value is not None}
-        mlflow.log_metrics(mlflow_metrics(result.metrics))
-        mlflow.log_dict(result.metrics, "classifier.json")
+        mlflow.log_metrics(classifier_headline(summary))
+        log_report(result.metrics, "classifier")
+        mlflow.log_dict(summary, "summary.json")
         mlflow.log_figure(curve_figure(result.roc, "fpr", "tpr", f"ROC, {positive} vs rest (test)",
                                        "false-positive rate", "true-positive rate", legend),
                           "figures/roc.png")

@@ -9,19 +9,22 @@ import mlflow
 
 from controlbreast.config import load_config
 from controlbreast.evaluation.synthetic import evaluate_synthetic
-from controlbreast.tracking import metric_numbers, stage_run
+from controlbreast.run_metrics import log_report, synthetic_headline
+from controlbreast.tracking import stage_run
 from controlbreast.tuning.tuned import apply_tuned, tuned_values
 
 
 def main(params: Path) -> None:
-    """Evaluate the synthetic set; log every number and the grids to MLflow. The shortcut probe reads
-    the arms' draws at the tuned mix ratio, as ``train-classifier`` will draw them."""
+    """Evaluate the synthetic set; log its headline figures, the full report and the grids to
+    MLflow. The shortcut probe reads the arms' draws at the tuned mix ratio, as
+    ``train-classifier`` will draw them."""
     config = load_config(params)
     config = apply_tuned(config, {k: v for k, v in tuned_values(config).items() if k == "mix_ratio"})
-    with stage_run(config, "evaluate_synthetic", ("synthetic_eval", "controls", "generate", "sampling")):
+    with stage_run(config, "evaluate_synthetic", ("synthetic_eval", "controls", "generate", "sampling"),
+                   data=("training", "validation", "synthetic")):
         report = evaluate_synthetic(config)
-        mlflow.log_metrics(metric_numbers(report))
-        mlflow.log_dict(report, "synthetic.json")
+        mlflow.log_metrics(synthetic_headline(report))
+        log_report(report, "synthetic")
         mlflow.log_artifacts(str(Path(config.paths.reports) / "synthetic"), "grids")
     realism, control = report["realism"]["overall"], report["control_fidelity"]["edge_f1"]
     reference = report["realism"]["reference_real_val"]["overall"]

@@ -24,7 +24,8 @@ def main(params: Path) -> None:
     for line in overrides(config, tuned, params):
         print(f"filter-synthetic: {line}")
     config = apply_tuned(config, tuned)
-    with stage_run(config, "filter_synthetic", ("synthetic_filter", "synthetic_eval")):
+    with stage_run(config, "filter_synthetic", ("synthetic_filter", "synthetic_eval"),
+                   data=("training", "synthetic")):
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         summary = filter_synthetic(config)
         mlflow.log_metrics(metric_numbers(summary))

@@ -43,7 +43,8 @@ def main(params: Path, shard: str | None = None, guided: bool = False) -> None:
     problem = shortfall(config, training_rows(config.paths.prepared))
     if problem:  # a warning, not an error: evaluate-synthetic alone can use a smaller set
         print(f"{name}: warning: {problem}", file=sys.stderr)
-    with stage_run(config, name.replace("-", "_"), ("seed", "generate", "sampling", "controls")):
+    with stage_run(config, name.replace("-", "_"), ("seed", "generate", "sampling", "controls"),
+                   data=("training", "synthetic")):
         mlflow.set_tag("tuned", str(bool(tuned)).lower())
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         summary = generate_set(config, shard=part)

@@ -20,7 +20,8 @@ def main(params: Path) -> None:
     to MLflow and ``<paths.metrics>/ingest.json``."""
     config = load_config(params)
     require_clean(config, str(params))
-    with stage_run(config, "ingest", ("seed", "data", "phantom")):
+    with stage_run(config, "ingest", ("seed", "data", "phantom"),
+                   data=("training", "validation", "test")):
         start = time.perf_counter()
         result = run_ingest(config)
         rows, rejected = result.rows, result.rejected

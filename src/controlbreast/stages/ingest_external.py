@@ -19,7 +19,7 @@ def main(params: Path) -> None:
     """Ingest every external set; log and write the counts; print one line per set."""
     config = load_config(params)
     Path(config.paths.external).mkdir(parents=True, exist_ok=True)  # a DVC output, maybe empty
-    with stage_run(config, "ingest_external", ("evaluate",)):
+    with stage_run(config, "ingest_external", ("evaluate",), data=("external",)):
         report = {external.name: ingest_external(config, external) for external in config.evaluate.external}
         for name, found in report.items():
             mlflow.log_metrics({f"{name}.images": found["images"],

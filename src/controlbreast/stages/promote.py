@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controlbreast.classify.registry import CHAMPION, candidate_version, promote_if_better, verdict
+from controlbreast.classify.registry import CHAMPION, RULE, candidate_version, promote_if_better, verdict
 from controlbreast.config import load_config
 from controlbreast.tracking import use_store
 
@@ -16,6 +16,7 @@ from controlbreast.tracking import use_store
 def main(params: Path, version: str | None, yes: bool) -> None:
     """Print the verdict for ``version`` (default: the candidate); apply it when ``yes``."""
     use_store(load_config(params))
+    print(f"promote: the rule: {RULE}")
     version = version or candidate_version()
     decision = promote_if_better(version) if yes else verdict(version)
     against = f" (champion: version {decision.previous_champion})" if decision.previous_champion else ""

@@ -15,8 +15,11 @@ from controlbreast.classify.models import check_classifier
 from controlbreast.classify.registry import register_candidate
 from controlbreast.config import load_config
 from controlbreast.distributed import is_main_process, peers
+from controlbreast.mixing import NO_AUGMENTATION
 from controlbreast.tracking import stage_run
 from controlbreast.tuning.tuned import apply_tuned, overrides, tuned_values
+
+REAL_ARMS = {"real", NO_AUGMENTATION}  # the arms that read no synthetic image
 
 
 def main(params: Path, arms: Sequence[str]) -> None:
@@ -35,7 +38,8 @@ def main(params: Path, arms: Sequence[str]) -> None:
         with peers("train_classifier"):
             train_arms(config, [(arm, 1.0) for arm in arms])
         return
-    with peers("train_classifier"), stage_run(config, "train_classifier", ("data", "classifier")):
+    roles = ("training", "validation", *(("synthetic",) if set(arms) - REAL_ARMS else ()))
+    with peers("train_classifier"), stage_run(config, "train_classifier", ("data", "classifier"), data=roles):
         mlflow.set_tag("arms", ",".join(arms))
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         start = time.perf_counter()

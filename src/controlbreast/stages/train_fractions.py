@@ -20,7 +20,8 @@ def main(params: Path) -> None:
     config = load_config(params)
     fractions = sorted(f for f in config.classifier.real_fractions if f < 1.0)
     (Path(config.paths.classifiers) / FRACTIONS).mkdir(parents=True, exist_ok=True)  # a DVC out, maybe empty
-    with stage_run(config, "train_fractions", ("data", "classifier")):
+    with stage_run(config, "train_fractions", ("data", "classifier"),
+                   data=("training", "validation", "synthetic")):
         start = time.perf_counter()
         models = train_arms(config, [(arm, f) for f in fractions for arm in FRACTION_ARMS])
         mlflow.log_metric("seconds", time.perf_counter() - start)

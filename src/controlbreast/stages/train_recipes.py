@@ -23,7 +23,8 @@ def main(params: Path) -> None:
     config = apply_tuned(config, tuned)
     (Path(config.paths.classifiers) / RECIPES).mkdir(parents=True, exist_ok=True)  # a DVC out, maybe empty
     fractions = sorted(config.classifier.real_fractions)
-    with stage_run(config, "train_recipes", ("data", "classifier", "synthetic_filter")):
+    with stage_run(config, "train_recipes", ("data", "classifier", "synthetic_filter"),
+                   data=("training", "validation", "synthetic")):
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         start = time.perf_counter()
         models = train_arms(config, [(name, f) for f in fractions for name in config.classifier.recipes])

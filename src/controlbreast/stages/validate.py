@@ -11,11 +11,13 @@ from controlbreast.errors import DataQualityError
 from controlbreast.quality.validate import validate
 from controlbreast.tracking import stage_run
 
+ROLES = {"prepared": ("training", "validation", "test"), "synthetic": ("synthetic",)}  # the set it checks
+
 
 def main(params: Path, target: str = "prepared") -> None:
     """Run the gate; log pass/fail counts and the report to MLflow; fail on a failed expectation."""
     config = load_config(params)
-    with stage_run(config, f"validate-{target}", ("quality",)):
+    with stage_run(config, f"validate-{target}", ("quality",), data=ROLES[target]):
         try:
             report = validate(config, target)
         except DataQualityError:
