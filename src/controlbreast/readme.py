@@ -64,11 +64,12 @@ def _arm_rows(summary: dict) -> list[str]:
 
 
 def _difference_rows(summary: dict) -> list[str]:
-    """The paired differences on the test split that are not a recipe's (those are in the recipe
-    tables, with the verdict that weighs the control): synthetic only, augmentation."""
-    recipes = set(summary.get("recipes", {}))
+    """The paired differences on the test split that are not a recipe's against ``real`` or the
+    control (those are in the recipe tables, with the verdict that weighs the control): synthetic
+    only, augmentation."""
+    recipes, judged = set(summary.get("recipes", {})), {"real", summary.get("same_count_control")}
     rows = [(f"{name}, test split", diff) for name, diff in summary["difference"].items()
-            if name.split(" - ")[0] not in recipes]
+            if not (name.split(" - ")[0] in recipes and name.split(" - ")[1] in judged)]
     return [f"| {label.replace(' - ', ' − ')} | {interval(diff, sign=True)} | {seed_sd(diff)} | "
             f"{direction(diff)} |" for label, diff in rows]
 
