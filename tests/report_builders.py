@@ -150,7 +150,7 @@ def tune(config: Config) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     study.optimize(lambda t: 0.7 + 0.1 * t.suggest_float("mix_ratio", 0.0, 1.0)
-                   - 0.01 * t.suggest_float("guidance_scale", 1.0, 5.0), n_trials=6)
+                   - 0.01 * t.suggest_float("guidance_scale", 1.0, 5.0), n_trials=10)
     figures = render_all(study, Path(config.paths.reports) / "tune")
     summary = summarise(study, 12.0) | {"figures": [p.name for p in figures]}
     write_json(Path(config.paths.metrics) / "tune.json", summary)

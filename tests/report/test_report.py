@@ -191,6 +191,19 @@ def test_data_efficiency_and_external_results_are_shown_when_present(built):
            "roc_external.csv is absent)." in notes(report)
 
 
+def test_importances_from_too_few_trials_are_said_not_drawn(built):
+    config, metrics, _ = built
+    inputs = collect(config)
+    drawn = [p.name for p in build_report(config, inputs, None, None, []).pictures()]
+    assert "tune-importances.png" in drawn  # 10 complete trials
+    few = {**metrics["tune"], "trials": {"complete": 4, "pruned": 2, "fail": 0}}
+    inputs = dataclasses.replace(inputs, metrics={**inputs.metrics, "tune": few})
+    report = build_report(config, inputs, None, None, [])
+    assert "tune-importances.png" not in [p.name for p in report.pictures()]
+    said = notes(report)
+    assert any(line.startswith("Parameter importances not drawn: 4 complete trials") for line in said)
+
+
 def test_separability_shows_the_discriminators_auc_overall_and_per_class():
     from controlbreast.report.data_sections import separability_blocks
 

@@ -228,6 +228,7 @@ def glance_section(inputs: Inputs) -> Section:
     return Section("glance", "At a glance", sentences + travelled)
 
 
+MIN_IMPORTANCE_TRIALS = 10  # fANOVA importances of two knobs from fewer complete trials are noise
 TUNE_FIGURES = (("history.png", "Optimisation history: each trial's validation AUC, best so far as a step "
                                  "line."),
                 ("importances.png", "Which knob mattered (fANOVA importances)."),
@@ -265,6 +266,12 @@ def tuning_section(inputs: Inputs) -> Section:
                          f"#{tune.get('best_trial')}."),
                     Table("Best parameters", ("parameter", "value"), rows)]
     blocks += tuned_vs_test(tune, inputs.metrics.get("classifier"))
-    blocks += [Picture(f"tune-{name}", inputs.tune_pictures[name], caption)
-               for name, caption in TUNE_FIGURES if name in inputs.tune_pictures]
+    complete = (tune.get("trials") or {}).get("complete", 0)
+    for name, caption in TUNE_FIGURES:
+        if name == "importances.png" and complete < MIN_IMPORTANCE_TRIALS:
+            blocks.append(Text(f"Parameter importances not drawn: {complete} complete trials, and fANOVA "
+                               f"needs at least {MIN_IMPORTANCE_TRIALS} to tell which knob mattered "
+                               "(raise tune.n_trials).", note=True))
+        elif name in inputs.tune_pictures:
+            blocks.append(Picture(f"tune-{name}", inputs.tune_pictures[name], caption))
     return Section("tuning", "The tuning", blocks)
