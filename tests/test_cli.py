@@ -32,14 +32,16 @@ def test_bad_params_exit_2_with_the_key_and_no_traceback(tmp_path):
 
 
 def test_bad_data_exits_1_naming_the_file(tmp_path):
-    for label in ("benign", "malignant"):  # every class of data.classes has a folder
+    for label in ("benign", "malignant"):  # every class of data.classes has a folder, one image a split
         root = tmp_path / "busi" / label
         root.mkdir(parents=True)
-        (root / f"{label} (1).png").write_bytes(b"\x89PNG broken")
-        (root / f"{label} (1)_mask.png").write_bytes(b"\x89PNG broken")
-    params = tmp_path / "params.yaml"
+        for k in (1, 2, 3):
+            (root / f"{label} ({k}).png").write_bytes(b"\x89PNG broken")
+            (root / f"{label} ({k})_mask.png").write_bytes(b"\x89PNG broken")
+    params = tmp_path / "params.yaml"  # quotas that 6 images meet, so the preflight check passes
     params.write_text(yaml.safe_dump({"data": {"source": "busi", "root": str(tmp_path / "busi"),
                                                "classes": ["benign", "malignant"]},
+                                      "tune": {"n_trials": 0}, "classifier": {"real_fractions": [1.0]},
                                       "paths": {"mlruns": str(tmp_path / "mlruns")}}))
     result = subprocess.run([*CLI, "ingest", "--params", str(params)], capture_output=True,
                             text=True, cwd=tmp_path)

@@ -10,11 +10,11 @@ from builders import make_config, tiny_config
 from controlbreast.classify.config import RecipeConfig
 from controlbreast.classify.data import load_training_data, synthetic_folder
 from controlbreast.data.manifest import PreparedRow, SyntheticRow, read_manifest
-from controlbreast.data.subsets import subset_ids
+from controlbreast.data.subsets import fraction_config, subset_ids
 from controlbreast.diffusion.data import load_latents
 from controlbreast.errors import ControlBreastError
 from controlbreast.evaluation.recipes import generator_images
-from controlbreast.generation.fractions import fraction_config, train_fraction_generator
+from controlbreast.generation.fractions import train_fraction_generator
 from synthetic_builders import prepared_phantom
 
 SUBSET = {"real_fractions": [0.5, 1.0], "fraction_generator": "subset"}

@@ -44,9 +44,8 @@ from controlbreast.classify.config import RecipeConfig
 from controlbreast.config import Config
 from controlbreast.data.datasets import ImageSet, load_image_set
 from controlbreast.data.manifest import FilterRow, PreparedRow, SyntheticRow, read_manifest
-from controlbreast.data.subsets import subset_ids
+from controlbreast.data.subsets import fraction_config, subset_ids
 from controlbreast.errors import DataError, MissingInputError
-from controlbreast.generation.fractions import fraction_config
 from controlbreast.mixing import FRACTION_ARMS, NO_AUGMENTATION, fraction_arm, per_class_draws
 
 # the built-in arms as recipes: ``synthetic`` draws as many synthetic images per class as the real split has
@@ -244,7 +243,7 @@ def arm_plan(config: Config, arm: str, seed: int, fraction: float = 1.0) -> ArmP
 
 def synthetic_folder(config: Config, found: RecipeConfig, fraction: float = 1.0) -> Path:
     """The set a recipe draws its synthetic images from at ``fraction``: below 1 with
-    ``classifier.fraction_generator: subset``, the fraction's own (``generation.fractions``); else
+    ``classifier.fraction_generator: subset``, the fraction's own (``data.subsets.fraction_config``); else
     the real-guided one for ``synthetic: guided``, or ``paths.synthetic``."""
     if fraction < 1.0 and config.classifier.fraction_generator == "subset":
         return Path(fraction_config(config, fraction).paths.synthetic)

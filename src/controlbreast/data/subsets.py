@@ -1,8 +1,9 @@
 """The nested subsets of the real training split, one per ``classifier.real_fractions``: what the
-data-efficiency arms train on and, with ``classifier.fraction_generator: subset``, their generators.
+data-efficiency arms train on and, with ``classifier.fraction_generator: subset``, what their own
+generators train on, and where those generators and their sets live.
 
 Here, below both ``generation`` and ``classify``, so that a fraction's generator and its classifier
-arms read the very same subset.
+arms read the very same subset and folders without ``classify`` importing the diffusion code.
 """
 
 from __future__ import annotations
@@ -33,3 +34,17 @@ def subset_ids(config: Config, fraction: float) -> frozenset[str]:
         raise DataError(f"fraction {fraction:g} is not one of classifier.real_fractions "
                         f"{list(config.classifier.real_fractions)}")
     return subsets[fraction]
+
+
+def fraction_folder(config: Config, fraction: float) -> Path:
+    """``<paths.fraction_generators>/<fraction>``: the generator of ``fraction`` and its set."""
+    return Path(config.paths.fraction_generators) / f"{fraction:g}"
+
+
+def fraction_config(config: Config, fraction: float) -> Config:
+    """The settings under which ``fraction``'s generator trains and draws: its own models and set
+    folders, and checkpoints apart from the whole split's."""
+    folder = fraction_folder(config, fraction)
+    return config.model_copy(update={"paths": config.paths.model_copy(update={
+        "models": folder, "synthetic": folder / "synthetic",
+        "checkpoints": Path(config.paths.checkpoints) / f"fraction-{fraction:g}"})})

@@ -13,26 +13,10 @@ embedding included) and the ControlNet trained on that fraction's subset alone
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from controlbreast.config import Config
-from controlbreast.data.subsets import subset_ids
+from controlbreast.data.subsets import fraction_config, subset_ids
 from controlbreast.diffusion.pipeline import train_base, train_controlnet
 from controlbreast.generation.generate import generate_set
-
-
-def fraction_folder(config: Config, fraction: float) -> Path:
-    """``<paths.fraction_generators>/<fraction>``: the generator of ``fraction`` and its set."""
-    return Path(config.paths.fraction_generators) / f"{fraction:g}"
-
-
-def fraction_config(config: Config, fraction: float) -> Config:
-    """The settings under which ``fraction``'s generator trains and draws: its own models and set
-    folders, and checkpoints apart from the whole split's."""
-    folder = fraction_folder(config, fraction)
-    return config.model_copy(update={"paths": config.paths.model_copy(update={
-        "models": folder, "synthetic": folder / "synthetic",
-        "checkpoints": Path(config.paths.checkpoints) / f"fraction-{fraction:g}"})})
 
 
 def train_fraction_generator(config: Config, fraction: float, progress: bool = True) -> dict:

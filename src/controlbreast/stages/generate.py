@@ -28,8 +28,10 @@ def main(params: Path, shard: str | None = None, guided: bool = False) -> None:
     tuned guidance when ``tune.n_trials`` > 0); log its params (the applied values), counts and
     timing to MLflow."""
     config = load_config(params)
-    if guided and guided_config(config) is None:
-        write_empty_set(Path(config.paths.synthetic_guided), config.controls.channels)
+    if guided and guided_config(config) is None:  # its run says so: every DVC stage has one
+        with stage_run(config, "generate_guided", ("generate",), data=()):
+            mlflow.set_tag("guided_strength", "null")
+            write_empty_set(Path(config.paths.synthetic_guided), config.controls.channels)
         print(f"generate-guided: generate.guided_strength is null: no real-guided set "
               f"({config.paths.synthetic_guided} holds none)")
         return
