@@ -81,5 +81,5 @@ def test_ci_tiny_repro_writes_a_metrics_diff_and_renders_plots(project, tmp_path
     run("scripts/ci-tiny-repro.sh", cwd=project, env={"GITHUB_STEP_SUMMARY": str(summary), "BEFORE": before})
     report = summary.read_text()
     assert f"compared with `{before}`" in report  # a push: its previous head (a commit without results)
-    assert "### Metrics diff" in report and "| Path" in report and "metrics/classifier.json" in report
+    assert "### Metrics diff" in report and "| Path" in report and "metrics/headline/test/" in report
     assert (project / "plots-diff" / "index.html").is_file()

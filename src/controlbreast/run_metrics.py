@@ -67,12 +67,14 @@ def _set_metrics(name: str, aucs: Mapping[str, float | None], auc_label: str,
 def classifier_headline(summary: Mapping[str, Any]) -> dict[str, float]:
     """The columns of ``evaluation.headline.headline(metrics)``'s output (module docstring), test
     split first, then each external set (``<set>_auc_<arm>``, ``<set>_diff_real_synthetic_vs_real``
-    with ``_low`` and ``_high``), at most ``CAP``; an undefined number (null) is left out."""
-    found = _set_metrics(TEST, summary["auc"], "auc", summary["difference"], every=True)
+    with ``_low`` and ``_high``), then the test split's other differences (estimates), at most
+    ``CAP`` (the last of those go first); an undefined number (null) is left out."""
+    found = _set_metrics(TEST, summary["auc"], "auc", summary["difference"], every=False)
     for name, entry in summary.get("external", {}).items():
         label, aucs = (("auc", entry["auc"]) if "auc" in entry
                        else ("auc_present", entry["auc_ovr_macro_present"]))
         found.update(_set_metrics(name, aucs, label, {PRIMARY: entry.get(PRIMARY, {})}, every=False))
+    found.update(_set_metrics(TEST, {}, "auc", summary["difference"], every=True))  # the rest last
     return capped(found)
 
 

@@ -24,6 +24,7 @@ from controlbreast.tuning import plots
 from controlbreast.tuning.objective import Objective
 from controlbreast.tuning.study import (
     check_finished,
+    check_storage_url,
     finished,
     open_storage,
     open_study,
@@ -79,6 +80,7 @@ def run_tune(config: Config, args: WorkerArgs, report_folder: Path) -> dict:
     """Run the study with ``args.workers`` workers (1: in this process); returns ``tune.json``."""
     if args.workers > 1 and ":memory:" in args.storage:
         raise ConfigError("tune.storage: an in-memory database cannot be shared by workers")
+    check_storage_url(args.storage)
     check_mix_fits(config.tune, len(config.data.classes),  # before the study exists
                    len(training_rows(config.paths.prepared)))
     tune = config.tune.model_copy(update={"storage": args.storage})

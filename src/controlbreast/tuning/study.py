@@ -103,6 +103,17 @@ def rdb_storage(url: str, key: str, quota: int | None = None, **heartbeats: Any)
         return QuotaStorage(sqlalchemy_url(url), quota, **kwargs)
 
 
+def check_storage_url(url: str) -> None:
+    """A ``ConfigError`` naming ``tune.storage`` when its database kind (SQLAlchemy dialect) is
+    unknown here: checked before anything else, without connecting or creating a file."""
+    if url.startswith("grpc://"):
+        return
+    try:
+        sqlalchemy.engine.make_url(url).get_dialect()
+    except Exception as error:  # a malformed URL or a dialect no driver provides
+        raise ConfigError(f"tune.storage: cannot open {url!r}: {type(error).__name__}: {error}") from None
+
+
 def open_storage(url: str, tune: TuneConfig, timeout: float = 10.0) -> BaseStorage:
     """An RDB storage with heartbeats and the quota ``tune.n_trials`` (``QuotaStorage``), or a gRPC
     proxy client (no quota: workers behind the proxy may run one trial too many each); a storage
