@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from controlbreast.config import Config
 from controlbreast.data.subsets import subset_ids
-from controlbreast.evaluation.headline import MAIN, set_metric
+from controlbreast.evaluation.headline import COUNTS, MAIN, set_metric
 from controlbreast.mixing import fraction_arm
 
 INTERNAL = "test"
@@ -119,7 +119,6 @@ def recipe_table(config: Config, metrics: dict, trained_on: dict[float, int]) ->
     return table
 
 
-COUNTS = ("real_images", "generator_images")
 PLOT_COLUMNS = ["arm", "recipe", "set", "fraction", "real_images", "difference", "difference_low",
                 "difference_high"]
 
