@@ -29,10 +29,12 @@ from controlbreast.classify.arms import train_arms
 from controlbreast.classify.predict import Predictor
 from controlbreast.config import parse_config, read_params
 from controlbreast.evaluation.arms import (
-    arm_metrics,
+    load_arm,
+    over_seeds,
     paired_differences,
     positive_index,
     predict_arm,
+    seed_values,
     split_images,
     trained_arms,
 )
@@ -59,7 +61,7 @@ def main() -> None:
     parser.add_argument("--variant", nargs="+", default=["default"])
     args = parser.parse_args()
     raw = read_params(args.params)
-    reference, rows = None, []
+    reference, rows, values = None, [], {}
     for text in args.variant:
         name, overrides = parse_variant(text)
         scratch = args.scratch / name
@@ -67,15 +69,16 @@ def main() -> None:
         config, minutes = run_variant(raw, overrides, scratch)
         val, test = split_images(config, "val"), split_images(config, "test")
         folders = trained_arms(config.paths.classifiers)["real"]
-        probs = predict_arm("real", folders, val, test)
+        probs = predict_arm("real", load_arm(folders, test.classes), val, test)
         positive = positive_index(config)
-        metrics = arm_metrics(probs, val, test, positive, config.evaluate)["seed_mean"]
+        values[name] = seed_values(probs, val, test, positive, config.evaluate)[0]
+        metrics = over_seeds(values[name], len(test.ids), config.evaluate)
         val_auc = float(np.mean([Predictor.from_folder(f).card.val_auc for f in folders]))
         difference = ""
         if reference is None:
-            reference = probs
+            reference = name
         else:  # paired seed by seed, over seeds and test images
-            diff = paired_differences(probs, reference, val, test, positive, config.evaluate)
+            diff = paired_differences(name, reference, values, len(test.ids), config.evaluate)
             difference = format_interval(diff["auc_ovr_macro"], signed=True)
         rows.append((name, f"{val_auc:.3f}", format_interval(metrics["auc_ovr_macro"]), difference,
                      f"{minutes:.1f}"))

@@ -20,10 +20,9 @@ from controlbreast.data.ingest import rejection_counts, run_ingest, split_counts
 from controlbreast.evaluation.arms import (
     ArmProbabilities,
     SplitImages,
-    arm_metrics,
+    arm_results,
     curves,
     finite,
-    paired_differences,
 )
 from controlbreast.evaluation.recipes import recipe_table
 from controlbreast.grids import side_by_side
@@ -92,15 +91,12 @@ def classifier(config: Config) -> dict:
     arms = {arm: ArmProbabilities(arm, seeds, per_seed(val.labels, skill, 3 + k),
                                   per_seed(test.labels, skill, 13 + k))
             for k, (arm, skill) in enumerate((("real", 1.5), ("real+synthetic", 1.7), ("synthetic", 0.8)))}
-    metrics, roc, calibration = {"test_images": 60, "arms": {}, "differences": {}}, [], []
-    for arm, probs in arms.items():
-        metrics["arms"][arm] = arm_metrics(probs, val, test, 2, config.evaluate)
+    roc, calibration = [], []
+    for probs in arms.values():
         rows = curves(probs, test, 2, config.evaluate.calibration_bins)
         roc, calibration = roc + rows[0], calibration + rows[1]
-    for a in ("real+synthetic", "synthetic"):
-        metrics["differences"][f"{a} - real"] = paired_differences(arms[a], arms["real"], val, test, 2,
-                                                                   config.evaluate)
-    metrics = finite(metrics)
+    scored, differences = arm_results(arms, config, val, test, 2)
+    metrics = finite({"test_images": 60, "arms": scored, "differences": differences})
     metrics = {"recipes": recipe_table(config, metrics, {1.0: 40}), **metrics}
     write_json(Path(config.paths.metrics) / "classifier.json", metrics)
     plots = Path(config.paths.reports) / "classifier"

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from controlbreast.readme import FILES, readme_block, readme_commit, results_table
+from controlbreast.readme import FILES, readme_block, results_table
 
 REPO = Path(__file__).resolve().parents[1]
 PROVENANCE = re.compile(r"commit `([0-9a-f]{7,40})` · params (.+?) · machine: \S")
 PARAMS_FILE = re.compile(r"`([\w./-]+\.ya?ml)@([0-9a-f]{12})`")
+COMMIT = re.compile(r"at commit `([0-9a-f]{7,40})`")
 
 
 def build(config: Path, site: Path) -> subprocess.CompletedProcess:
@@ -30,6 +31,13 @@ def build(config: Path, site: Path) -> subprocess.CompletedProcess:
 
 def git(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, timeout=30)
+
+
+def readme_commit(text: str) -> str:
+    """The commit the README's results block names."""
+    found = COMMIT.search(readme_block(text))
+    assert found, "the README's results block names no commit"
+    return found[1]
 
 
 def needs_history() -> None:
@@ -188,3 +196,71 @@ def test_each_own_data_checklist_passes_check_and_ingest_on_a_tiny_example(tmp_p
     assert result.rows and not result.rejected
     modality = "mammography" if "mammograms" in kind else "ultrasound"
     assert {row["modality"] for row in result.rows} == {modality}
+
+
+# A cross-reference is a path from the repository root to a README or docs page, with an optional
+# anchor (`docs/pipeline/classifiers.md#how-a-difference-is-judged`), in any tracked text file; the
+# README's own links are relative to it. A name without a path ("README, Recipes") cannot be checked.
+REFERENCE = re.compile(r"(?<![\w./-])((?:README|docs/[\w./-]+?)\.md)(?:#([\w-]+))?")
+README_LINK = re.compile(r"\]\(((?!https?:)[^)#\s]*)(?:#([\w-]+))?\)")
+VAGUE = re.compile(r'README(?!\.md)(?:,? ["“]|\)|, [A-Z])|\(README, \w+\)')
+TEXT_FILES = (".py", ".yaml", ".yml", ".md", ".toml", ".cfg", ".sh", ".txt")
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor as the docs site (Python-Markdown's toc) and GitHub make it."""
+    text = re.sub(r"[^\w\s-]", "", heading).strip().lower()
+    return re.sub(r"[-\s]+", "-", text)
+
+
+def anchors(page: Path) -> set[str]:
+    """Every heading's anchor on a Markdown page (fenced code skipped; ``{#id}`` honoured)."""
+    found, fenced = set(), False
+    for line in page.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (heading := re.match(r"#{1,6}\s+(.*?)\s*$", line)):
+            explicit = re.search(r"\{#([\w-]+)\}\s*$", heading.group(1))
+            found.add(explicit.group(1) if explicit else slug(heading.group(1)))
+    return found
+
+
+def tracked_text() -> list[Path]:
+    names = git("ls-files").stdout.decode().splitlines()
+    return [REPO / name for name in names if name != "tests/test_docs.py"
+            and (name.endswith(TEXT_FILES) or Path(name).name in ("Makefile", "run"))]
+
+
+def dangling(source: Path, target: Path, anchor: str | None) -> str | None:
+    if not target.is_file():
+        return f"{source.relative_to(REPO)}: {target.relative_to(REPO)} does not exist"
+    if anchor and anchor not in anchors(target):
+        return f"{source.relative_to(REPO)}: {target.relative_to(REPO)} has no section #{anchor}"
+    return None
+
+
+def test_every_cross_reference_resolves_to_a_page_and_section():
+    problems = []
+    for path in tracked_text():
+        if not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        for match in REFERENCE.finditer(text):
+            problems.append(dangling(path, (REPO / match.group(1)).resolve(), match.group(2)))
+        if path.suffix in (".py", ".yaml", ".yml", ".toml") or path.name in ("Makefile", "run"):
+            problems += [f"{path.relative_to(REPO)}: {match.group(0)!r} names no page (write README.md#part)"
+                         for match in VAGUE.finditer(text)]
+    readme = REPO / "README.md"
+    for match in README_LINK.finditer(readme.read_text()):
+        target = (REPO / match.group(1)).resolve() if match.group(1) else readme
+        problems.append(dangling(readme, target, match.group(2)) if target.suffix == ".md" else None)
+    assert [p for p in problems if p] == []
+
+
+def test_a_dangling_anchor_is_caught():
+    page = REPO / "docs" / "pipeline" / "classifiers.md"
+    assert dangling(REPO / "params.yaml", page, "how-a-difference-is-judged") is None
+    assert "no section #no-such-part" in dangling(REPO / "params.yaml", page, "no-such-part")
+    assert slug("Data and model storage (DVC remote)") == "data-and-model-storage-dvc-remote"
+    assert VAGUE.search('tune:  # Optuna (README "Tuning")') and VAGUE.search("(README, Recipes)")
+    assert not VAGUE.search("see README.md#recipes") and not VAGUE.search("the README, the report")

@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import optuna
 
@@ -77,3 +78,12 @@ def scripted(curves: list[list[float]]):
         return max(curves[trial.number])
 
     return objective
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 0.1 s; fail naming ``what`` after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.1)

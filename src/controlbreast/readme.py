@@ -9,7 +9,6 @@ describes. ``tests/test_docs.py`` renders it again and fails when the README's c
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from controlbreast.report.numbers import interval
 BEGIN = "<!-- results:begin (written by `controlbreast readme-results` from metrics/summary.json) -->"
 END = "<!-- results:end -->"
 FILES = ("README.md", "docs/index.md")  # the files that show the table
-COMMIT = re.compile(r"at commit `([0-9a-f]{7,40})`")
 
 
 def _recipe_rows(summary: dict) -> list[str]:
@@ -115,14 +113,6 @@ def replace_block(text: str, block: str, source: str = "README.md") -> str:
 def readme_block(text: str) -> str:
     """The README's current block between the markers (inclusive)."""
     return text[text.index(BEGIN):text.index(END) + len(END)]
-
-
-def readme_commit(text: str) -> str:
-    """The commit the README's block names."""
-    found = COMMIT.search(readme_block(text))
-    if not found:
-        raise ControlBreastError("the README's results block names no commit")
-    return found[1]
 
 
 def _git(root: Path, *args: str) -> str:

@@ -9,14 +9,24 @@ from builders import header_only_png, write_dicom
 from controlbreast.data.imageio import (
     DicomTags,
     encode_png,
-    read_gray,
     read_mask,
-    read_native,
     read_source,
     scale_bits,
     to_uint8,
 )
 from controlbreast.errors import SampleError
+
+
+def read_native(path, name, max_pixels=None):
+    """``read_source`` as (pixels, declared bit depth, sha256, PatientID)."""
+    source = read_source(path, name, max_pixels)
+    return source.pixels, source.bit_depth, source.sha256, source.tags.patient
+
+
+def read_gray(path, name, max_pixels=None):
+    """``read_source`` to (H, W) uint8, with bit depth, sha256 and PatientID."""
+    source = read_source(path, name, max_pixels)
+    return to_uint8(source.pixels, source.scale_bits)[0], source.bit_depth, source.sha256, source.tags.patient
 
 
 def png_bytes(pixels: np.ndarray, mode: str | None = None) -> bytes:

@@ -14,6 +14,7 @@ from controlbreast.errors import ControlBreastError
 from controlbreast.evaluation.arms import (
     evaluate_arms,
     paired_differences,
+    seed_values,
     split_images,
     trained_arms,
 )
@@ -90,7 +91,8 @@ def test_paired_differences_are_means_over_seeds_with_the_control_and_a_model_ag
     assert arms["real"]["seed_mean"]["auc_ovr_macro"]["estimate"] == pytest.approx(np.mean(seed_aucs))
     config = trained_classifiers.config
     real, val = evaluation.probabilities["real"], split_images(config, "val")
-    same = paired_differences(real, real, val, evaluation.test, 2, config.evaluate)
+    values = {"real": seed_values(real, val, evaluation.test, 2, config.evaluate)[0]}
+    same = paired_differences("real", "real", values, len(evaluation.test.ids), config.evaluate)
     for name, value in same.items():
         assert (value["estimate"], value["low"], value["high"], value["seed_sd"]) == (0, 0, 0, 0), name
         assert "p_value" not in value, "two identical models: no test, not p = 1"

@@ -8,14 +8,17 @@ import pytest
 from PIL import Image
 
 from builders import make_config, tiny_config
+from controlbreast.classify.config import RecipeConfig
 from controlbreast.data.imageio import encode_png, load_png
 from controlbreast.data.manifest import PreparedRow, SyntheticRow, manifest_bytes, read_manifest
+from controlbreast.data.subsets import subset_ids
 from controlbreast.diffusion import pipeline
 from controlbreast.errors import ControlBreastError, DataQualityError
 from controlbreast.generation.generate import (
     draw_rows,
     generate_set,
     guided_config,
+    guided_rows,
     load_generator,
     model_hash,
     plan,
@@ -190,11 +193,13 @@ def test_small_strength_stays_close_to_its_varied_source_image(generated):
 
 def test_the_real_guided_set_is_the_plain_sets_rows_started_from_their_real_images(generated, tmp_path):
     config, _ = generated
-    config = config.model_copy(update={"paths": config.paths.model_copy(
-        update={"synthetic_guided": tmp_path / "guided"})})
+    recipes = {"real+guided": RecipeConfig(synthetic="guided")}  # at classifier.mix_ratio 1: every control
+    paths = config.paths.model_copy(update={"synthetic_guided": tmp_path / "guided"})
+    classifier = config.classifier.model_copy(update={"recipes": recipes})
+    config = config.model_copy(update={"paths": paths, "classifier": classifier})
     guided = guided_config(config)
     assert Path(guided.paths.synthetic) == tmp_path / "guided" and guided.generate.strength == 0.6
-    generate_set(guided, progress=False)
+    generate_set(guided, progress=False, guided=True)
     plain, rows = manifest(config), manifest(guided)
     same = ("id", "label", "control_id", "seed", "variation")
     assert [{k: r[k] for k in same} for r in rows] == [{k: r[k] for k in same} for r in plain]
@@ -204,6 +209,35 @@ def test_the_real_guided_set_is_the_plain_sets_rows_started_from_their_real_imag
     assert np.array_equal(again, drawn[:2])  # each image is its row's, regenerated alone
     off = config.model_copy(update={"generate": config.generate.model_copy(update={"guided_strength": None})})
     assert guided_config(off) is None
+
+
+def test_the_guided_set_holds_what_each_fractions_guided_arm_draws_and_no_more(prepared, tmp_path):
+    fractions = (0.25, 0.5, 1.0)
+    config = make_config(tmp_path, paths={"prepared": str(prepared.paths.prepared)},
+                         classifier={"real_fractions": list(fractions), "mix_ratio": 0.1,
+                                     "recipes": {"real+guided": {"synthetic": "guided", "mix_ratio": 0.3},
+                                                 "real+filtered": {"synthetic": "filtered"}}})
+    train = training_rows(config.paths.prepared)
+    rows = plan(config, train)
+    kept = guided_rows(config, train, rows)
+    assert [r for r in rows if r in kept] == kept  # the plain set's own rows, in its order
+    label = {r.id: r.label for r in train}
+    for c in config.data.classes:
+        mine = [r for r in kept if r["label"] == c]
+        assert len(mine) == np.ceil(0.3 * sum(r.label == c for r in train))
+        assert len({r["control_id"] for r in mine}) == len(mine)
+    for f in fractions:  # every fraction's arm finds what it draws among its subset's controls
+        ids = subset_ids(config, f)
+        for c in config.data.classes:
+            n = sum(label[i] == c for i in ids)
+            assert sum(r["control_id"] in ids and r["label"] == c for r in kept) >= round(0.3 * n), (f, c)
+    assert len(kept) < len(rows) / 2
+    own = {"real+guided": RecipeConfig(synthetic="guided")}  # at classifier.mix_ratio, here 1.5: repeats
+    more = config.model_copy(update={"classifier": config.classifier.model_copy(update={"mix_ratio": 1.5,
+                                                                                     "recipes": own})})
+    assert guided_rows(more, train, rows) == rows
+    none = config.model_copy(update={"classifier": config.classifier.model_copy(update={"recipes": {}})})
+    assert guided_rows(none, train, rows) == []
 
 
 def test_a_guided_recipe_needs_a_guided_strength_and_without_one_the_set_is_empty(tmp_path):

@@ -24,9 +24,8 @@ from controlbreast.tuning.study import (
     open_study,
     optimize,
     run_workers,
-    wait_for,
 )
-from tuning_builders import STEPS, cheap_worker, scripted, tune_config
+from tuning_builders import STEPS, cheap_worker, scripted, tune_config, wait_for
 
 FAST = {"heartbeat_interval": 1, "grace_period": 2}
 

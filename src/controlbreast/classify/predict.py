@@ -66,11 +66,16 @@ class Predictor:
             return orient(image, None, 8, MammographyConfig(**card.mammography))[0]
         return image
 
+    def predict_decoded(self, images: Sequence[np.ndarray], names: Sequence[str]) -> np.ndarray:
+        """(N, C) probabilities of decoded (H, W) uint8 source images, each prepared by ``prepare``."""
+        return self.predict_pixels([self.prepare(image, name)
+                                    for image, name in zip(images, names, strict=True)])
+
     def predict_encoded(self, data: Sequence[bytes], names: Sequence[str]) -> np.ndarray:
         """(N, C) probabilities of encoded source images (prepared by ``prepare``); a bad one raises
         ``SampleError`` naming it."""
-        return self.predict_pixels([self.prepare(decode_image(blob, name), name)
-                                    for blob, name in zip(data, names, strict=True)])
+        images = [decode_image(blob, name) for blob, name in zip(data, names, strict=True)]
+        return self.predict_decoded(images, names)
 
     def predict_files(self, paths: Sequence[Path]) -> np.ndarray:
         return self.predict_encoded([read_bytes(Path(p), str(p)) for p in paths], [str(p) for p in paths])

@@ -1,9 +1,9 @@
 """Reading source images of any common medical format into 8-bit grayscale, and writing PNGs.
 
 Sources hand us PNG/JPEG/TIFF at 8 or 16 bits (often RGB though the content is grayscale) and
-DICOM. Everything becomes a (H, W) uint8 or uint16 array here (``read_native``: ingest resizes
-before it scales to 8 bits, so a large 16-bit image never gets a full-size float copy), a uint8
-one (``read_gray``), or a ``SampleError`` that names the file and the problem: zero bytes,
+DICOM. Everything becomes a (H, W) uint8 or uint16 array here (``read_source``: ingest resizes
+before it scales to 8 bits with ``to_uint8``, so a large 16-bit image never gets a full-size
+float copy), or a ``SampleError`` that names the file and the problem: zero bytes,
 truncated or corrupt data, an unsupported mode, a multi-frame DICOM, more pixels than allowed
 (checked from the header, before decoding).
 """
@@ -313,21 +313,6 @@ def declared_bits(data: bytes, pixels: np.ndarray) -> int:
     if data[:8] == b"\x89PNG\r\n\x1a\n" and at > 0 and 1 <= data[at + 4] <= 16:
         return int(data[at + 4])
     return 16
-
-
-def read_native(path: Path, name: str, max_pixels: int | None = None
-                ) -> tuple[np.ndarray, int, str, str | None]:
-    """``read_source`` as (pixels, declared bit depth, sha256, PatientID)."""
-    source = read_source(path, name, max_pixels)
-    return source.pixels, source.bit_depth, source.sha256, source.tags.patient
-
-
-def read_gray(path: Path, name: str, max_pixels: int | None = None
-              ) -> tuple[np.ndarray, int, str, str | None]:
-    """Read any supported image: (H, W) uint8, bit depth, sha256 of the file, DICOM PatientID."""
-    source = read_source(path, name, max_pixels)
-    pixels = to_uint8(source.pixels, source.scale_bits)[0]
-    return pixels, source.bit_depth, source.sha256, source.tags.patient
 
 
 def read_mask(paths: list[Path], names: list[str], shape: tuple[int, int],

@@ -1,7 +1,8 @@
 """The trained arms on the real test split: metrics with bootstrap intervals and paired differences.
 
 This is the first and only place the test split is read. Probabilities come from ``Predictor``
-reading the prepared PNG files, exactly as ``controlbreast predict`` does, so a probability in
+on the prepared PNG files decoded as ``controlbreast predict`` decodes them (once per split, each
+model loaded once for every set), so a probability in
 ``metrics/classifier.json``'s curves is the one ``predict`` prints for that file.
 
 For each arm found under ``paths.classifiers`` (``real``, ``real-noaug``, ``real+synthetic``,
@@ -30,7 +31,7 @@ class-stratified resamples of the test images. ``seed_mean`` and every paired di
 (``real+synthetic − real``, ``synthetic − real``, ``real − real-noaug``: what classic augmentation
 buys, ``real+synthetic − real-noaug``, each recipe − ``real`` and each recipe − the same-count
 control) are means over the training seeds, paired seed by seed, with an interval and p-value that
-count the seeds as random as well as the test images (``bootstrap.seed_images_interval``), and
+count the seeds as random as well as the test images (``bootstrap.seed_interval``), and
 the between-seed spread ``seed_sd``: a second training run moves a figure by about that much.
 
 Data efficiency: the arms trained on fractions of the real training split (``real@0.5``,
@@ -58,15 +59,20 @@ from sklearn.metrics import roc_curve
 from controlbreast.classify.models import CARD, set_threads
 from controlbreast.classify.predict import Predictor
 from controlbreast.classify.scores import auc, macro_auc
+from controlbreast.classify.transforms import decode_image
 from controlbreast.config import Config
 from controlbreast.data.datasets import label_indices
+from controlbreast.data.imageio import read_bytes
 from controlbreast.data.manifest import PreparedRow, read_manifest
 from controlbreast.errors import ConfigError, DataError, MissingInputError, ModelError
 from controlbreast.evaluation.bootstrap import (
+    Resampled,
     Statistic,
     bootstrap_interval,
     format_interval,
-    seed_images_interval,
+    percentile_interval,
+    resample,
+    seed_interval,
 )
 from controlbreast.evaluation.classification import (
     balanced_accuracy,
@@ -98,6 +104,11 @@ class SplitImages:
     classes: tuple[str, ...]
     sources: tuple[str, ...] | None = None
     external: bool = False
+    pixels: tuple[np.ndarray, ...] = ()  # each file decoded once, as ``controlbreast predict`` decodes it
+
+    @property
+    def names(self) -> list[str]:
+        return [str(path) for path in self.files]
 
 
 @dataclass(frozen=True)
@@ -134,11 +145,11 @@ def split_images(config: Config, split: str, folder: Path | None = None,
             if row.split == split and row.id not in exclude]
     if not rows:
         raise DataError(f"{folder}/manifest.csv: no {split} images")
-    classes = tuple(config.data.classes)
-    return SplitImages(ids=tuple(row.id for row in rows),
-                       files=tuple(folder / "images" / f"{row.id}.png" for row in rows),
+    classes, files = tuple(config.data.classes), tuple(folder / "images" / f"{row.id}.png" for row in rows)
+    return SplitImages(ids=tuple(row.id for row in rows), files=files,
                        labels=label_indices([row.label for row in rows], classes, folder / "manifest.csv"),
-                       classes=classes, sources=tuple(row.source_image for row in rows))
+                       classes=classes, sources=tuple(row.source_image for row in rows),
+                       pixels=tuple(decode_image(read_bytes(path, str(path)), str(path)) for path in files))
 
 
 def _seed_folders(folder: Path) -> list[Path]:
@@ -160,17 +171,27 @@ def trained_arms(root: Path, fractions: Sequence[float] = (),
     return {name: found for name, folder in folders.items() if (found := _seed_folders(folder))}
 
 
-def predict_arm(arm: str, folders: Sequence[Path], val: SplitImages, test: SplitImages) -> ArmProbabilities:
-    """Probabilities of every seed's model on the validation and test files."""
-    val_probs, test_probs = [], []
+def load_arm(folders: Sequence[Path], classes: tuple[str, ...]) -> dict[str, Predictor]:
+    """Each seed's model of one arm, by its seed folder's name (``seed-0``), loaded once for every
+    set it predicts; a model of other classes than ``data.classes`` is refused."""
+    models = {}
     for folder in folders:
-        predictor = Predictor.from_folder(folder)
-        if tuple(predictor.card.classes) != test.classes:
-            raise ModelError(f"{folder}: trained on classes {list(predictor.card.classes)}, but "
-                             f"data.classes is {list(test.classes)} (retrain the classifiers)")
-        val_probs.append(predictor.predict_files(val.files))
-        test_probs.append(predictor.predict_files(test.files))
-    return ArmProbabilities(arm, tuple(p.name for p in folders), np.stack(val_probs), np.stack(test_probs))
+        models[folder.name] = Predictor.from_folder(folder)
+        if tuple(models[folder.name].card.classes) != classes:
+            raise ModelError(f"{folder}: trained on classes {list(models[folder.name].card.classes)}, but "
+                             f"data.classes is {list(classes)} (retrain the classifiers)")
+    return models
+
+
+def predict_split(models: dict[str, Predictor], images: SplitImages) -> np.ndarray:
+    """(S, n, C): every seed's probabilities on ``images`` (its decoded ``pixels``)."""
+    return np.stack([model.predict_decoded(images.pixels, images.names) for model in models.values()])
+
+
+def predict_arm(arm: str, models: dict[str, Predictor], val: SplitImages,
+                test: SplitImages) -> ArmProbabilities:
+    """Probabilities of every seed's model on the validation and test images."""
+    return ArmProbabilities(arm, tuple(models), predict_split(models, val), predict_split(models, test))
 
 
 def positive_index(config: Config) -> int:
@@ -238,26 +259,29 @@ def model_metrics(val_probs: np.ndarray, test_probs: np.ndarray, val: SplitImage
     return {**metrics, "threshold": threshold}
 
 
-def seed_statistics(probs: ArmProbabilities, val: SplitImages, test: SplitImages, positive: int,
-                    bins: int) -> dict[str, dict[str, Statistic]]:
-    """``{seed: {metric: statistic}}``: each seed's model on the test images, at its own
-    validation-chosen threshold."""
-    found = {}
+SeedValues = dict[str, dict[str, Resampled]]  # {seed: {metric: its value on the test images, resampled}}
+
+
+def seed_values(probs: ArmProbabilities, val: SplitImages, test: SplitImages, positive: int,
+                settings: EvaluateConfig) -> tuple[SeedValues, dict[str, float]]:
+    """Each seed's model on the test images, at its own validation-chosen threshold: every metric
+    on all images and on the shared resamples (``bootstrap.resample``), computed once for the
+    seed's interval, the arm's mean and every difference; and the thresholds."""
+    values, thresholds = {}, {}
     for name, val_probs, test_probs in zip(probs.seeds, probs.val, probs.test, strict=True):
-        threshold = youden_threshold(val_probs[:, positive], val.labels == positive)
-        found[name] = statistics(test_probs, test.labels, positive, threshold, test.classes, bins,
-                                 present_classes(test))
-    return found
+        thresholds[name] = youden_threshold(val_probs[:, positive], val.labels == positive)
+        stats = statistics(test_probs, test.labels, positive, thresholds[name], test.classes,
+                           settings.calibration_bins, present_classes(test))
+        values[name] = resample(stats, test.labels, settings.bootstrap, settings.bootstrap_seed)
+    return values, thresholds
 
 
-def over_seeds(per_seed: dict[str, dict[str, Statistic]], test: SplitImages, settings: EvaluateConfig,
-               difference: bool = False) -> dict:
+def over_seeds(per_seed: SeedValues, cases: int, settings: EvaluateConfig, difference: bool = False) -> dict:
     """Each metric averaged over the seeds, its interval over seeds and test images
-    (``bootstrap.seed_images_interval``) and its between-seed spread."""
+    (``bootstrap.seed_interval``) and its between-seed spread."""
     names = next(iter(per_seed.values()))
-    return {name: seed_images_interval([stats[name] for stats in per_seed.values()], test.labels,
-                                       settings.bootstrap, settings.bootstrap_seed, settings.confidence,
-                                       difference, (-1.0, 1.0) if difference else (0.0, 1.0)).as_dict()
+    return {name: seed_interval([values[name] for values in per_seed.values()], cases, settings.confidence,
+                                difference, (-1.0, 1.0) if difference else (0.0, 1.0)).as_dict()
             for name in names}
 
 
@@ -275,15 +299,16 @@ def confusion(test_probs: np.ndarray, test: SplitImages, settings: EvaluateConfi
     return {"counts": counts, "rates": rates}
 
 
-def arm_metrics(probs: ArmProbabilities, val: SplitImages, test: SplitImages, positive: int,
-                settings: EvaluateConfig) -> dict:
-    """One arm: each seed's metrics, their mean over seeds (``seed_mean``: the figure a verdict
-    reads) and the seed-averaged model's (``ensemble``: probabilities averaged, one model)."""
+def arm_metrics(probs: ArmProbabilities, values: SeedValues, thresholds: dict[str, float], val: SplitImages,
+                test: SplitImages, positive: int, settings: EvaluateConfig) -> dict:
+    """One arm: each seed's metrics (``values``: ``seed_values``), their mean over seeds
+    (``seed_mean``: the figure a verdict reads) and the seed-averaged model's (``ensemble``:
+    probabilities averaged, one model)."""
     result = {"seeds": len(probs.seeds)}
-    for name, val_probs, test_probs in zip(probs.seeds, probs.val, probs.test, strict=True):
-        result[name] = model_metrics(val_probs, test_probs, val, test, positive, settings)
-    result["seed_mean"] = over_seeds(seed_statistics(probs, val, test, positive, settings.calibration_bins),
-                                     test, settings)
+    for name, metrics in values.items():
+        result[name] = {**{metric: percentile_interval(value, settings.confidence).as_dict()
+                           for metric, value in metrics.items()}, "threshold": thresholds[name]}
+    result["seed_mean"] = over_seeds(values, len(test.ids), settings)
     ensemble = model_metrics(probs.val.mean(0), probs.test.mean(0), val, test, positive, settings)
     ensemble |= image_level_auc(probs.test.mean(0), test, positive, settings)
     result["ensemble"] = {**ensemble, "confusion": confusion(probs.test.mean(0), test, settings)}
@@ -319,20 +344,33 @@ def image_level_auc(probabilities: np.ndarray, test: SplitImages, positive: int,
     return {f"image_auc_{test.classes[positive]}": interval.as_dict(), "test_source_images": len(scores)}
 
 
-def paired_differences(a: ArmProbabilities, b: ArmProbabilities, val: SplitImages, test: SplitImages,
-                       positive: int, settings: EvaluateConfig) -> dict:
+def paired_differences(a: str, b: str, values: dict[str, SeedValues], cases: int,
+                       settings: EvaluateConfig) -> dict:
     """``a − b`` for every metric, paired seed by seed (the seeds both arms trained) and on the same
-    test resamples: the mean over seeds of each seed's difference, with an interval and p-value
-    that hold the seeds and the test images random (``over_seeds``) and the between-seed spread."""
-    first = seed_statistics(a, val, test, positive, settings.calibration_bins)
-    second = seed_statistics(b, val, test, positive, settings.calibration_bins)
+    test resamples (``values``: each arm's ``seed_values``): the mean over seeds of each seed's
+    difference, with an interval and p-value that hold the seeds and the test images random
+    (``over_seeds``) and the between-seed spread."""
+    first, second = values[a], values[b]
     common = [seed for seed in first if seed in second]
     if not common:
-        raise ModelError(f"arms {a.arm} ({list(first)}) and {b.arm} ({list(second)}) share no seed: train "
+        raise ModelError(f"arms {a} ({list(first)}) and {b} ({list(second)}) share no seed: train "
                          "both with classifier.seeds")
-    paired = {seed: {name: (lambda i, f=first[seed][name], g=second[seed][name]: f(i) - g(i))
-                     for name in first[seed]} for seed in common}
-    return over_seeds(paired, test, settings, difference=True)
+    paired = {seed: {name: first[seed][name] - second[seed][name] for name in first[seed]} for seed in common}
+    return over_seeds(paired, cases, settings, difference=True)
+
+
+def arm_results(probabilities: dict[str, ArmProbabilities], config: Config, val: SplitImages,
+                test: SplitImages, positive: int) -> tuple[dict, dict]:
+    """Every arm's metrics (``arm_metrics``) and every paired difference of ``comparisons`` whose
+    arms were both trained, on ``test``; each model's metrics resampled once."""
+    settings, arms, differences, values = config.evaluate, {}, {}, {}
+    for arm, probs in probabilities.items():
+        values[arm], thresholds = seed_values(probs, val, test, positive, settings)
+        arms[arm] = arm_metrics(probs, values[arm], thresholds, val, test, positive, settings)
+    for a, b in comparisons(config):
+        if a in probabilities and b in probabilities:
+            differences[f"{a} - {b}"] = paired_differences(a, b, values, len(test.ids), settings)
+    return arms, differences
 
 
 def curves(probs: ArmProbabilities, test: SplitImages, positive: int,
@@ -390,26 +428,22 @@ def class_counts(images: SplitImages) -> dict[str, int]:
     return {name: int(np.sum(images.labels == c)) for c, name in enumerate(images.classes)}
 
 
-def on_external(config: Config, name: str, arms: dict[str, list[Path]], val: SplitImages,
+def on_external(config: Config, name: str, models: dict[str, dict[str, Predictor]],
+                internal: dict[str, ArmProbabilities], val: SplitImages,
                 positive: int) -> tuple[dict, list[dict]]:
-    """Every arm on one external set (thresholds from the internal validation split), with the
-    same paired differences as on the internal test split; and each arm's ROC rows."""
+    """Every arm on one external set (thresholds from the internal validation split: ``internal``'s
+    validation probabilities), with the same paired differences as on the internal test split; and
+    each arm's ROC rows."""
     images, excluded = external_images(config, name)
     settings = config.evaluate
-    probabilities = {arm: predict_arm(arm, folders, val, images) for arm, folders in arms.items()}
+    probabilities = {arm: replace(internal[arm], test=predict_split(arm_models, images))
+                     for arm, arm_models in models.items()}
     counts = class_counts(images)
     result = {"images": len(images.ids), "excluded_near_duplicates": excluded, "images_per_class": counts,
               "classes_present": [c for c, n in counts.items() if n], "arms": {}, "differences": {}}
-    roc = []
-    for arm, probs in probabilities.items():
-        result["arms"][arm] = arm_metrics(probs, val, images, positive, settings)
-        if arm in ARMS:
-            rows = curves(probs, images, positive, settings.calibration_bins)[0]
-            roc += [{"set": name, **row} for row in rows]
-    for a, b in comparisons(config):
-        if a in probabilities and b in probabilities:
-            result["differences"][f"{a} - {b}"] = paired_differences(
-                probabilities[a], probabilities[b], val, images, positive, settings)
+    result["arms"], result["differences"] = arm_results(probabilities, config, val, images, positive)
+    roc = [{"set": name, **row} for arm, probs in probabilities.items() if arm in ARMS
+           for row in curves(probs, images, positive, settings.calibration_bins)[0]]
     return result, roc
 
 
@@ -422,24 +456,22 @@ def evaluate_arms(config: Config) -> Evaluation:
     settings, positive = config.evaluate, positive_index(config)
     set_threads(config.classifier.threads)
     val, test = split_images(config, "val"), split_images(config, "test")
-    probabilities = {arm: predict_arm(arm, folders, val, test) for arm, folders in arms.items()}
-    metrics = {"test_images": len(test.ids), "arms": {}, "differences": {}}
+    models = {arm: load_arm(folders, test.classes) for arm, folders in arms.items()}
+    probabilities = {arm: predict_arm(arm, arm_models, val, test) for arm, arm_models in models.items()}
+    metrics = {"test_images": len(test.ids)}
+    metrics["arms"], metrics["differences"] = arm_results(probabilities, config, val, test, positive)
     roc, calibration = [], []
     for arm, probs in probabilities.items():
-        metrics["arms"][arm] = arm_metrics(probs, val, test, positive, settings)
         if arm in ARMS:  # the data-efficiency arms have their own plot
             arm_roc, arm_calibration = curves(probs, test, positive, settings.calibration_bins)
             roc += arm_roc
             calibration += arm_calibration
-    for a, b in comparisons(config):
-        if a in probabilities and b in probabilities:
-            metrics["differences"][f"{a} - {b}"] = paired_differences(
-                probabilities[a], probabilities[b], val, test, positive, settings)
     metrics["data_efficiency"], efficiency = data_efficiency(
         config, metrics, f"auc_{config.data.classes[positive]}")
     metrics["external"], external_roc = {}, []
     for external in settings.external:
-        metrics["external"][external.name], rows = on_external(config, external.name, arms, val, positive)
+        metrics["external"][external.name], rows = on_external(config, external.name, models, probabilities,
+                                                               val, positive)
         external_roc += rows
     control = control_recipe(config)
     recipes = recipe_table(config, finite(metrics), generator_images(config))

@@ -12,7 +12,7 @@ Resampling is stratified by label: each resample keeps each class's count, so a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -68,7 +68,7 @@ def bootstrap_interval(statistic: Statistic, labels: np.ndarray, resamples: int 
 @dataclass(frozen=True)
 class SeedInterval:
     """A statistic averaged over training seeds, with an interval that holds both the test images
-    and the seeds as random (``seed_images_interval``).
+    and the seeds as random (``seed_interval``).
 
     ``estimate``: the mean over the S seeds of the statistic on every test image; ``seed_sd``: the
     between-seed standard deviation of that statistic (how far one training run moves it);
@@ -87,11 +87,49 @@ class SeedInterval:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 
+@dataclass(frozen=True)
+class Resampled:
+    """A statistic on all n test cases (``full``) and on B shared resamples of them (``samples``
+    (B,)). Computed once per model and metric, it serves the model's own interval, its arm's mean
+    over seeds and every paired difference it enters (``a - b`` pairs the same resamples)."""
+
+    full: float
+    samples: np.ndarray
+
+    def __sub__(self, other: Resampled) -> Resampled:
+        return Resampled(self.full - other.full, self.samples - other.samples)
+
+
+def resample(statistics: Mapping[str, Statistic], labels: np.ndarray, resamples: int = 1000,
+             seed: int = 0) -> dict[str, Resampled]:
+    """Each scalar statistic on all cases and on the class-stratified resamples of ``labels``
+    (``resample_indices``: the same for every model scored on these cases with this seed)."""
+    everything = np.arange(len(labels))[None, :]
+    index = resample_indices(labels, resamples, seed)
+    return {name: Resampled(float(np.asarray(statistic(everything))[0]),
+                            np.asarray(statistic(index), dtype=float))
+            for name, statistic in statistics.items()}
+
+
+def percentile_interval(value: Resampled, confidence: float = 0.95) -> Interval:
+    """One model's ``value`` with its percentile bootstrap interval (as ``bootstrap_interval``)."""
+    return _interval(np.float64(value.full), value.samples, confidence)
+
+
 def seed_images_interval(per_seed: Sequence[Statistic], labels: np.ndarray, resamples: int = 1000,
                          seed: int = 0, confidence: float = 0.95, difference: bool = False,
                          bounds: tuple[float, float] = (-np.inf, np.inf)) -> SeedInterval:
     """The mean over S training seeds of a statistic (one function per seed, e.g. a paired
-    difference of two arms trained with that seed) and its interval over seeds *and* test images.
+    difference of two arms trained with that seed) and its interval over seeds *and* test images
+    (``seed_interval``, on the class-stratified resamples of ``labels``)."""
+    values = [resample({"value": statistic}, labels, resamples, seed)["value"] for statistic in per_seed]
+    return seed_interval(values, len(labels), confidence, difference, bounds)
+
+
+def seed_interval(per_seed: Sequence[Resampled], cases: int, confidence: float = 0.95,
+                  difference: bool = False, bounds: tuple[float, float] = (-np.inf, np.inf)) -> SeedInterval:
+    """The mean over S seeds of a statistic resampled on the same ``cases`` test cases, and its
+    interval over seeds *and* test images.
 
     The variance of the seed mean has two parts: the test images (the class-stratified bootstrap of
     the seed mean, every seed on the same resamples, ``v_images``) and the training runs (the
@@ -102,21 +140,17 @@ def seed_images_interval(per_seed: Sequence[Statistic], labels: np.ndarray, resa
     normal tails). ``p_value`` (``difference``) comes from the same t. ``bounds`` clip the interval
     to the statistic's range (an AUC's [0, 1]). Undefined values (NaN) drop out of every mean.
     """
-    everything = np.arange(len(labels))[None, :]
-    index = resample_indices(labels, resamples, seed)
-    full = np.array([float(np.asarray(statistic(everything))[0]) for statistic in per_seed])
+    full = np.array([value.full for value in per_seed])
     kept = np.isfinite(full)
     if not kept.any():
         return SeedInterval(None, None, None, None, len(per_seed))
-    samples = np.stack([np.asarray(statistic(index), dtype=float) for statistic, keep
-                        in zip(per_seed, kept, strict=True) if keep])
-    return _t_interval(full[kept], np.nanmean(samples, axis=0), len(labels), confidence, difference,
-                       bounds)
+    samples = np.stack([value.samples for value, keep in zip(per_seed, kept, strict=True) if keep])
+    return _t_interval(full[kept], np.nanmean(samples, axis=0), cases, confidence, difference, bounds)
 
 
 def _t_interval(full: np.ndarray, seed_means: np.ndarray, cases: int, confidence: float,
                 difference: bool, bounds: tuple[float, float]) -> SeedInterval:
-    """``seed_images_interval``'s interval from the (S,) full-set values and the (B,) resampled
+    """``seed_interval``'s interval from the (S,) full-set values and the (B,) resampled
     seed means."""
     count, estimate = len(full), float(full.mean())
     v_images = float(np.nanvar(seed_means, ddof=1)) if np.isfinite(seed_means).sum() > 1 else 0.0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -36,6 +37,7 @@ from controlbreast.config import Config
 from controlbreast.data.datasets import load_controls, read_images
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.manifest import PreparedRow, SyntheticRow, manifest_bytes, read_manifest
+from controlbreast.data.subsets import training_subsets
 from controlbreast.diffusion.backends import Backend, VaeCodec, load_base, sample_shape
 from controlbreast.diffusion.config import SamplingConfig
 from controlbreast.diffusion.data import to_uint8, to_unit
@@ -166,6 +168,45 @@ def plan(config: Config, train: Sequence[PreparedRow]) -> list[dict]:
     return rows
 
 
+def guided_ratio(config: Config) -> float | None:
+    """The largest synthetic:real ratio a ``synthetic: guided`` recipe draws at (its own
+    ``mix_ratio`` or ``classifier.mix_ratio``); None when no recipe draws real-guided images."""
+    settings = config.classifier
+    ratios = [found.mix_ratio or settings.mix_ratio for found in settings.recipes.values()
+              if found.synthetic == "guided"]
+    return max(ratios) if ratios else None
+
+
+def guided_rows(config: Config, train: Sequence[PreparedRow], rows: list[dict]) -> list[dict]:
+    """The rows of the plain set's ``plan`` that the real-guided recipes can draw: what
+    ``generate-guided`` makes again at ``generate.guided_strength``, the same controls, variations
+    and seeds.
+
+    Per class c, one row for each of the first ``ceil(ratio x n_c)`` controls (``guided_ratio``) in
+    the order the nested fraction subsets take them (``data.subsets``: a smaller fraction's first),
+    so every fraction f's subset holds at least the ``round(ratio x n_c(f))`` its arm draws (per
+    class, and so pooled). A ratio above 1 repeats controls: every row is kept. No guided recipe:
+    no row.
+    """
+    ratio = guided_ratio(config)
+    if ratio is None:
+        return []
+    if ratio > 1.0:
+        return rows
+    first = {row_id: 1.0 for row_id in (row.id for row in train)}
+    for fraction, ids in sorted(training_subsets(config).items(), reverse=True):
+        first |= dict.fromkeys(ids, fraction)
+    kept: list[dict] = []
+    for label in config.data.classes:
+        own: dict[str, dict] = {}
+        for row in rows:  # each control's first row, in plan order
+            if row["label"] == label:
+                own.setdefault(row["control_id"], row)
+        wanted = math.ceil(ratio * sum(row.label == label for row in train) - 1e-9)
+        kept += [own[control] for control in sorted(own, key=first.__getitem__)[:wanted]]  # stable sort
+    return sorted(kept, key=lambda row: row["id"])
+
+
 def varied_controls(controls: Path, rows: Sequence[dict], channels: tuple[str, ...]) -> np.ndarray:
     """(N, C, H, W) uint8: each row's control, varied as its ``variation`` column says."""
     originals = load_controls(controls, [row["control_id"] for row in rows], channels)
@@ -251,18 +292,20 @@ def set_sampling(config: Config) -> SamplingConfig:
 
 
 def generate_set(config: Config, progress: bool = True, shard: Shard = WHOLE,
-                 subset: frozenset[str] | None = None) -> dict:
+                 subset: frozenset[str] | None = None, guided: bool = False) -> dict:
     """Draw ``shard``'s chunks of the configured set into staging, and swap the set into
     ``paths.synthetic`` if that completed it (``staging.py``); returns counts and timings. Controls
     (and, with ``auto``, the counts per class) come from the training rows, only those in
-    ``subset`` when given.
+    ``subset`` when given; ``guided``: only the rows the real-guided recipes draw (``guided_rows``).
 
     Memory holds one chunk (one sampling batch) at a time, whatever the set's size.
     """
     start = time.perf_counter()
     train = [row for row in training_rows(config.paths.prepared) if subset is None or row.id in subset]
     generator = load_generator(config)
-    rows = [{**row, "model_hash": generator.model_hash} for row in plan(config, train)]
+    rows = plan(config, train)
+    rows = [{**row, "model_hash": generator.model_hash} for row in (guided_rows(config, train, rows) if guided
+                                                                    else rows)]
     sampling, destination = set_sampling(config), Path(config.paths.synthetic)
     digest = plan_digest(rows, generator.channels, sampling.batch_size)
     staging = staging_folder(destination, digest)
@@ -275,7 +318,8 @@ def generate_set(config: Config, progress: bool = True, shard: Shard = WHOLE,
     sampling_seconds = _draw_chunks(config, generator, staging, chunks, todo, progress)
     assembled = assemble(destination, staging, rows, generator.channels, sampling.batch_size)
     drawn = sum(len(chunks[k]) for k in todo)
-    return {"images": len(rows), **{f"images_{c}": n for c, n in class_counts(config, train).items()},
+    made = Counter(row["label"] for row in rows)
+    return {"images": len(rows), **{f"images_{c}": made[c] for c in config.data.classes},
             "controls_used": len({row["control_id"] for row in rows}), "images_drawn": drawn,
             "chunks_drawn": todo, "chunks": len(chunks), "assembled": int(assembled),
             "staging": str(staging), "sampling_seconds": sampling_seconds,

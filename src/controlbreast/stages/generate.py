@@ -14,6 +14,7 @@ from controlbreast.config import load_config
 from controlbreast.generation.generate import (
     generate_set,
     guided_config,
+    guided_ratio,
     shortfall,
     training_rows,
     write_empty_set,
@@ -28,16 +29,18 @@ def main(params: Path, shard: str | None = None, guided: bool = False) -> None:
     tuned guidance when ``tune.n_trials`` > 0); log its params (the applied values), counts and
     timing to MLflow."""
     config = load_config(params)
-    if guided and guided_config(config) is None:  # its run says so: every DVC stage has one
+    unused = "generate.guided_strength is null" if guided_config(config) is None else \
+        "no recipe has synthetic: guided" if guided_ratio(config) is None else None
+    if guided and unused:  # its run says so: every DVC stage has one
         with stage_run(config, "generate_guided", ("generate",), data=()):
-            mlflow.set_tag("guided_strength", "null")
+            mlflow.set_tag("guided_set", "none")
             write_empty_set(Path(config.paths.synthetic_guided), config.controls.channels)
-        print(f"generate-guided: generate.guided_strength is null: no real-guided set "
-              f"({config.paths.synthetic_guided} holds none)")
+        print(f"generate-guided: {unused}: no real-guided set ({config.paths.synthetic_guided} holds none)")
         return
     config = guided_config(config) if guided else config
     part = Shard.parse(shard) if shard else Shard.from_environment()
-    tuned = {k: v for k, v in tuned_values(config).items() if k not in ("mix_ratio", "filter_threshold")}
+    unread = ("filter_threshold",) if guided else ("mix_ratio", "filter_threshold")  # the guided set's size
+    tuned = {k: v for k, v in tuned_values(config).items() if k not in unread}  # follows the tuned mix_ratio
     name = "generate-guided" if guided else "generate"
     for line in overrides(config, tuned, params):
         print(f"{name}: {line}")
@@ -49,7 +52,7 @@ def main(params: Path, shard: str | None = None, guided: bool = False) -> None:
                    data=("training", "synthetic")):
         mlflow.set_tag("tuned", str(bool(tuned)).lower())
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
-        summary = generate_set(config, shard=part)
+        summary = generate_set(config, shard=part, guided=guided)
         mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
     drawn = (f"drew {summary['images_drawn']} images ({len(summary['chunks_drawn'])} of "
              f"{summary['chunks']} chunks) in {summary['sampling_seconds']:.1f} s "

@@ -1,1 +1,2 @@
-"""Optuna tuning of guidance scale and synthetic mix ratio on the validation split (see README)."""
+"""Optuna tuning of guidance scale and synthetic mix ratio on the validation split
+(docs/pipeline/tuning.md)."""

@@ -230,12 +230,3 @@ def summarise(study: optuna.Study, seconds: float) -> dict:
             "trials_per_minute": (counts["complete"] + counts["pruned"]) / max(seconds, 1e-9) * 60,
             "note": "best_val_auc is the validation AUC of the best of many trials: optimistic "
                     "(winner's curse); evaluate's test-split AUC is the honest number"}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` every 0.1 s; raise naming ``what`` after ``timeout`` s."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise TimeoutError(f"{what} did not happen within {timeout:g} s")
-        time.sleep(0.1)
