@@ -19,6 +19,7 @@ from controlbreast.depgraph import (
     write_deps,
 )
 from controlbreast.errors import ConfigError
+from controlbreast.stage_list import END, PAGES, pipeline_order, render
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ LAYERS = (
     ("errors", "credentials", "sections", "config"),
     # leaves, and the CLI's project-level tools (params overlays, pull, the tracking server)
     ("digests", "outputs", "grids", "tracking", "run_metrics", "runs_view", "mixing", "distributed",
-     "overlay", "depgraph", "versions", "server"),
+     "overlay", "depgraph", "stage_list", "versions", "server"),
     ("data",),
     ("controls",),
     ("quality",),
@@ -160,3 +161,24 @@ def test_the_docs_stage_graph_is_what_dvc_draws():
     drawn = run("dvc", "dag", "--md", cwd=REPO)
     assert page[page.index("```mermaid"):].strip() == drawn.strip()
     assert max(map(len, page.splitlines())) <= 110  # not an 872-column ASCII drawing
+
+
+def test_the_stage_lists_are_what_dvc_yaml_gives():
+    """README.md and docs/pipeline/index.md show the list ``stage_list.render`` makes from dvc.yaml
+    (`controlbreast stage-list` rewrites it), and the stage-by-stage table has a row per stage."""
+    block = render(REPO / "dvc.yaml")
+    for name in PAGES:
+        page = (REPO / name).read_text()
+        assert block in page, f"{name}: run `controlbreast stage-list` (dvc.yaml's stages changed)"
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    table = (REPO / "docs" / "pipeline" / "index.md").read_text().split(END, 1)[1]
+    assert sorted(name for name in stages if f"| `{name}` |" not in table) == []
+
+
+def test_stages_come_after_the_stages_they_read_and_each_says_what_it_does(tmp_path):
+    stages = {"report": {"deps": ["metrics/x.json"]}, "train": {"outs": ["models/a"]},
+              "evaluate": {"deps": ["models"], "outs": ["metrics/x.json"]}}
+    assert pipeline_order(stages) == ["train", "evaluate", "report"]
+    (tmp_path / "dvc.yaml").write_text("stages:\n  train:   # fits it\n    cmd: a\n\n  score:\n    cmd: b\n")
+    with pytest.raises(ConfigError, match=r"\['score'\] have no comment"):
+        render(tmp_path / "dvc.yaml")

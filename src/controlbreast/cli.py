@@ -366,6 +366,19 @@ def ui(port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1 only
     _run(lambda: serve_ui(params, port=port))
 
 
+@app.command("stage-list")
+def stage_list() -> None:
+    """Rewrite the stage list in README.md and docs/pipeline/index.md from dvc.yaml."""
+    from controlbreast.stage_list import PAGES, write_pages
+
+    def run() -> None:
+        changed = write_pages(Path.cwd())
+        print(f"stage list rewritten in {', '.join(changed)}" if changed else
+              f"stage list up to date in {', '.join(PAGES)}")
+
+    _run(run)
+
+
 @app.command("readme-results")
 def readme_results(
         files: Annotated[list[str] | None, typer.Option(
