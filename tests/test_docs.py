@@ -69,6 +69,20 @@ def test_the_readme_is_a_guide_not_a_log():
     assert len(lines) <= 250, f"README.md has {len(lines)} lines: move details to docs/"
 
 
+DIARY = re.compile(r"\b(now|earlier|this session|not yet|no longer|used to)\b", re.IGNORECASE)
+
+
+def test_docs_and_profiles_state_what_is_not_when_it_changed():
+    """Pages and profiles say what holds (a result under its provenance line), not the project's
+    history ("the default now", "earlier settings", "not yet run in this session")."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")),
+             *sorted((REPO / "profiles").glob("*"))]
+    found = [f"{page.relative_to(REPO)}:{number}: {line.strip()[:90]}" for page in pages
+             for number, line in enumerate(page.read_text().splitlines(), start=1)
+             if DIARY.search(line) and "**Provenance:**" not in line]
+    assert found == []
+
+
 @pytest.mark.parametrize("name", FILES)
 def test_the_results_table_is_the_one_rendered_from_the_committed_summary(name):
     text = (REPO / name).read_text()
