@@ -22,7 +22,7 @@ from controlbreast.diffusion import pipeline
 from controlbreast.errors import MissingInputError
 from controlbreast.evaluation.filtering import train_filter
 from controlbreast.outputs import read_csv
-from controlbreast.stages import filter_synthetic, generate, train_classifier, tune
+from controlbreast.stages import filter_synthetic, generate, train_classifier, train_fractions, tune
 from controlbreast.tracking import stage_run, tracking_uri
 from controlbreast.tuning.objective import Objective, cache_entries, prune_cache
 from controlbreast.tuning.study import open_storage, open_study, run_workers, summarise
@@ -150,6 +150,9 @@ def test_the_tuned_values_reach_generate_and_the_classifiers(tuned):
     assert {float(row["guidance_scale"]) for row in rows} == {best["guidance_scale"]}
     train_classifier.main(params, ["real+synthetic"])
     (run,) = runs(config, "train_classifier")
+    assert float(run.data.params["classifier.mix_ratio"]) == pytest.approx(best["mix_ratio"])
+    train_fractions.main(params)  # the fraction arms draw at the same ratio as their same-count control
+    (run,) = runs(config, "train_fractions")
     assert float(run.data.params["classifier.mix_ratio"]) == pytest.approx(best["mix_ratio"])
     filter_synthetic.main(params)
     (run,) = runs(config, "filter_synthetic")
