@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from controlbreast.classify.arms import train_arms
+from controlbreast.classify.arm_training import train_arms
 from controlbreast.classify.predict import Predictor
 from controlbreast.config import parse_config, read_params
 from controlbreast.evaluation.arms import positive_index
