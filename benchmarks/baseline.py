@@ -25,20 +25,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from controlbreast.classify.arms import train_arms
+from controlbreast.classify.arm_training import train_arms
 from controlbreast.classify.predict import Predictor
 from controlbreast.config import parse_config, read_params
-from controlbreast.evaluation.arms import (
-    load_arm,
-    over_seeds,
-    paired_differences,
-    positive_index,
-    predict_arm,
-    seed_values,
-    split_images,
-    trained_arms,
-)
+from controlbreast.evaluation.arms import positive_index
 from controlbreast.evaluation.bootstrap import format_interval
+from controlbreast.evaluation.predictions import load_arm, predict_arm, split_images, trained_arms
+from controlbreast.evaluation.scoring import over_seeds, paired_differences, seed_values
 from controlbreast.tracking import stage_run
 from recipe import overridden, parse_variant
 

@@ -198,6 +198,24 @@ def header_only_png(width: int, height: int) -> bytes:
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b""))
 
+def write_csv_set(tmp_path: Path, lines: list[str], images: dict[str, np.ndarray]) -> dict:
+    """A csv source under tmp_path/set: ``images`` maps a file name to its (H, W) uint8 pixels;
+    ``lines`` are the manifest's rows (path,label,mask_path). Returns the ``data`` section's keys."""
+    root = tmp_path / "set"
+    root.mkdir(exist_ok=True)
+    for name, pixels in images.items():
+        cv2.imwrite(str(root / name), pixels)
+    (tmp_path / "m.csv").write_text("\n".join(["path,label,mask_path", *lines]) + "\n")
+    return {"source": "csv", "root": str(root), "manifest": str(tmp_path / "m.csv")}
+
+
+def assert_groups_within_one_split(rows: list[dict]) -> None:
+    """Every group of manifest ``rows`` lies in one split (no patient or copy straddles two)."""
+    splits: dict[str, set[str]] = {}
+    for row in rows:
+        splits.setdefault(row["group"], set()).add(row["split"])
+    assert all(len(s) == 1 for s in splits.values())
+
 
 TINY_PIXEL = {"block_out_channels": [8, 16], "attention": [False, True], "cross_attention_dim": 16,
               "attention_head_dim": 4, "norm_num_groups": 4, "control_embedding_channels": 8}

@@ -17,13 +17,8 @@ from controlbreast.config import Config
 from controlbreast.controls.build import make_controls
 from controlbreast.data.imageio import encode_png
 from controlbreast.data.ingest import rejection_counts, run_ingest, split_counts
-from controlbreast.evaluation.arms import (
-    ArmProbabilities,
-    SplitImages,
-    arm_results,
-    curves,
-    finite,
-)
+from controlbreast.evaluation.arms import arm_results, curves, finite
+from controlbreast.evaluation.predictions import ArmProbabilities, SplitImages
 from controlbreast.evaluation.recipes import recipe_table
 from controlbreast.grids import side_by_side
 from controlbreast.outputs import csv_bytes, write_atomic

@@ -278,3 +278,44 @@ def test_a_dangling_anchor_is_caught():
     assert slug("Data and model storage (DVC remote)") == "data-and-model-storage-dvc-remote"
     assert VAGUE.search('tune:  # Optuna (README "Tuning")') and VAGUE.search("(README, Recipes)")
     assert not VAGUE.search("see README.md#recipes") and not VAGUE.search("the README, the report")
+
+
+PACKAGE = REPO / "src" / "controlbreast"
+LAYOUT_ENTRY = re.compile(r"^(  |    )(\w+(?:\.py|/))(?:\s|$)")
+
+
+def layout_modules(page: str) -> list[str]:
+    """The modules ``docs/layout.md`` names under ``src/controlbreast/``, as paths inside the package
+    (``data/``, ``data/ingest.py``): a package's members are indented under it."""
+    lines = page.split("src/controlbreast/\n", 1)[1].splitlines()
+    named, package = [], ""
+    for line in lines:
+        if line and not line.startswith(" "):
+            break
+        if entry := LAYOUT_ENTRY.match(line):
+            nested, name = len(entry[1]) == 4, entry[2]
+            package = package if nested else (name if name.endswith("/") else "")
+            named.append(package + name if nested else name)
+    return named
+
+
+def package_modules() -> set[str]:
+    """Every package (``data/``) and module (``data/ingest.py``) of the source tree; a package's
+    ``__init__.py`` is the package's own line."""
+    found = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    packages = {name.removesuffix("__init__.py") for name in found if name.endswith("/__init__.py")}
+    return {name for name in found if not name.endswith("/__init__.py")} | packages
+
+
+def test_the_layout_page_lists_every_module_and_only_those():
+    named = layout_modules((REPO / "docs" / "layout.md").read_text())
+    assert len(named) == len(set(named)), "a module is listed twice"
+    modules = package_modules()
+    assert sorted(modules - set(named)) == [], "modules missing from docs/layout.md"
+    assert sorted(set(named) - modules) == [], "docs/layout.md names modules that do not exist"
+
+
+def test_the_layout_check_reads_nesting_and_sees_a_stale_entry():
+    page = ("src/controlbreast/\n  cli.py   x\n  data/    y\n    ingest.py  z\n                 wrapped\n"
+            "  gone.py\nci/\n")
+    assert layout_modules(page) == ["cli.py", "data/", "data/ingest.py", "gone.py"]

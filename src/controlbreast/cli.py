@@ -311,7 +311,7 @@ def overlay(files: Annotated[list[Path] | None, typer.Argument(
             ] = None) -> None:
     """Merge params overlays and KEY=VALUE overrides into the params file (validated first, and
     data.classes against the source's labels)."""
-    from controlbreast.data.ingest import check_source_classes
+    from controlbreast.data.discovery import check_source_classes
     from controlbreast.overlay import apply_overlay
 
     _run(lambda: apply_overlay(params, files or [], set_ or [], check_source_classes))

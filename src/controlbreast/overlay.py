@@ -123,7 +123,7 @@ def apply_overlay(params: Path, overlays: Sequence[Path] = (), assignments: Sequ
                   check: Callable[[Config], None] | None = None) -> dict[str, Any]:
     """Merge the ``overlays`` files, then the ``assignments``, into ``params``; validate (the
     loader, then ``check``: the CLI passes what ingest would refuse later, see
-    ``data.ingest.check_source_classes``); write only the values that changed. Returns the merged
+    ``data.discovery.check_source_classes``); write only the values that changed. Returns the merged
     mapping."""
     if not overlays and not assignments:
         raise ConfigError(f"{params}: no overlay file and no KEY=VALUE given: nothing to apply")

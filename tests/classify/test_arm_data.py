@@ -181,7 +181,7 @@ def with_recipes(config, **settings):
     return with_classifier(config, recipes=RECIPES, **settings)
 
 
-def class_counts(config, data, prefix=None):
+def drawn_per_class(config, data, prefix=None):
     ids_labels = zip(data.train.ids, data.train.labels, strict=True)
     return Counter(config.data.classes[k] for i, k in ids_labels if prefix is None or i.startswith(prefix))
 
@@ -191,8 +191,8 @@ def test_the_synthetic_to_real_ratio_is_the_same_in_every_class(config, mix_rati
     real = Counter(r.label for r in read_manifest(Path(config.paths.prepared) / "manifest.csv", PreparedRow)
                    if r.split == "train")
     data = load_training_data(with_classifier(config, mix_ratio=mix_ratio), "real+synthetic", seed=0)
-    assert class_counts(config, data, "syn-") == {c: round(mix_ratio * n) for c, n in real.items() if round(
-        mix_ratio * n)}
+    assert drawn_per_class(config, data, "syn-") == {c: round(mix_ratio * n) for c, n in real.items()
+                                                     if round(mix_ratio * n)}
 
 
 @pytest.mark.parametrize("fraction", [0.5, 1.0])
@@ -201,7 +201,7 @@ def test_real_repeat_has_the_real_synthetic_arms_count_per_class_and_only_real_i
     repeat = load_training_data(recipes, "real-repeat", seed=3, fraction=fraction)
     mixed = load_training_data(recipes, "real+synthetic", seed=3, fraction=fraction)
     assert len(repeat.train) == len(mixed.train)
-    assert class_counts(config, repeat) == class_counts(config, mixed)
+    assert drawn_per_class(config, repeat) == drawn_per_class(config, mixed)
     assert not any(i.startswith("syn-") for i in repeat.train.ids)
     assert set(repeat.train.ids) == set(load_training_data(config, "real", 0, fraction=fraction).train.ids)
 

@@ -10,7 +10,7 @@ import torch
 from mlflow import MlflowClient
 
 from classifier_builders import split_ids
-from controlbreast.classify.arms import train_jobs
+from controlbreast.classify.arm_training import train_jobs
 from controlbreast.classify.data import load_training_data, recipe
 from controlbreast.classify.models import load_classifier
 from controlbreast.classify.train import batch_transform, class_weights, epoch_order, train_classifier

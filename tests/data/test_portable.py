@@ -61,7 +61,8 @@ INGEST = textwrap.dedent("""
     from pathlib import Path
     import yaml
     from controlbreast.config import parse_config
-    from controlbreast.data.ingest import discover, run_ingest
+    from controlbreast.data.discovery import discover
+    from controlbreast.data.ingest import run_ingest
 
     params, out = yaml.safe_load(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
     config = parse_config(params)

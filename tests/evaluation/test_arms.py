@@ -11,14 +11,10 @@ from sklearn.metrics import roc_auc_score
 from classifier_builders import split_ids
 from controlbreast.classify.predict import Predictor
 from controlbreast.errors import ControlBreastError
-from controlbreast.evaluation.arms import (
-    evaluate_arms,
-    paired_differences,
-    seed_values,
-    split_images,
-    trained_arms,
-)
+from controlbreast.evaluation.arms import evaluate_arms
 from controlbreast.evaluation.classification import youden_threshold
+from controlbreast.evaluation.predictions import split_images, trained_arms
+from controlbreast.evaluation.scoring import paired_differences, seed_values
 from controlbreast.outputs import read_csv
 from controlbreast.run_metrics import classifier_headline
 from controlbreast.stages import evaluate as stage
@@ -201,23 +197,3 @@ def test_no_trained_arm_and_an_unknown_positive_class_are_clear(trained_classifi
     wrong = config.model_copy(update={"evaluate": settings})
     with pytest.raises(ControlBreastError, match=r"evaluate\.positive_class 'cancer'"):
         evaluate_arms(wrong)
-
-
-def test_image_level_auc_max_pools_each_films_patches():
-    from controlbreast.evaluation.arms import SplitImages, image_level, image_level_auc
-    from controlbreast.evaluation.config import EvaluateConfig
-
-    sources = ("a", "a", "a", "b", "b", "c", "c", "d")
-    labels = np.array([1, 0, 0, 0, 0, 1, 0, 0])  # films a and c hold a lesion patch
-    positive = np.array([0.9, 0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.2])
-    probabilities = np.column_stack([1 - positive, positive])
-    test = SplitImages(ids=tuple(str(i) for i in range(8)), files=(), labels=labels,
-                       classes=("normal", "malignant"), sources=sources)
-    scores, hits = image_level(probabilities, test, 1)
-    np.testing.assert_allclose(scores, [0.9, 0.6, 0.7, 0.2])
-    assert hits.tolist() == [True, False, True, False]
-    result = image_level_auc(probabilities, test, 1, EvaluateConfig(bootstrap=200))
-    assert result["image_auc_malignant"]["estimate"] == 1.0 and result["test_source_images"] == 4
-    whole = SplitImages(ids=("x", "y"), files=(), labels=np.array([0, 1]), classes=test.classes,
-                        sources=("x", "y"))
-    assert image_level(probabilities[:2], whole, 1) is None

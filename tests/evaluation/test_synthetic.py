@@ -34,7 +34,9 @@ def copies(tmp_path_factory):
     train_segmenter(config)
     tiny_judge(config, seed=0, val_auc=0.6)
     tiny_judge(config, seed=1, val_auc=0.7)
-    return config, rows, evaluate_synthetic(config)
+    evaluation = evaluate_synthetic(config)
+    stage.write_outputs(config, evaluation)
+    return config, rows, evaluation.report
 
 
 def leaves(tree, prefix=""):
@@ -178,7 +180,8 @@ def test_the_shortcut_probe_reads_each_drawable_mixed_arm_and_skips_the_rest(cop
     config, _, report = copies
     assert set(report["shortcut_probe"]) == {"real+synthetic@0.5"}  # 5 a class cannot feed 17 real at 1
     small = config.model_copy(update={"classifier": config.classifier.model_copy(update={"mix_ratio": 0.2})})
-    probe = shortcut_probe(small)
+    probe, skipped = shortcut_probe(small)
+    assert skipped == []
     assert set(probe) == {"real+synthetic@0.5", "real+synthetic"}
     assert all(found["synthetic"] > 0 for found in probe.values())
     assert report["shortcut_probe"]["real+synthetic@0.5"]["source_class_auc"] == 0.5  # ratio 1 in every class

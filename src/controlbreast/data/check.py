@@ -19,8 +19,8 @@ from pathlib import Path
 
 from controlbreast.config import Config
 from controlbreast.data.config import GROUP_SECRET_ENV, DataConfig, PhantomConfig
+from controlbreast.data.discovery import discover, missing_classes
 from controlbreast.data.imageio import DICOM_SUFFIXES, DicomTags, read_dicom_tags
-from controlbreast.data.ingest import discover, missing_classes
 from controlbreast.data.privacy import group_key
 from controlbreast.data.records import Candidate
 from controlbreast.data.splits import SPLITS, assign_splits
@@ -56,7 +56,7 @@ def _tags(cfg: DataConfig, candidate: Candidate) -> DicomTags:
 
 
 def _modality(cfg: DataConfig, phantom: PhantomConfig, tags: DicomTags) -> str:
-    """What ingest will take an input for (``ingest.modality_of``), from its header alone."""
+    """What ingest will take an input for (``prepare.modality_of``), from its header alone."""
     if cfg.modality != "auto":
         return cfg.modality
     if cfg.source == "phantom":

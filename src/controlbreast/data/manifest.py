@@ -121,12 +121,19 @@ def _describe(error: ValidationError, path: Path, line: int) -> str:
     return f"{path}, line {line}, column {column!r}: {item['msg']} (got {item.get('input')!r})"
 
 
-def read_manifest(path: Path, schema: type[Row]) -> list[Row]:
-    """Every row of ``path`` as ``schema``; raises ``ManifestError`` naming file, line and column.
-    A column with a default in the schema may be absent (a table written before it existed)."""
+def existing_manifest(path: Path) -> Path:
+    """``path``, or ``MissingInputError`` when no stage has written it: every manifest reader's
+    first check, one message for all."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"{path}: no manifest (run the stage that writes it first)")
+    return path
+
+
+def read_manifest(path: Path, schema: type[Row]) -> list[Row]:
+    """Every row of ``path`` as ``schema``; raises ``ManifestError`` naming file, line and column.
+    A column with a default in the schema may be absent (a table written before it existed)."""
+    path = existing_manifest(path)
     with path.open(newline="", encoding="utf-8") as stream:
         reader = csv.DictReader(stream)
         columns = tuple(reader.fieldnames or ())

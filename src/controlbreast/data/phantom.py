@@ -72,7 +72,7 @@ class _Patient:
     lesion: _Lesion | None
 
 
-def _rng(*keys: int) -> np.random.Generator:
+def keyed_rng(*keys: int) -> np.random.Generator:
     """A generator keyed by the integers alone (negative keys wrap to 64 bits)."""
     return np.random.default_rng(np.random.SeedSequence([k & (2**64 - 1) for k in keys]))
 
@@ -116,7 +116,7 @@ def _blur(a: np.ndarray, sx: float, sy: float | None = None) -> np.ndarray:
 
 def _draw_patient(label: str, patient_seed: int) -> _Patient:
     """All shared tissue parameters of one patient, drawn from the patient's own generator."""
-    rng = _rng(patient_seed, PHANTOM_LABELS.index(label), _PATIENT_TAG)
+    rng = keyed_rng(patient_seed, PHANTOM_LABELS.index(label), _PATIENT_TAG)
     layers = np.zeros((3, 10))
     layers[:, 0] = rng.uniform([0.025, 0.17, 0.68], [0.045, 0.36, 0.88])
     terms = rng.uniform([0.3, 0.0, 0.0], [2.2, 1.0, _TAU], (3, 3, 3))
@@ -341,7 +341,7 @@ def render_phantom(label: str, patient_seed: int, view: int, size: int,
     if label not in PHANTOM_LABELS:
         raise ValueError(f"unknown phantom label {label!r}; expected one of {PHANTOM_LABELS}")
     patient = _draw_patient(label, patient_seed)
-    rng = _rng(patient_seed, PHANTOM_LABELS.index(label), _VIEW_TAG, view)
+    rng = keyed_rng(patient_seed, PHANTOM_LABELS.index(label), _VIEW_TAG, view)
     dx = rng.uniform(-0.06, 0.06)
     grid = (np.arange(size, dtype=np.float32) + 0.5) / size
     x, y = grid + np.float32(dx), grid[:, None]
@@ -375,7 +375,7 @@ def phantom_candidates(cfg: PhantomConfig) -> list[Candidate]:
     candidates, scanner = [], Scanner(cfg.speckle_size, cfg.gain_db, cfg.depth_db)
     for class_index, label in enumerate(PHANTOM_LABELS):
         for patient in range(cfg.patients_per_class):
-            rng = _rng(cfg.seed, class_index, patient)
+            rng = keyed_rng(cfg.seed, class_index, patient)
             patient_seed = int(rng.integers(2**63))
             group = f"phantom-{label}-p{patient:04d}"
             for view in range(int(rng.integers(1, cfg.max_images_per_patient + 1))):

@@ -25,7 +25,7 @@ import numpy as np
 
 from controlbreast.data import portable
 from controlbreast.data.config import PhantomConfig
-from controlbreast.data.phantom import PHANTOM_LABELS
+from controlbreast.data.phantom import PHANTOM_LABELS, keyed_rng
 from controlbreast.data.records import Candidate, RawSample
 
 VIEWS = ("CC", "MLO")
@@ -49,12 +49,8 @@ class _Breast:
     coarse: bool  # benign-looking coarse calcifications
 
 
-def _rng(*keys: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([k & (2**64 - 1) for k in keys]))
-
-
 def _draw_breast(label: str, seed: int) -> _Breast:
-    rng = _rng(seed, PHANTOM_LABELS.index(label), 0)
+    rng = keyed_rng(seed, PHANTOM_LABELS.index(label), 0)
     side = "LR"[int(rng.integers(2))]
     place = (float(rng.uniform(0.25, 0.7)), float(rng.uniform(-0.5, 0.5)))
     mass, calcs = None, None
@@ -86,7 +82,7 @@ def _tissue(breast: _Breast, mask: np.ndarray, view: str) -> np.ndarray:
     """(H, W) float32 attenuation 0..1: fat, fibroglandular clouds near the chest wall, thinner
     (darker) towards the skin line, and the pectoral muscle in the MLO view."""
     height, width = mask.shape
-    rng = _rng(breast.tissue_seed, VIEWS.index(view))
+    rng = keyed_rng(breast.tissue_seed, VIEWS.index(view))
     clouds = sum(portable.gaussian_blur(rng.normal(size=mask.shape).astype(np.float32), (0, 0), s * height)
                  * w for s, w in ((0.04, 1.0), (0.012, 0.5), (0.004, 0.25)))
     clouds /= float(clouds.std()) + 1e-6
@@ -159,7 +155,7 @@ def render_mammogram(label: str, patient_seed: int, view: str,
     """One film: (size, 3/4 size) uint16 12-bit image, bool lesion mask (empty for normal) and the
     breast's side ``L``/``R``. The same arguments always give the same pixels."""
     breast = _draw_breast(label, patient_seed)
-    rng = _rng(patient_seed, PHANTOM_LABELS.index(label), 1, VIEWS.index(view))
+    rng = keyed_rng(patient_seed, PHANTOM_LABELS.index(label), 1, VIEWS.index(view))
     shape = (size, round(size * 0.75))
     mask = _outline(breast, view, shape, rng)
     values = _tissue(breast, mask, view)
@@ -193,7 +189,7 @@ def mammo_phantom_candidates(cfg: PhantomConfig) -> list[Candidate]:
     candidates = []
     for class_index, label in enumerate(PHANTOM_LABELS):
         for patient in range(cfg.patients_per_class):
-            patient_seed = int(_rng(cfg.seed, class_index, patient, 7).integers(2**63))
+            patient_seed = int(keyed_rng(cfg.seed, class_index, patient, 7).integers(2**63))
             group = f"phantom-mammo-{label}-p{patient:04d}"
             for view in VIEWS:
                 load = functools.partial(_load, label, patient_seed, view, cfg.render_size)

@@ -14,7 +14,7 @@ import hmac
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from controlbreast import credentials
@@ -79,3 +79,16 @@ def path_renamer(paths: Iterable[str], key: bytes):
         return lambda text: text
     pattern = re.compile("|".join(re.escape(p) for p in sorted(names, key=len, reverse=True)))
     return lambda text: pattern.sub(lambda match: names[match.group(0)], text)
+
+
+def source_path_renamer(cfg: DataConfig, paths: Iterable[str]) -> Callable[[str], str]:
+    """Identity, or with ``data.anonymise_paths`` a keyed renaming of every source path (and of
+    paths quoted in rejection messages). Needs the group secret for a real source."""
+    if not cfg.anonymise_paths:
+        return str
+    key = group_key(cfg)
+    if key is None:
+        raise ConfigError(f"data.anonymise_paths needs a secret: set {GROUP_SECRET_ENV} (or "
+                          f"{GROUP_SECRET_FILE_ENV}), or data.allow_unkeyed_groups: true")
+    return path_renamer(paths, key)
+

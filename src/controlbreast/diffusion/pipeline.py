@@ -37,7 +37,7 @@ from controlbreast.diffusion.data import (
     to_unit,
 )
 from controlbreast.diffusion.models import Denoiser, controlnet_from_unet
-from controlbreast.diffusion.train import Trainee, TrainResult, train
+from controlbreast.diffusion.train import DiffusionTrainResult, Trainee, train
 from controlbreast.diffusion.validation import Validation
 from controlbreast.digests import array_digest, folder_digest
 from controlbreast.distributed import is_main_process
@@ -103,7 +103,7 @@ def _publish(destination: Path, write: Callable[[Path], None]) -> None:
             write(build)
 
 
-def _summary(result: TrainResult, validation: Validation) -> dict:
+def _summary(result: DiffusionTrainResult, validation: Validation) -> dict:
     last = validation.history[-1] if validation.history else {}
     return {"steps": result.steps, "resumed_from": result.start_step,
             "resumed_across_code_change": result.resumed_across_code_change, "final_loss": result.loss,

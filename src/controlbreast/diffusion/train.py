@@ -52,7 +52,7 @@ class Trainee:
 
 
 @dataclass
-class TrainResult:
+class DiffusionTrainResult:
     """What a finished run reports; ``start_step`` > 0 when it resumed; ``processes`` that trained."""
 
     start_step: int
@@ -240,7 +240,8 @@ def _checkpoint(run: _Run, cfg: TrainConfig, folder: Path, code: str, step: int)
 
 def train(trainee: Trainee, data: TrainingSet, scheduler: DDPMScheduler, cfg: TrainConfig,
           diffusion: DiffusionConfig, *, stage: str, seed: int, checkpoint_folder: Path, code: str,
-          resume: bool = False, validate: Callable[[Denoiser, int], None] | None = None) -> TrainResult:
+          resume: bool = False,
+          validate: Callable[[Denoiser, int], None] | None = None) -> DiffusionTrainResult:
     """Train ``trainee`` for ``cfg.steps`` optimizer steps; resume from the latest checkpoint if asked.
 
     ``checkpoint_folder`` is this configuration's folder (``checkpoints.run_folder``); ``code`` is a
@@ -279,7 +280,7 @@ def train(trainee: Trainee, data: TrainingSet, scheduler: DDPMScheduler, cfg: Tr
         run.ema.copy_to(trainee.parameters)
     seconds = time.perf_counter() - began
     rate = (cfg.steps - run.start) * per_step / seconds if cfg.steps > run.start else 0.0
-    return TrainResult(run.start, cfg.steps, run.code_changed, loss, seconds, rate,
+    return DiffusionTrainResult(run.start, cfg.steps, run.code_changed, loss, seconds, rate,
                        peak_memory_mb(run.accelerator.device), run.accelerator.num_processes)
 
 

@@ -25,8 +25,7 @@ from controlbreast.evaluation.config import ExternalSetConfig
 from controlbreast.outputs import csv_bytes, read_csv
 from controlbreast.quality.gate import failure_summary, record_checks, run_checks
 from controlbreast.quality.stats import image_table
-from controlbreast.quality.validate import read_manifest as read_table
-from controlbreast.quality.validate import source_files
+from controlbreast.quality.validate import manifest_frame, source_files
 
 DUPLICATES = "near_duplicates.csv"
 DUPLICATE_COLUMNS = ["id", "training_id", "training_split", "bits"]
@@ -52,7 +51,7 @@ def near_duplicates_of_training(folder: Path, prepared: Path, max_bits: int) -> 
 def gate(config: Config, folder: Path) -> list[dict]:
     """The data-quality checks shared by every image set (files, labels, size, mode, exposure,
     exact copies); raises ``DataQualityError`` naming the set when one fails."""
-    manifest = read_table(Path(folder) / "manifest.csv")
+    manifest = manifest_frame(Path(folder) / "manifest.csv")
     tables = {"images": image_table(folder, manifest, config.quality)}
     outcomes = run_checks(tables, record_checks(config), Path(folder).name, None,
                           config.quality.max_listed_ids)

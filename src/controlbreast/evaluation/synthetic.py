@@ -19,16 +19,16 @@ good value is on this data.
   scored on the real validation split and held-out synthetic images (``evaluation.separability``);
   reference: 0.5.
 
-Writes ``<paths.metrics>/synthetic.json`` and ``<paths.reports>/synthetic/`` (``grid-<class>.png``:
-real source | control used | synthetic; ``closest-pairs.png``: synthetic | nearest training image
-by SSIM | by features).
+Returns the report and the pictures (``grid-<class>.png``: real source | control used | synthetic;
+``closest-pairs.png``: synthetic | nearest training image by SSIM | by features); the stage
+(``stages/evaluate_synthetic.py``) writes them and prints the warnings.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,6 @@ from controlbreast.controls.fidelity import (
     versus_shuffled,
 )
 from controlbreast.data.datasets import ImageSet, load_controls, load_image_set
-from controlbreast.data.imageio import encode_png
 from controlbreast.data.manifest import SyntheticRow, read_manifest
 from controlbreast.errors import DataError, MissingInputError
 from controlbreast.evaluation.config import SyntheticEvalConfig
@@ -63,7 +62,6 @@ from controlbreast.evaluation.separability import TwoSamples, separability, sour
 from controlbreast.generation.variation import Variation, apply_variation
 from controlbreast.grids import side_by_side
 from controlbreast.mixing import fraction_arm
-from controlbreast.outputs import atomic_folder, write_atomic
 
 
 def real_classifier(config: Config) -> Path:
@@ -278,18 +276,18 @@ def mixed_arms(config: Config) -> list[str]:
                                 if r.real == "once" and r.synthetic != "none" and r.schedule == "mixed")]
 
 
-def shortcut_probe(config: Config) -> dict:
+def shortcut_probe(config: Config) -> tuple[dict, list[str]]:
     """Per mixed arm and real fraction: the source–class AUC of its training set
-    (``separability.source_class_auc``; first seed's draw), which should be 0.5. An arm the set is
-    too small to draw is left out with one line on stderr (training it will fail the same way)."""
-    probe, seed = {}, config.classifier.seeds[0]
+    (``separability.source_class_auc``; first seed's draw), which should be 0.5; and a warning line
+    for each arm the set is too small to draw, left out (training it will fail the same way)."""
+    probe, skipped, seed = {}, [], config.classifier.seeds[0]
     for arm in mixed_arms(config):
         for fraction in sorted(config.classifier.real_fractions):
             try:
                 plan = arm_plan(config, arm, seed, fraction)
             except DataError as error:
-                print(f"evaluate-synthetic: shortcut probe of {fraction_arm(arm, fraction)} skipped: {error}",
-                      file=sys.stderr)
+                skipped.append(f"evaluate-synthetic: shortcut probe of {fraction_arm(arm, fraction)} "
+                               f"skipped: {error}")
                 continue
             names = plan.real_labels + plan.synthetic_labels
             labels = np.array([config.data.classes.index(c) for c in names])
@@ -297,11 +295,35 @@ def shortcut_probe(config: Config) -> dict:
             probe[fraction_arm(arm, fraction)] = {"real": len(plan.real_labels),
                                                   "synthetic": int(synthetic.sum()),
                                                   "source_class_auc": source_class_auc(labels, synthetic)}
-    return probe
+    return probe, skipped
 
 
-def evaluate_synthetic(config: Config) -> dict:
-    """Measure the synthetic set; write ``metrics/synthetic.json`` and the grids; return the report."""
+def judge_warning(judge: Path, card: ModelCard) -> str | None:
+    """Why the figures read through the judge may mean nothing: its validation AUC gives no
+    evidence that it beats chance (``card.at_chance``); None when it does."""
+    if not card.at_chance:
+        return None
+    bounds = (f"[{card.val_auc_low:.3f}, {card.val_auc_high:.3f}]" if card.val_auc_low is not None
+              else "with no interval recorded")
+    return (f"evaluate-synthetic: warning: the judge {judge} has validation AUC {card.val_auc:.3f} "
+            f"{bounds}, no evidence that it beats chance: "
+            "every metric computed through it (FID/KID/PRC in its feature space, class fidelity, "
+            "nearest neighbours) is flagged judge.at_chance in metrics/synthetic.json")
+
+
+@dataclass(frozen=True)
+class SyntheticEvaluation:
+    """What ``evaluate_synthetic`` found: ``report`` (JSON-ready, ``metrics/synthetic.json``),
+    ``pictures`` (file name → (H, W) uint8 grid, for ``reports/synthetic/``) and ``warnings``
+    (lines for stderr: probes skipped, a judge at chance)."""
+
+    report: dict
+    pictures: dict[str, np.ndarray]
+    warnings: list[str]
+
+
+def evaluate_synthetic(config: Config) -> SyntheticEvaluation:
+    """Measure the synthetic set: the report, its grids and the warnings (see the module docstring)."""
     start, cfg = time.perf_counter(), config.synthetic_eval
     sets, rows, controls, sources = _load(config)
     synthetic = sets["synthetic"]
@@ -319,21 +341,12 @@ def evaluate_synthetic(config: Config) -> dict:
               "lesion_placement": lesion_placement(config, sets, rows),
               "class_fidelity": class_fidelity(Predictor.from_folder(judge), synthetic, sets["val"])}
     report["memorisation"], nearest = memorisation(features, sets, cfg)
-    report["shortcut_probe"] = shortcut_probe(config)
+    report["shortcut_probe"], warnings = shortcut_probe(config)
     if cfg.separability_epochs:
         report["separability"] = real_vs_synthetic(config, sets, rows)
     pictures = class_grids(synthetic, controls, sources, cfg.grid_rows)
     pictures["closest-pairs.png"] = closest_pairs(synthetic, sets["train"], nearest, cfg.closest_pairs)
-    with atomic_folder(Path(config.paths.reports) / "synthetic") as build:
-        for name, picture in pictures.items():
-            (build / name).write_bytes(encode_png(picture))
-    if card.at_chance:
-        bounds = (f"[{card.val_auc_low:.3f}, {card.val_auc_high:.3f}]" if card.val_auc_low is not None
-                  else "with no interval recorded")
-        print(f"evaluate-synthetic: warning: the judge {judge} has validation AUC {card.val_auc:.3f} "
-              f"{bounds}, no evidence that it beats chance: "
-              "every metric computed through it (FID/KID/PRC in its feature space, class fidelity, "
-              "nearest neighbours) is flagged judge.at_chance in metrics/synthetic.json", file=sys.stderr)
+    if warning := judge_warning(judge, card):
+        warnings.append(warning)
     report["seconds"] = time.perf_counter() - start
-    write_atomic(Path(config.paths.metrics) / "synthetic.json", json.dumps(report, indent=2).encode())
-    return report
+    return SyntheticEvaluation(report, pictures, warnings)

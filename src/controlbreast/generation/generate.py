@@ -131,7 +131,7 @@ def training_rows(prepared: Path) -> list[PreparedRow]:
     return [row for row in rows if row.split == "train"]
 
 
-def class_counts(config: Config, train: Sequence[PreparedRow]) -> dict[str, int]:
+def images_to_make(config: Config, train: Sequence[PreparedRow]) -> dict[str, int]:
     """Images to make per class: ``generate.per_class``, or with ``auto`` what the classifier
     arms draw from the set, given the training rows of the prepared manifest."""
     per_class = config.generate.per_class
@@ -147,12 +147,12 @@ def shortfall(config: Config, train: Sequence[PreparedRow]) -> str | None:
 
 
 def plan(config: Config, train: Sequence[PreparedRow]) -> list[dict]:
-    """The rows of the set to make, without images: ``class_counts`` per class, each with a
+    """The rows of the set to make, without images: ``images_to_make`` per class, each with a
     control of its own class from ``train``, visited in a seeded order (all before any repeat)."""
     cfg, rows = config.generate, []
     if any(row.split != "train" for row in train):
         raise DataError("controls for synthetic images must come from the training split only")
-    counts = class_counts(config, train)
+    counts = images_to_make(config, train)
     for class_index, label in enumerate(config.data.classes):
         ids = sorted(row.id for row in train if row.label == label)
         if not ids:

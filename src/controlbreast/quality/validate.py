@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from controlbreast.config import Config
+from controlbreast.data.manifest import existing_manifest
 from controlbreast.data.splits import SPLITS
-from controlbreast.errors import DataQualityError, ManifestError, MissingInputError
+from controlbreast.errors import DataQualityError, ManifestError
 from controlbreast.outputs import atomic_folder, write_atomic
 from controlbreast.quality.gate import failure_summary, prepared_checks, run_checks, synthetic_checks
 from controlbreast.quality.stats import controls_match, cross_split_twins, image_table
@@ -26,11 +27,10 @@ from controlbreast.quality.stats import controls_match, cross_split_twins, image
 SYNTHETIC_REQUIRED = ("id", "label", "control_id")
 
 
-def read_manifest(path: Path) -> pd.DataFrame:
-    """A manifest CSV with ids and labels kept as strings and booleans parsed."""
-    if not Path(path).is_file():
-        raise MissingInputError(f"{path}: no manifest (run the stage that writes it first)")
-    return pd.read_csv(path, dtype={"id": str, "label": str, "group": str, "sha256": str,
+def manifest_frame(path: Path) -> pd.DataFrame:
+    """A manifest CSV as a data frame (any schema: the gate checks its columns), ids and labels kept
+    as strings and booleans parsed."""
+    return pd.read_csv(existing_manifest(path), dtype={"id": str, "label": str, "group": str, "sha256": str,
                                     "phash": str, "control_id": str, "source_image": str,
                                     "laterality": str}, keep_default_na=False)
 
@@ -53,7 +53,7 @@ def split_tables(table: pd.DataFrame, config: Config) -> dict[str, pd.DataFrame]
 def prepared_tables(config: Config) -> dict[str, pd.DataFrame]:
     """The gate's tables for ``paths.prepared``."""
     folder = Path(config.paths.prepared)
-    manifest = read_manifest(folder / "manifest.csv")
+    manifest = manifest_frame(folder / "manifest.csv")
     images = image_table(folder, manifest, config.quality)
     images["is_lesion"] = images["source_label"].isin(config.data.lesion_labels)
     images["is_mammogram"] = images["modality"] == "mammography"
@@ -67,11 +67,11 @@ def prepared_tables(config: Config) -> dict[str, pd.DataFrame]:
 def synthetic_tables(config: Config) -> dict[str, pd.DataFrame]:
     """The gate's table for ``paths.synthetic``: each image with the split of its control."""
     folder = Path(config.paths.synthetic)
-    manifest = read_manifest(folder / "manifest.csv")
+    manifest = manifest_frame(folder / "manifest.csv")
     missing = [c for c in SYNTHETIC_REQUIRED if c not in manifest.columns]
     if missing:
         raise ManifestError(f"{folder / 'manifest.csv'}: missing columns {missing}")
-    real = read_manifest(Path(config.paths.prepared) / "manifest.csv")
+    real = manifest_frame(Path(config.paths.prepared) / "manifest.csv")
     split_of = dict(zip(real["id"], real["split"], strict=True))
     images = image_table(folder, manifest, config.quality)
     images["control_split"] = [split_of.get(c, "missing") for c in images["control_id"]]

@@ -27,7 +27,7 @@ TRAINING_COLUMNS = ("arm", "seed", "epoch", "train_loss", "lr", "val_auc")
 
 
 @dataclass(frozen=True)
-class Written:
+class ReportFiles:
     """What ``write_report`` wrote."""
 
     html: Path
@@ -55,7 +55,7 @@ def training_csv(rows: list[dict]) -> bytes:
     return csv_bytes(({key: row.get(key, "") for key in TRAINING_COLUMNS} for row in rows), TRAINING_COLUMNS)
 
 
-def write_report(report: Report, inputs: Inputs, reports: Path) -> Written:
+def write_report(report: Report, inputs: Inputs, reports: Path) -> ReportFiles:
     """Write the page, the Markdown twin, its figures and the training-curve CSV under ``reports``."""
     reports = Path(reports)
     with atomic_folder(reports / FIGURES) as build:
@@ -67,5 +67,5 @@ def write_report(report: Report, inputs: Inputs, reports: Path) -> Written:
     if inputs.training:
         training = reports / "classifier" / "training.csv"
         write_atomic(training, training_csv(inputs.training))
-    return Written(reports / "index.html", reports / "summary.md",
+    return ReportFiles(reports / "index.html", reports / "summary.md",
                    [reports / FIGURES / p.name for p in report.pictures()], training)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controlbreast.report import figures
-from controlbreast.report.document import Picture, Section, Table, Text
+from controlbreast.report.document import Picture, ReportSection, Table, Text
 from controlbreast.report.inputs import Inputs
 from controlbreast.report.numbers import interval, num
 
@@ -64,18 +64,18 @@ def gate_blocks(inputs: Inputs) -> list:
             Table("Data-quality expectations", ("expectation", "table", "result"), rows)]
 
 
-def data_section(inputs: Inputs) -> Section:
+def data_section(inputs: Inputs) -> ReportSection:
     """Counts per class and split, rejections, near-duplicates, examples, the gate."""
     blocks: list = [Text(f"{len(inputs.manifest)} prepared images in {len(inputs.classes)} classes "
                          f"({', '.join(inputs.classes)})."), counts_table(inputs)]
     if inputs.manifest:
-        blocks.append(Picture("class-counts.png", figures.class_counts(inputs.manifest, inputs.classes),
+        blocks.append(Picture("class-counts.png", figures.class_count_figure(inputs.manifest, inputs.classes),
                               "Images per split; one colour per class, the same in every figure."))
     blocks += rejected_blocks(inputs) + near_duplicate_blocks(inputs)
     if inputs.examples:
         blocks.append(Picture("examples.png", figures.examples_grid(inputs.examples, inputs.classes),
                               "Real training images with the controls the ControlNet is conditioned on."))
-    return Section("data", "The data", blocks + gate_blocks(inputs))
+    return ReportSection("data", "The data", blocks + gate_blocks(inputs))
 
 
 REALISM = (("fid", "FID"), ("kid_mean", "KID"), ("precision", "precision"), ("recall", "recall"))
@@ -149,7 +149,7 @@ def separability_blocks(report: dict) -> list:
                   ("images", "AUC [95% CI]", "real", "synthetic"), rows)]
 
 
-def synthetic_section(inputs: Inputs) -> Section:
+def synthetic_section(inputs: Inputs) -> ReportSection:
     """Grids per class, closest pairs, realism, fidelity, memorisation, separability."""
     report = inputs.metrics.get("synthetic")
     blocks: list = []
@@ -164,8 +164,8 @@ def synthetic_section(inputs: Inputs) -> Section:
                               "by features"))
     if not report:
         absent = Text("No synthetic-set metrics (metrics/synthetic.json absent).", note=True)
-        return Section("synthetic", "The synthetic images", [*blocks, absent])
+        return ReportSection("synthetic", "The synthetic images", [*blocks, absent])
     blocks.insert(0, Text(f"{report.get('images', 'n/a')} synthetic images, judged by the real-only "
                           f"classifier {report.get('classifier', '')}."))
     blocks += [realism_table(report.get("realism") or {}), fidelity_table(report), memorisation_text(report)]
-    return Section("synthetic", "The synthetic images", blocks + separability_blocks(report))
+    return ReportSection("synthetic", "The synthetic images", blocks + separability_blocks(report))

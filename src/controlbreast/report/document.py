@@ -51,7 +51,7 @@ class Picture:
 
 
 @dataclass(frozen=True)
-class Section:
+class ReportSection:
     """One part of the page: ``key`` is its anchor (``#data``)."""
 
     key: str
@@ -65,7 +65,7 @@ class Report:
 
     title: str
     subtitle: str
-    sections: list[Section]
+    sections: list[ReportSection]
 
     def pictures(self) -> list[Picture]:
         """Every picture, in page order."""

@@ -31,7 +31,7 @@ def png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def class_counts(manifest: Sequence[dict], classes: Sequence[str]) -> bytes:
+def class_count_figure(manifest: Sequence[dict], classes: Sequence[str]) -> bytes:
     """Grouped bars: images per split (x) and class (colour), each bar labelled with its count."""
     figure = Figure(figsize=(6, 3.4))
     axes = figure.add_subplot()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from controlbreast.report.document import Cell, Link, Picture, Report, Section, Table, Text
+from controlbreast.report.document import Cell, Link, Picture, Report, ReportSection, Table, Text
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; margin: 0;
@@ -78,7 +78,7 @@ def block_html(block: Text | Table | Picture) -> str:
     return f"<p{kind}>{escape(block.text)}</p>"
 
 
-def section(part: Section) -> str:
+def section(part: ReportSection) -> str:
     inner = "\n".join(block_html(b) for b in part.blocks)
     return f'<section id="{part.key}"><h2>{escape(part.title)}</h2>\n{inner}\n</section>'
 

@@ -77,7 +77,7 @@ def pictures(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(Path(folder).glob("*.png"))}
 
 
-def training_rows(classifiers: Path) -> list[dict]:
+def epoch_history_rows(classifiers: Path) -> list[dict]:
     """Every arm's and seed's ``history.csv`` as rows with ``arm`` and ``seed`` columns added."""
     rows = []
     for arm in ARMS:
@@ -124,7 +124,7 @@ def collect(config: Config, root: Path = Path(".")) -> Inputs:
                   manifest=manifest, rejected=read_rows(Path(paths.prepared) / "rejected.csv"),
                   roc=read_rows(plots / "roc.csv"), calibration=read_rows(plots / "calibration.csv"),
                   external_roc=read_rows(plots / "roc_external.csv"),
-                  training=training_rows(paths.classifiers),
+                  training=epoch_history_rows(paths.classifiers),
                   synthetic_pictures=pictures(Path(paths.reports) / "synthetic"),
                   tune_pictures=pictures(Path(paths.reports) / "tune"),
                   examples=examples(config, manifest, config.report.examples),

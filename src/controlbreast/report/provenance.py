@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controlbreast.config import Config
-from controlbreast.report.document import Link, Section, Table, Text
+from controlbreast.report.document import Link, ReportSection, Table, Text
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def stage_runs(config: Config, experiment_id: str, current: str | None = None) -
 
 
 def provenance_section(config: Config, lock: dict, commit: str | None, dirty: bool | None,
-                       runs: list[StageRun]) -> Section:
+                       runs: list[StageRun]) -> ReportSection:
     """Commit, MLflow runs (linked), output hashes and every param (folded)."""
     from controlbreast.tracking import loggable_params, repository_root
 
@@ -88,4 +88,4 @@ def provenance_section(config: Config, lock: dict, commit: str | None, dirty: bo
     params = loggable_params(config.model_dump(mode="json"), repository_root())
     blocks.append(Table(f"Params ({len(params)})", ("param", "value"),
                         tuple((key, str(value)) for key, value in params.items()), folded=True))
-    return Section("provenance", "Provenance", blocks)
+    return ReportSection("provenance", "Provenance", blocks)

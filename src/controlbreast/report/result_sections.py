@@ -7,7 +7,7 @@ from controlbreast.evaluation.headline import PRIMARY, set_metric, travel
 from controlbreast.evaluation.recipes import INTERNAL, direction
 from controlbreast.evaluation.recipes import verdict as recipe_verdict
 from controlbreast.report import figures
-from controlbreast.report.document import Picture, Section, Table, Text
+from controlbreast.report.document import Picture, ReportSection, Table, Text
 from controlbreast.report.inputs import Inputs
 from controlbreast.report.numbers import interval, num, p_value
 
@@ -196,12 +196,12 @@ def external_blocks(inputs: Inputs, metrics: dict) -> list:
             for block in external_set_blocks(inputs, metrics, name, result)]
 
 
-def classifier_section(inputs: Inputs) -> Section:
+def classifier_section(inputs: Inputs) -> ReportSection:
     """The internal result (differences in words, arms × metrics, ROC), then every external set,
     then calibration and training curves and data efficiency."""
     metrics = inputs.metrics.get("classifier")
     if not metrics:
-        return Section("classifiers", "The classifiers",
+        return ReportSection("classifiers", "The classifiers",
                        [Text("No classifier metrics (metrics/classifier.json absent).", note=True)])
     blocks: list = [Text(f"{metrics.get('test_images', 'n/a')} test images, read by the evaluate stage "
                          "only.")]
@@ -209,15 +209,15 @@ def classifier_section(inputs: Inputs) -> Section:
     if inputs.roc:
         blocks.append(roc_picture(inputs.roc, metrics, "roc.png", "the test split"))
     blocks += external_blocks(inputs, metrics) + curve_pictures(inputs) + efficiency_blocks(metrics)
-    return Section("classifiers", "The classifiers", blocks)
+    return ReportSection("classifiers", "The classifiers", blocks)
 
 
-def glance_section(inputs: Inputs) -> Section:
+def glance_section(inputs: Inputs) -> ReportSection:
     """The answer first: the internal gain of synthetic images and whether it travelled to each
     external set."""
     metrics = inputs.metrics.get("classifier")
     if not metrics:
-        return Section("glance", "At a glance",
+        return ReportSection("glance", "At a glance",
                        [Text("No classifier metrics yet (metrics/classifier.json absent).", note=True)])
     sentences = [t for t in difference_sentences(metrics) if t.text.startswith(WORDING[PRIMARY])]
     external = metrics.get("external") or {}
@@ -225,7 +225,7 @@ def glance_section(inputs: Inputs) -> Section:
     if not external:
         travelled = [Text("No external test set evaluated: whether the result travels to another site "
                           "or scanner is not measured (evaluate.external).", note=True)]
-    return Section("glance", "At a glance", sentences + travelled)
+    return ReportSection("glance", "At a glance", sentences + travelled)
 
 
 MIN_IMPORTANCE_TRIALS = 10  # fANOVA importances of two knobs from fewer complete trials are noise
@@ -254,12 +254,12 @@ def tuned_vs_test(tune: dict, classifier: dict | None) -> list:
     return blocks
 
 
-def tuning_section(inputs: Inputs) -> Section:
+def tuning_section(inputs: Inputs) -> ReportSection:
     """Best params, trials, figures, tuned-on-validation vs test."""
     tune = inputs.metrics.get("tune")
     if not tune or not tune.get("best_params"):
         note = (tune or {}).get("note", "metrics/tune.json absent")
-        return Section("tuning", "The tuning", [Text(f"No tuning: {note}.", note=True)])
+        return ReportSection("tuning", "The tuning", [Text(f"No tuning: {note}.", note=True)])
     rows = tuple((key.replace("_", " "), num(value)) for key, value in tune["best_params"].items())
     trials = ", ".join(f"{n} {state}" for state, n in (tune.get("trials") or {}).items())
     blocks: list = [Text(f"Optuna study {tune.get('study', '')}: {trials}; best trial "
@@ -274,4 +274,4 @@ def tuning_section(inputs: Inputs) -> Section:
                                "(raise tune.n_trials).", note=True))
         elif name in inputs.tune_pictures:
             blocks.append(Picture(f"tune-{name}", inputs.tune_pictures[name], caption))
-    return Section("tuning", "The tuning", blocks)
+    return ReportSection("tuning", "The tuning", blocks)

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import mlflow
 
-from controlbreast.config import load_config
-from controlbreast.evaluation.synthetic import evaluate_synthetic
+from controlbreast.config import Config, load_config
+from controlbreast.data.imageio import encode_png
+from controlbreast.evaluation.synthetic import SyntheticEvaluation, evaluate_synthetic
+from controlbreast.outputs import atomic_folder, write_atomic
 from controlbreast.run_metrics import log_report, synthetic_headline
 from controlbreast.tracking import stage_run
 from controlbreast.tuning.tuned import apply_tuned, tuned_values
@@ -22,7 +26,9 @@ def main(params: Path) -> None:
     config = apply_tuned(config, {k: v for k, v in tuned_values(config).items() if k == "mix_ratio"})
     with stage_run(config, "evaluate_synthetic", ("synthetic_eval", "controls", "generate", "sampling"),
                    data=("training", "validation", "synthetic")):
-        report = evaluate_synthetic(config)
+        evaluation = evaluate_synthetic(config)
+        write_outputs(config, evaluation)
+        report = evaluation.report
         mlflow.log_metrics(synthetic_headline(report))
         log_report(report, "synthetic")
         mlflow.log_artifacts(str(Path(config.paths.reports) / "synthetic"), "grids")
@@ -40,6 +46,18 @@ def main(params: Path) -> None:
     probe = ", ".join(f"{arm} {value:.2f}" for arm, value in found.items() if value is not None)
     print(f"evaluate-synthetic: shortcut probe, source-class AUC of each mixed training set (0.5: the "
           f"source says nothing of the class): {probe}")
+
+
+def write_outputs(config: Config, evaluation: SyntheticEvaluation) -> None:
+    """The grids into ``<paths.reports>/synthetic/`` (swapped in whole), the warnings on stderr and
+    the report as ``<paths.metrics>/synthetic.json``."""
+    with atomic_folder(Path(config.paths.reports) / "synthetic") as build:
+        for name, picture in evaluation.pictures.items():
+            (build / name).write_bytes(encode_png(picture))
+    for line in evaluation.warnings:
+        print(line, file=sys.stderr)
+    report = json.dumps(evaluation.report, indent=2).encode()
+    write_atomic(Path(config.paths.metrics) / "synthetic.json", report)
 
 
 def _placed(report: dict) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mlflow
 
-from controlbreast.classify.arms import train_arms
+from controlbreast.classify.arm_training import train_arms
 from controlbreast.classify.models import check_classifier
 from controlbreast.classify.registry import register_candidate
 from controlbreast.config import load_config

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import mlflow
 
-from controlbreast.classify.arms import train_arms
+from controlbreast.classify.arm_training import train_arms
 from controlbreast.config import load_config
 from controlbreast.mixing import FRACTION_ARMS, FRACTIONS
 from controlbreast.tracking import stage_run
