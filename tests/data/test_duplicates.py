@@ -99,8 +99,9 @@ def test_a_cross_patient_match_needs_stronger_evidence_than_one_within_a_patient
 
 
 def test_label_conflicts_that_would_eat_the_data_set_stop_with_the_largest_sets_and_the_knob(tmp_path):
-    """Before: every near-duplicate conflict was dropped (116 of 318 real films, one chained set of
-    79); now dropping more than data.near_duplicate_max_drop (0.05) stops ingest instead."""
+    """Dropping more than data.near_duplicate_max_drop (0.05) of the images as near-duplicate
+    conflicts stops ingest with the largest sets (a real set of 318 films once lost 116 that way,
+    79 of them in one chained set)."""
     images = dict(zip(["0.png", "1.png", "2.png"], noisy_copies(3, 5), strict=True))
     images |= {f"{n}.png": smooth_image(n + 20) for n in range(3, 20)}
     lines = [f"{n}.png,{'malignant' if n == 1 else 'normal'}," for n in range(20)]
