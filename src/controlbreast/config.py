@@ -47,7 +47,7 @@ class Config(Section):
     quality: QualityConfig = QualityConfig()
     diffusion: DiffusionConfig = DiffusionConfig()
     train_base: TrainConfig = TrainConfig()
-    train_controlnet: TrainConfig = TrainConfig()
+    train_controlnet: TrainConfig = TrainConfig(steps=300)  # the control F1 ratio needs the steps
     sampling: SamplingConfig = SamplingConfig()
     generate: GenerateConfig = GenerateConfig()
     synthetic_eval: SyntheticEvalConfig = SyntheticEvalConfig()
